@@ -1,0 +1,49 @@
+//! Semaphore compiler: HCL flows + protobuf schemas -> checked flows -> binary plan.
+
+pub mod config;
+pub mod diagnostics;
+pub mod envoy;
+pub mod lower;
+pub mod schema;
+pub mod template;
+
+use std::path::Path;
+
+pub use semaphore_plan::Plan;
+
+use crate::diagnostics::Reporter;
+
+/// A configuration compiled into a plan, with what the Envoy generator needs beside it.
+pub struct Compiled {
+    pub plan: Plan,
+    /// `http { address = ... }` of the configuration, if set.
+    pub listen: Option<String>,
+    /// Rendered warnings; empty when there are none.
+    pub warnings: String,
+}
+
+/// Every error (and warning) of a compile, rendered like rustc's.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub rendered: String,
+    pub errors: usize,
+}
+
+impl std::fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.rendered)
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+pub fn compile_file(path: &Path) -> Result<Compiled, Diagnostics> {
+    let mut reporter = Reporter::default();
+    let config = config::load(path, &mut reporter);
+    let schemas = schema::Schemas::load(&config, &mut reporter);
+    let plan = lower::lower(&config, &schemas, &mut reporter);
+    if reporter.errors() > 0 {
+        return Err(Diagnostics { rendered: reporter.render(), errors: reporter.errors() });
+    }
+    Ok(Compiled { plan, listen: config.listen.map(|l| l.value), warnings: reporter.render() })
+}

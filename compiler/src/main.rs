@@ -1,0 +1,181 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use semaphore_compiler::envoy::{self, EnvoyOptions};
+use semaphore_compiler::{compile_file, Compiled};
+
+/// Semaphore for Envoy: compile HCL flows over protobuf schemas into a plan that the
+/// semaphore_filter.wasm Envoy filter runs.
+#[derive(Parser)]
+#[command(name = "semaphore", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a configuration and report every error, without writing anything.
+    Check {
+        /// The configuration file (HCL).
+        config: PathBuf,
+    },
+    /// Compile a configuration into a binary plan.
+    Compile {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        /// Where to write the plan.
+        #[arg(short, long, default_value = "plan.bin")]
+        output: PathBuf,
+    },
+    /// Write an Envoy 1.40 bootstrap that runs the configuration's flows.
+    Envoy {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        #[command(flatten)]
+        envoy: EnvoyArgs,
+        /// Where to write the bootstrap; standard output if omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Compile, write an Envoy bootstrap and run Envoy with it (ENVOY_BIN, else the project's
+    /// .venv, else `envoy` on PATH).
+    Run {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        #[command(flatten)]
+        envoy: EnvoyArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct EnvoyArgs {
+    /// The filter module; defaults to the one built beside this binary
+    /// (target/wasm32-unknown-unknown/release/semaphore_filter.wasm).
+    #[arg(long, env = "SEMAPHORE_WASM")]
+    wasm: Option<PathBuf>,
+    /// Listener address; defaults to the configuration's `http.address`, else 127.0.0.1:8080.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Envoy admin address.
+    #[arg(long, default_value = envoy::DEFAULT_ADMIN)]
+    admin: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => compile(&config).map(|_| eprintln!("{}: ok", config.display())),
+        Command::Compile { config, output } => compile(&config).and_then(|compiled| {
+            let bytes = compiled.plan.encode_to_bytes();
+            std::fs::write(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
+            Ok(())
+        }),
+        Command::Envoy { config, envoy, output } => compile(&config).and_then(|compiled| {
+            let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(())
+        }),
+        Command::Run { config, envoy } => compile(&config).and_then(|compiled| run(&compiled, &envoy)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn compile(config: &Path) -> Result<Compiled, String> {
+    match compile_file(config) {
+        Ok(compiled) => {
+            eprint!("{}", compiled.warnings);
+            Ok(compiled)
+        }
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            let plural = if diagnostics.errors == 1 { "" } else { "s" };
+            Err(format!("could not compile {} ({} error{plural})", config.display(), diagnostics.errors))
+        }
+    }
+}
+
+impl EnvoyArgs {
+    fn options(&self) -> Result<EnvoyOptions, String> {
+        let wasm = match &self.wasm {
+            Some(wasm) => wasm.clone(),
+            None => default_wasm().ok_or("no --wasm given and no built filter found; run `cargo xtask build`")?,
+        };
+        if !wasm.is_file() {
+            return Err(format!("{} does not exist; run `cargo xtask build`", wasm.display()));
+        }
+        Ok(EnvoyOptions {
+            wasm,
+            listen: self.listen.clone(),
+            admin: self.admin.clone(),
+            upstream_overrides: BTreeMap::new(),
+        })
+    }
+}
+
+/// target/release/semaphore -> target/wasm32-unknown-unknown/release/semaphore_filter.wasm
+fn default_wasm() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let target = exe.parent()?.parent()?;
+    let wasm = target.join("wasm32-unknown-unknown/release/semaphore_filter.wasm");
+    wasm.is_file().then_some(wasm)
+}
+
+fn envoy_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(bin);
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(dir) = std::env::current_dir() {
+        roots.extend(dir.ancestors().map(Path::to_path_buf));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    for root in roots {
+        let pattern = root.join(".venv/lib/python*/site-packages/envoy/_bin/envoy");
+        if let Some(found) = glob::glob(&pattern.to_string_lossy()).ok().and_then(|mut g| g.find_map(Result::ok)) {
+            return found;
+        }
+    }
+    PathBuf::from("envoy")
+}
+
+fn run(compiled: &Compiled, args: &EnvoyArgs) -> Result<(), String> {
+    let yaml = envoy::bootstrap(compiled, &args.options()?);
+    let path = std::env::temp_dir().join(format!("semaphore-envoy-{}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let envoy = envoy_binary();
+    eprintln!("starting {} -c {}", envoy.display(), path.display());
+    let mut command = std::process::Command::new(&envoy);
+    command.arg("-c").arg(&path).arg("--disable-hot-restart").arg("--log-level").arg("info");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Envoy takes over this process, so signals (Ctrl-C) reach it directly.
+        let error = command.exec();
+        Err(format!("cannot start {}: {error} (install it with `cargo xtask up`, or set ENVOY_BIN)", envoy.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command.status().map_err(|e| format!("cannot start {}: {e}", envoy.display()))?;
+        if status.success() { Ok(()) } else { Err(format!("envoy exited with {status}")) }
+    }
+}

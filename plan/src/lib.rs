@@ -1,0 +1,504 @@
+//! The binary plan: everything the filter needs to run the flows, resolved ahead of time by the
+//! compiler so that the request path only walks tables.
+//!
+//! On the wire a plan is an 8-byte header (`MAGIC`, then the format version as a little-endian
+//! u16 and two reserved bytes) followed by the protobuf encoding of [`Plan`]. The header lets the
+//! filter refuse a plan built by another compiler version before it tries to decode it.
+
+use std::fmt;
+
+use prost::Message;
+
+pub const MAGIC: [u8; 4] = *b"SMPH";
+pub const VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 8;
+
+/// Why a byte string is not a plan this build can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    TooShort(usize),
+    BadMagic,
+    UnsupportedVersion(u16),
+    Malformed(String),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooShort(len) => {
+                write!(f, "plan is {len} bytes, shorter than its {HEADER_LEN}-byte header")
+            }
+            DecodeError::BadMagic => write!(f, "not a semaphore plan (bad magic header)"),
+            DecodeError::UnsupportedVersion(v) => write!(
+                f,
+                "plan format version {v} is not supported (this filter runs version {VERSION}); \
+                 recompile the flows with a matching `semaphore compile`"
+            ),
+            DecodeError::Malformed(e) => write!(f, "plan does not decode: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Plan {
+    pub fn encode_to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        self.encode_raw(&mut out);
+        out
+    }
+
+    pub fn decode_from_bytes(bytes: &[u8]) -> Result<Plan, DecodeError> {
+        let (header, body) = match bytes.split_at_checked(HEADER_LEN) {
+            Some(parts) => parts,
+            None => return Err(DecodeError::TooShort(bytes.len())),
+        };
+        if header[..4] != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = u16::from_le_bytes([header[4], header[5]]);
+        if version != VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        Plan::decode(body).map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Plan {
+    #[prost(message, repeated, tag = "1")]
+    pub services: Vec<Service>,
+    /// Message layouts; every `message` index in the plan points here.
+    #[prost(message, repeated, tag = "2")]
+    pub messages: Vec<MessageLayout>,
+    #[prost(message, repeated, tag = "3")]
+    pub endpoints: Vec<Endpoint>,
+    #[prost(message, repeated, tag = "4")]
+    pub flows: Vec<Flow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Transport {
+    Http = 0,
+    Grpc = 1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Codec {
+    Json = 0,
+    Proto = 1,
+    FormUrlencoded = 2,
+}
+
+/// An upstream service: the Envoy cluster that reaches it and how to talk to it.
+#[derive(Clone, PartialEq, Message)]
+pub struct Service {
+    /// Fully qualified proto service name, e.g. `proto.Users`.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub cluster: String,
+    /// Sent as `:authority` on every call.
+    #[prost(string, tag = "3")]
+    pub authority: String,
+    #[prost(enumeration = "Transport", tag = "4")]
+    pub transport: i32,
+    #[prost(enumeration = "Codec", tag = "5")]
+    pub request_codec: i32,
+    #[prost(enumeration = "Codec", tag = "6")]
+    pub response_codec: i32,
+    /// Path prefix taken from the service host (`http://host/api/` -> `/api`), no trailing slash.
+    #[prost(string, tag = "7")]
+    pub base_path: String,
+    /// The cluster reaches the service over TLS (`https://` host).
+    #[prost(bool, tag = "8")]
+    pub tls: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Kind {
+    Double = 0,
+    Float = 1,
+    Int64 = 2,
+    Uint64 = 3,
+    Int32 = 4,
+    Fixed64 = 5,
+    Fixed32 = 6,
+    Bool = 7,
+    String = 8,
+    Message = 9,
+    Bytes = 10,
+    Uint32 = 11,
+    Enum = 12,
+    Sfixed32 = 13,
+    Sfixed64 = 14,
+    Sint32 = 15,
+    Sint64 = 16,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageLayout {
+    /// Fully qualified message name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "2")]
+    pub fields: Vec<FieldLayout>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct FieldLayout {
+    /// The field name as written in the proto; values are keyed by it inside the filter.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The proto3 JSON name (lowerCamelCase unless `json_name` says otherwise).
+    #[prost(string, tag = "2")]
+    pub json_name: String,
+    #[prost(uint32, tag = "3")]
+    pub number: u32,
+    #[prost(enumeration = "Kind", tag = "4")]
+    pub kind: i32,
+    #[prost(bool, tag = "5")]
+    pub repeated: bool,
+    /// For `Kind::Message`: index into `Plan::messages`.
+    #[prost(uint32, tag = "6")]
+    pub message: u32,
+    /// For `Kind::Enum`: the enum's values.
+    #[prost(message, repeated, tag = "7")]
+    pub enum_values: Vec<EnumValue>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct EnumValue {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(int32, tag = "2")]
+    pub number: i32,
+}
+
+/// An HTTP endpoint that exposes a flow.
+#[derive(Clone, PartialEq, Message)]
+pub struct Endpoint {
+    /// Upper-case HTTP method.
+    #[prost(string, tag = "1")]
+    pub method: String,
+    #[prost(message, repeated, tag = "2")]
+    pub path: Vec<PathSegment>,
+    /// Index into `Plan::flows`.
+    #[prost(uint32, tag = "3")]
+    pub flow: u32,
+    /// Status of a successful answer.
+    #[prost(uint32, tag = "4")]
+    pub status: u32,
+    #[prost(enumeration = "Codec", tag = "5")]
+    pub request_codec: i32,
+    #[prost(enumeration = "Codec", tag = "6")]
+    pub response_codec: i32,
+    /// The route as written, for logs.
+    #[prost(string, tag = "7")]
+    pub route: String,
+}
+
+/// One `/`-separated piece of a route or upstream path template.
+#[derive(Clone, PartialEq, Message)]
+pub struct PathSegment {
+    #[prost(oneof = "Segment", tags = "1, 2, 3")]
+    pub segment: Option<Segment>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Segment {
+    /// Matched or written as is.
+    #[prost(string, tag = "1")]
+    Literal(String),
+    /// `:name`: exactly one segment, bound to field `name`.
+    #[prost(string, tag = "2")]
+    Param(String),
+    /// `*name`: the rest of the path, bound to field `name`.
+    #[prost(string, tag = "3")]
+    Wildcard(String),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Flow {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Index into `Plan::messages` of the input message.
+    #[prost(uint32, tag = "2")]
+    pub input: u32,
+    /// Declared input headers, lower-cased.
+    #[prost(string, repeated, tag = "3")]
+    pub input_headers: Vec<String>,
+    /// In dependency order: a node only depends on nodes before it.
+    #[prost(message, repeated, tag = "4")]
+    pub nodes: Vec<Node>,
+    #[prost(message, optional, tag = "5")]
+    pub output: Option<Output>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Node {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Indices of the nodes (within the flow) this node waits for.
+    #[prost(uint32, repeated, tag = "2")]
+    pub depends_on: Vec<u32>,
+    #[prost(message, optional, tag = "3")]
+    pub call: Option<Call>,
+}
+
+/// An upstream call.
+#[derive(Clone, PartialEq, Message)]
+pub struct Call {
+    /// Index into `Plan::services`.
+    #[prost(uint32, tag = "1")]
+    pub service: u32,
+    /// The proto method name, e.g. `Get`.
+    #[prost(string, tag = "2")]
+    pub method: String,
+    /// Upper-case HTTP method from the `semaphore.api.http` annotation.
+    #[prost(string, tag = "3")]
+    pub http_method: String,
+    #[prost(message, repeated, tag = "4")]
+    pub path: Vec<PathSegment>,
+    /// Index into `Plan::messages` of the request message.
+    #[prost(uint32, tag = "5")]
+    pub request_message: u32,
+    /// Index into `Plan::messages` of the response message.
+    #[prost(uint32, tag = "6")]
+    pub response_message: u32,
+    #[prost(message, optional, tag = "7")]
+    pub request: Option<MessageTemplate>,
+    #[prost(message, repeated, tag = "8")]
+    pub headers: Vec<HeaderTemplate>,
+    /// Values for the path's `:name` segments.
+    #[prost(message, repeated, tag = "9")]
+    pub params: Vec<NamedValue>,
+    #[prost(uint32, tag = "10")]
+    pub timeout_ms: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Output {
+    /// Index into `Plan::messages`.
+    #[prost(uint32, tag = "1")]
+    pub message: u32,
+    #[prost(message, optional, tag = "2")]
+    pub body: Option<MessageTemplate>,
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<HeaderTemplate>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct HeaderTemplate {
+    /// Lower-cased header name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<Value>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct NamedValue {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<Value>,
+}
+
+/// The fields of a message to build; fields not listed stay absent.
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageTemplate {
+    #[prost(message, repeated, tag = "1")]
+    pub fields: Vec<FieldTemplate>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct FieldTemplate {
+    /// Index of the field in the message's layout.
+    #[prost(uint32, tag = "1")]
+    pub field: u32,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<Value>,
+}
+
+/// A value computed per request.
+#[derive(Clone, PartialEq, Message)]
+pub struct Value {
+    #[prost(oneof = "ValueKind", tags = "1, 2, 3, 4")]
+    pub kind: Option<ValueKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum ValueKind {
+    #[prost(message, tag = "1")]
+    Literal(Literal),
+    #[prost(message, tag = "2")]
+    Reference(Reference),
+    /// Text and values concatenated into a string.
+    #[prost(message, tag = "3")]
+    Interpolation(Interpolation),
+    #[prost(message, tag = "4")]
+    Message(MessageTemplate),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Literal {
+    #[prost(oneof = "LiteralKind", tags = "1, 2, 3, 4, 5")]
+    pub kind: Option<LiteralKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum LiteralKind {
+    #[prost(string, tag = "1")]
+    String(String),
+    #[prost(sint64, tag = "2")]
+    Int(i64),
+    #[prost(uint64, tag = "3")]
+    Uint(u64),
+    #[prost(double, tag = "4")]
+    Double(f64),
+    #[prost(bool, tag = "5")]
+    Bool(bool),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Interpolation {
+    #[prost(message, repeated, tag = "1")]
+    pub parts: Vec<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Property {
+    Request = 0,
+    Response = 1,
+    Header = 2,
+    Params = 3,
+    Error = 4,
+}
+
+/// `{{ resource.property:path }}`, resolved: which slot, which property, which fields.
+#[derive(Clone, PartialEq, Message)]
+pub struct Reference {
+    /// 0 is the flow input; n + 1 is node n of the flow.
+    #[prost(uint32, tag = "1")]
+    pub slot: u32,
+    #[prost(enumeration = "Property", tag = "2")]
+    pub property: i32,
+    /// Field names from the root of the property; empty for the whole message. For `Header` the
+    /// single element is the lower-cased header name.
+    #[prost(string, repeated, tag = "3")]
+    pub path: Vec<String>,
+}
+
+pub const INPUT_SLOT: u32 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let reference = Value {
+            kind: Some(ValueKind::Reference(Reference {
+                slot: INPUT_SLOT,
+                property: Property::Request as i32,
+                path: vec!["id".into()],
+            })),
+        };
+        Plan {
+            services: vec![Service {
+                name: "proto.Users".into(),
+                cluster: "127.0.0.1:9090".into(),
+                authority: "127.0.0.1:9090".into(),
+                transport: Transport::Http as i32,
+                request_codec: Codec::Json as i32,
+                response_codec: Codec::Json as i32,
+                base_path: String::new(),
+                tls: false,
+            }],
+            messages: vec![MessageLayout {
+                name: "proto.Query".into(),
+                fields: vec![FieldLayout {
+                    name: "id".into(),
+                    json_name: "id".into(),
+                    number: 1,
+                    kind: Kind::String as i32,
+                    ..Default::default()
+                }],
+            }],
+            endpoints: vec![Endpoint {
+                method: "GET".into(),
+                path: vec![
+                    PathSegment { segment: Some(Segment::Literal("user".into())) },
+                    PathSegment { segment: Some(Segment::Param("id".into())) },
+                ],
+                flow: 0,
+                status: 200,
+                route: "/user/:id".into(),
+                ..Default::default()
+            }],
+            flows: vec![Flow {
+                name: "GetUser".into(),
+                nodes: vec![Node {
+                    name: "user".into(),
+                    depends_on: vec![],
+                    call: Some(Call {
+                        method: "Get".into(),
+                        http_method: "GET".into(),
+                        request: Some(MessageTemplate {
+                            fields: vec![FieldTemplate { field: 0, value: Some(reference.clone()) }],
+                        }),
+                        params: vec![NamedValue { name: "id".into(), value: Some(reference) }],
+                        timeout_ms: 10_000,
+                        ..Default::default()
+                    }),
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let plan = sample();
+        let bytes = plan.encode_to_bytes();
+        assert_eq!(&bytes[..4], b"SMPH");
+        assert_eq!(&bytes[4..6], &1u16.to_le_bytes());
+        assert_eq!(Plan::decode_from_bytes(&bytes), Ok(plan));
+    }
+
+    #[test]
+    fn empty_plan_round_trips() {
+        let bytes = Plan::default().encode_to_bytes();
+        assert_eq!(bytes.len(), HEADER_LEN);
+        assert_eq!(Plan::decode_from_bytes(&bytes), Ok(Plan::default()));
+    }
+
+    #[test]
+    fn refuses_another_version() {
+        let mut bytes = sample().encode_to_bytes();
+        bytes[4] = 2;
+        let err = Plan::decode_from_bytes(&bytes).unwrap_err();
+        assert_eq!(err, DecodeError::UnsupportedVersion(2));
+        assert!(err.to_string().contains("version 2 is not supported"));
+    }
+
+    #[test]
+    fn refuses_bad_magic_and_short_input() {
+        assert_eq!(Plan::decode_from_bytes(b"{\"plan\":1}"), Err(DecodeError::BadMagic));
+        assert_eq!(Plan::decode_from_bytes(b"SMPH"), Err(DecodeError::TooShort(4)));
+    }
+
+    #[test]
+    fn refuses_truncated_body() {
+        let bytes = sample().encode_to_bytes();
+        let truncated = &bytes[..bytes.len() - 3];
+        assert!(matches!(Plan::decode_from_bytes(truncated), Err(DecodeError::Malformed(_))));
+    }
+}

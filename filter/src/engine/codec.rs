@@ -1,0 +1,290 @@
+//! The one codec: moves values between their wire forms (JSON bodies, path and query text) and
+//! the engine's typed values, walking the plan's message layouts.
+//!
+//! Inside the engine a message is a JSON object keyed by proto field names, holding values
+//! already coerced to the field's type: integers and floats as numbers, enums by name, bytes as
+//! base64 text. Encoding to JSON applies the proto3 JSON mapping (json names, 64-bit integers
+//! as strings).
+
+use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
+use serde_json::{Map, Number, Value};
+
+/// Deeper JSON is refused rather than walked, so hostile input cannot exhaust the stack.
+pub const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodecError {
+    /// Dotted field path from the message root, empty for the root itself.
+    pub field: String,
+    pub message: String,
+}
+
+impl CodecError {
+    fn new(message: impl Into<String>) -> Self {
+        CodecError { field: String::new(), message: message.into() }
+    }
+
+    fn within(mut self, field: &str) -> Self {
+        self.field = if self.field.is_empty() { field.to_string() } else { format!("{field}.{}", self.field) };
+        self
+    }
+}
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+fn kind(field: &FieldLayout) -> Kind {
+    Kind::try_from(field.kind).unwrap_or(Kind::String)
+}
+
+pub fn message<'p>(plan: &'p Plan, index: u32) -> Option<&'p MessageLayout> {
+    plan.messages.get(index as usize)
+}
+
+pub fn field_by_name<'m>(layout: &'m MessageLayout, name: &str) -> Option<&'m FieldLayout> {
+    layout.fields.iter().find(|f| f.name == name || f.json_name == name)
+}
+
+/// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
+pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
+    match normalize_message(plan, layout, &value, 0)? {
+        Value::Object(map) => Ok(map),
+        _ => Ok(Map::new()),
+    }
+}
+
+/// Coerces a JSON object into the canonical typed form of the message.
+pub fn normalize_message(plan: &Plan, layout: u32, value: &Value, depth: usize) -> Result<Value, CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::new(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    let Some(layout) = message(plan, layout) else {
+        return Err(CodecError::new("message layout missing from the plan"));
+    };
+    let Value::Object(object) = value else {
+        return Err(CodecError::new(format!("expected an object for `{}`, found {}", layout.name, describe(value))));
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        let Some(field) = field_by_name(layout, key) else { continue };
+        if let Some(value) = normalize_field(plan, field, value, depth).map_err(|e| e.within(&field.name))? {
+            out.insert(field.name.clone(), value);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `None` for a null, which leaves the field absent.
+pub fn normalize_field(plan: &Plan, field: &FieldLayout, value: &Value, depth: usize) -> Result<Option<Value>, CodecError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if field.repeated {
+        let Value::Array(items) = value else {
+            return Err(CodecError::new(format!("expected a list, found {}", describe(value))));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item = normalize_single(plan, field, item, depth + 1).map_err(|e| e.within(&i.to_string()))?;
+            out.push(item);
+        }
+        return Ok(Some(Value::Array(out)));
+    }
+    normalize_single(plan, field, value, depth).map(Some)
+}
+
+fn normalize_single(plan: &Plan, field: &FieldLayout, value: &Value, depth: usize) -> Result<Value, CodecError> {
+    match kind(field) {
+        Kind::Message => normalize_message(plan, field.message, value, depth + 1),
+        Kind::String => match value {
+            Value::String(_) => Ok(value.clone()),
+            Value::Number(n) => Ok(Value::String(n.to_string())),
+            Value::Bool(b) => Ok(Value::String(b.to_string())),
+            _ => Err(mismatch("a string", value)),
+        },
+        Kind::Bytes => match value {
+            Value::String(_) => Ok(value.clone()),
+            _ => Err(mismatch("base64 text", value)),
+        },
+        Kind::Bool => match value {
+            Value::Bool(_) => Ok(value.clone()),
+            Value::String(s) => parse_bool(s).map(Value::Bool).ok_or_else(|| mismatch("a bool", value)),
+            _ => Err(mismatch("a bool", value)),
+        },
+        Kind::Enum => enum_value(field, value),
+        Kind::Double | Kind::Float => match value {
+            Value::Number(_) => Ok(value.clone()),
+            Value::String(s) => parse_float(s).ok_or_else(|| mismatch("a number", value)),
+            _ => Err(mismatch("a number", value)),
+        },
+        integer => {
+            let (min, max) = integer_range(integer);
+            let parsed = match value {
+                Value::Number(n) => number_as_i128(n),
+                Value::String(s) => s.trim().parse::<i128>().ok(),
+                _ => None,
+            };
+            match parsed {
+                Some(n) if (min..=max).contains(&n) => Ok(integer_value(n)),
+                Some(n) => Err(CodecError::new(format!("{n} is out of range for {}", kind_name(integer)))),
+                None => Err(mismatch(&format!("an integer ({})", kind_name(integer)), value)),
+            }
+        }
+    }
+}
+
+/// A path or query parameter, typed by the field it lands in.
+pub fn from_text(plan: &Plan, field: &FieldLayout, text: &str) -> Result<Value, CodecError> {
+    let value = Value::String(text.to_string());
+    match kind(field) {
+        Kind::Message => Err(CodecError::new("a message cannot be given as text")),
+        _ => normalize_single(plan, field, &value, 0),
+    }
+}
+
+fn enum_value(field: &FieldLayout, value: &Value) -> Result<Value, CodecError> {
+    let found = match value {
+        Value::String(name) => field.enum_values.iter().find(|v| &v.name == name),
+        Value::Number(n) => n.as_i64().and_then(|n| field.enum_values.iter().find(|v| i64::from(v.number) == n)),
+        _ => None,
+    };
+    match found {
+        Some(v) => Ok(Value::String(v.name.clone())),
+        None => {
+            let names: Vec<&str> = field.enum_values.iter().map(|v| v.name.as_str()).collect();
+            Err(CodecError::new(format!("{} is not one of {}", describe(value), names.join(", "))))
+        }
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_float(s: &str) -> Option<Value> {
+    let f: f64 = s.trim().parse().ok()?;
+    Number::from_f64(f).map(Value::Number)
+}
+
+fn number_as_i128(n: &Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    // 1.0 is an integer in JSON's eyes; 1.5 is not.
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() < 1e19).then_some(f as i128)
+}
+
+fn integer_value(n: i128) -> Value {
+    if let Ok(i) = i64::try_from(n) {
+        Value::Number(i.into())
+    } else if let Ok(u) = u64::try_from(n) {
+        Value::Number(u.into())
+    } else {
+        Value::Null
+    }
+}
+
+fn integer_range(kind: Kind) -> (i128, i128) {
+    match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (i32::MIN.into(), i32::MAX.into()),
+        Kind::Uint32 | Kind::Fixed32 => (0, u32::MAX.into()),
+        Kind::Uint64 | Kind::Fixed64 => (0, u64::MAX.into()),
+        _ => (i64::MIN.into(), i64::MAX.into()),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Double => "double",
+        Kind::Float => "float",
+        Kind::Int64 => "int64",
+        Kind::Uint64 => "uint64",
+        Kind::Int32 => "int32",
+        Kind::Fixed64 => "fixed64",
+        Kind::Fixed32 => "fixed32",
+        Kind::Bool => "bool",
+        Kind::String => "string",
+        Kind::Message => "message",
+        Kind::Bytes => "bytes",
+        Kind::Uint32 => "uint32",
+        Kind::Enum => "enum",
+        Kind::Sfixed32 => "sfixed32",
+        Kind::Sfixed64 => "sfixed64",
+        Kind::Sint32 => "sint32",
+        Kind::Sint64 => "sint64",
+    }
+}
+
+fn mismatch(expected: &str, found: &Value) -> CodecError {
+    CodecError::new(format!("expected {expected}, found {}", describe(found)))
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.len() <= 40 => format!("\"{s}\""),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The proto3 JSON form of a typed message: json names, 64-bit integers as strings, fields in
+/// schema order, absent fields omitted.
+pub fn encode_json(plan: &Plan, layout: u32, value: &Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    let Some(layout) = message(plan, layout) else {
+        return Value::Object(out);
+    };
+    for field in &layout.fields {
+        let Some(value) = value.get(&field.name) else { continue };
+        let encoded = match value {
+            Value::Array(items) if field.repeated => {
+                Value::Array(items.iter().map(|item| encode_single(plan, field, item)).collect())
+            }
+            other => encode_single(plan, field, other),
+        };
+        out.insert(field.json_name.clone(), encoded);
+    }
+    Value::Object(out)
+}
+
+fn encode_single(plan: &Plan, field: &FieldLayout, value: &Value) -> Value {
+    match (kind(field), value) {
+        (Kind::Message, Value::Object(map)) => encode_json(plan, field.message, map),
+        (Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64, Value::Number(n)) => {
+            Value::String(n.to_string())
+        }
+        _ => value.clone(),
+    }
+}
+
+/// A typed value as text, for interpolation, headers, paths and query strings.
+pub fn to_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,420 @@
+//! Engine tests against a recording host. They run natively and, under wasm-bindgen-test, on
+//! wasm32.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use semaphore_plan::*;
+use serde_json::{json, Value as Json};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use super::{Callout, Engine, Execution, Host, Reply, Request, UpstreamResponse};
+
+#[derive(Default)]
+struct RecordingHost {
+    next_token: u32,
+    calls: Vec<(u32, Callout)>,
+    replies: Vec<Reply>,
+    refuse: bool,
+}
+
+impl Host for RecordingHost {
+    fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
+        if self.refuse {
+            return Err("no such cluster".into());
+        }
+        self.next_token += 1;
+        self.calls.push((self.next_token, callout.clone()));
+        Ok(self.next_token)
+    }
+
+    fn respond(&mut self, reply: Reply) {
+        self.replies.push(reply);
+    }
+}
+
+impl RecordingHost {
+    fn path_of(&self, token: u32) -> &str {
+        self.calls.iter().find(|(t, _)| *t == token).and_then(|(_, c)| c.header(":path")).unwrap_or("")
+    }
+
+    fn token_for(&self, path: &str) -> u32 {
+        self.calls.iter().find(|(_, c)| c.header(":path") == Some(path)).map(|(t, _)| *t).unwrap()
+    }
+
+    fn reply_json(&self) -> (u16, Json) {
+        assert_eq!(self.replies.len(), 1, "exactly one reply");
+        let reply = &self.replies[0];
+        (reply.status, serde_json::from_slice(&reply.body).unwrap())
+    }
+}
+
+fn field(name: &str, number: u32, kind: Kind) -> FieldLayout {
+    FieldLayout { name: name.into(), json_name: name.into(), number, kind: kind as i32, ..Default::default() }
+}
+
+fn reference(slot: u32, property: Property, path: &[&str]) -> Value {
+    Value {
+        kind: Some(ValueKind::Reference(Reference {
+            slot,
+            property: property as i32,
+            path: path.iter().map(|s| s.to_string()).collect(),
+        })),
+    }
+}
+
+fn segments(route: &str) -> Vec<PathSegment> {
+    route
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| PathSegment {
+            segment: Some(match s.strip_prefix(':') {
+                Some(name) => Segment::Param(name.into()),
+                None => Segment::Literal(s.into()),
+            }),
+        })
+        .collect()
+}
+
+const QUERY: u32 = 0;
+const USER: u32 = 1;
+
+/// Messages: 0 Query { string id; int32 limit; repeated string tags }, 1 User { string id; string name; int64 visits }.
+fn messages() -> Vec<MessageLayout> {
+    let mut tags = field("tags", 3, Kind::String);
+    tags.repeated = true;
+    vec![
+        MessageLayout { name: "proto.Query".into(), fields: vec![field("id", 1, Kind::String), field("limit", 2, Kind::Int32), tags] },
+        MessageLayout {
+            name: "proto.User".into(),
+            fields: vec![field("id", 1, Kind::String), field("name", 2, Kind::String), field("visits", 3, Kind::Int64)],
+        },
+    ]
+}
+
+fn service() -> Service {
+    Service {
+        name: "proto.Users".into(),
+        cluster: "users:9090".into(),
+        authority: "users:9090".into(),
+        transport: Transport::Http as i32,
+        request_codec: Codec::Json as i32,
+        response_codec: Codec::Json as i32,
+        base_path: String::new(),
+        tls: false,
+    }
+}
+
+/// A GET call to `route`, its request `{ id: <value> }`.
+fn call(route: &str, http_method: &str, id: Value) -> Call {
+    Call {
+        service: 0,
+        method: "Get".into(),
+        http_method: http_method.into(),
+        path: segments(route),
+        request_message: QUERY,
+        response_message: USER,
+        request: Some(MessageTemplate { fields: vec![FieldTemplate { field: 0, value: Some(id) }] }),
+        timeout_ms: 1000,
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, depends_on: &[u32], call: Call) -> Node {
+    Node { name: name.into(), depends_on: depends_on.to_vec(), call: Some(call) }
+}
+
+fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>) -> Rc<Engine> {
+    Engine::new(Plan {
+        services: vec![service()],
+        messages: messages(),
+        endpoints: vec![Endpoint {
+            method: method.into(),
+            path: segments(route),
+            flow: 0,
+            status: 200,
+            route: route.into(),
+            ..Default::default()
+        }],
+        flows: vec![Flow {
+            name: "GetUser".into(),
+            input: QUERY,
+            input_headers: vec![],
+            nodes,
+            output: Some(Output { message: USER, body: Some(MessageTemplate { fields: output }), headers: vec![] }),
+        }],
+    })
+}
+
+fn get_user() -> Rc<Engine> {
+    plan(
+        "/user/:id",
+        "GET",
+        vec![node("user", &[], call("/user/:id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
+        vec![FieldTemplate { field: 1, value: Some(reference(1, Property::Response, &["name"])) }],
+    )
+}
+
+fn run(engine: &Rc<Engine>, method: &str, path: &str, body: &[u8], host: &mut RecordingHost) -> Execution {
+    let matched = engine.route(method, path).expect("route matches");
+    Execution::start(Rc::clone(engine), matched, Request { headers: vec![], body: body.to_vec() }, host)
+}
+
+fn ok(body: Json) -> UpstreamResponse {
+    UpstreamResponse {
+        status: Some(200),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+#[test]
+fn answers_from_the_upstream_response() {
+    let engine = get_user();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    assert_eq!(host.calls.len(), 1);
+    let (token, callout) = &host.calls[0];
+    assert_eq!(callout.cluster, "users:9090");
+    assert_eq!(callout.header(":method"), Some("GET"));
+    assert_eq!(callout.header(":path"), Some("/user/1"));
+    assert_eq!(callout.header(":authority"), Some("users:9090"));
+    assert_eq!(callout.body, None);
+    assert!(host.replies.is_empty());
+
+    execution.on_response(*token, ok(json!({"id": "1", "name": "Ada", "visits": 3})), &mut host);
+    assert!(execution.is_finished());
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"name": "Ada"}));
+    assert_eq!(host.replies[0].headers, vec![("content-type".to_string(), "application/json".to_string())]);
+}
+
+#[test]
+fn routes_only_matching_method_and_path() {
+    let engine = get_user();
+    assert!(engine.route("GET", "/user/1").is_some());
+    assert!(engine.route("GET", "/user/1?x=2").is_some());
+    assert!(engine.route("POST", "/user/1").is_none());
+    assert!(engine.route("GET", "/user").is_none());
+    assert!(engine.route("GET", "/user/1/extra").is_none());
+    assert!(engine.route("GET", "/users/1").is_none());
+}
+
+#[test]
+fn path_parameters_cannot_change_the_upstream_path() {
+    let engine = get_user();
+    let mut host = RecordingHost::default();
+    run(&engine, "GET", "/user/..%2F..%2Fadmin%3Fx=1%23y", b"", &mut host);
+    assert_eq!(host.calls[0].1.header(":path"), Some("/user/..%2F..%2Fadmin%3Fx%3D1%23y"));
+}
+
+#[test]
+fn remaining_fields_go_to_the_query_string_of_a_get() {
+    let mut get = call("/users", "GET", reference(INPUT_SLOT, Property::Request, &["id"]));
+    get.request.as_mut().unwrap().fields.push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
+    get.request.as_mut().unwrap().fields.push(FieldTemplate { field: 2, value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])) });
+    let engine = plan("/search", "GET", vec![node("users", &[], get)], vec![]);
+    let mut host = RecordingHost::default();
+    run(&engine, "GET", "/search?id=a%20b&limit=5&tags=x&tags=y", b"", &mut host);
+    assert_eq!(host.calls[0].1.header(":path"), Some("/users?id=a+b&limit=5&tags=x&tags=y"));
+}
+
+#[test]
+fn query_values_are_typed_by_the_schema() {
+    let engine = plan("/search", "GET", vec![], vec![]);
+    let mut host = RecordingHost::default();
+    run(&engine, "GET", "/search?limit=five", b"", &mut host);
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], json!("invalid request: field `limit`: expected an integer (int32), found \"five\""));
+}
+
+#[test]
+fn post_sends_the_request_as_json() {
+    let post = call("/user/:id", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    let mut post = post;
+    post.request.as_mut().unwrap().fields.push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
+    let engine = plan("/user", "POST", vec![node("user", &[], post)], vec![]);
+    let mut host = RecordingHost::default();
+    run(&engine, "POST", "/user", br#"{"id": "7", "limit": 2, "unknown": true}"#, &mut host);
+    let callout = &host.calls[0].1;
+    assert_eq!(callout.header(":path"), Some("/user/7"));
+    assert_eq!(callout.header("content-type"), Some("application/json"));
+    assert_eq!(callout.body.as_deref(), Some(br#"{"limit":2}"#.as_slice()));
+}
+
+#[test]
+fn malformed_json_is_a_400() {
+    let engine = plan("/user", "POST", vec![], vec![]);
+    let mut host = RecordingHost::default();
+    run(&engine, "POST", "/user", b"{\"id\": ", &mut host);
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("invalid request body: invalid JSON"), "{body}");
+}
+
+#[test]
+fn upstream_errors_reach_the_client_with_their_status() {
+    let engine = get_user();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/9", b"", &mut host);
+    let token = host.calls[0].0;
+    let response = UpstreamResponse { status: Some(404), headers: vec![], body: br#"{"message":"user 9 not found"}"#.to_vec() };
+    execution.on_response(token, response, &mut host);
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 404);
+    assert_eq!(body, json!({"status": 404, "message": "resource `user`: upstream answered 404: user 9 not found"}));
+}
+
+#[test]
+fn unreachable_upstream_is_a_502() {
+    let engine = get_user();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    execution.on_response(host.calls[0].0, UpstreamResponse::default(), &mut host);
+    assert_eq!(host.reply_json().0, 502);
+}
+
+#[test]
+fn refused_dispatch_is_a_502() {
+    let engine = get_user();
+    let mut host = RecordingHost { refuse: true, ..Default::default() };
+    run(&engine, "GET", "/user/1", b"", &mut host);
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 502);
+    assert!(body["message"].as_str().unwrap().contains("no such cluster"));
+}
+
+#[test]
+fn garbage_from_the_upstream_is_a_502() {
+    let engine = get_user();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let response = UpstreamResponse { status: Some(200), headers: vec![], body: b"<html>".to_vec() };
+    execution.on_response(host.calls[0].0, response, &mut host);
+    assert_eq!(host.reply_json().0, 502);
+}
+
+#[test]
+fn output_uses_the_proto3_json_mapping() {
+    let engine = plan(
+        "/user/:id",
+        "GET",
+        vec![node("user", &[], call("/user/:id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
+        vec![FieldTemplate { field: 2, value: Some(reference(1, Property::Response, &["visits"])) }],
+    );
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    execution.on_response(host.calls[0].0, ok(json!({"visits": 12345678901i64, "name": null})), &mut host);
+    assert_eq!(host.reply_json(), (200, json!({"visits": "12345678901"})));
+}
+
+/// A (GET /a) and B (GET /b) independent, C (GET /c) after A.
+fn diamond() -> Rc<Engine> {
+    let input_id = || reference(INPUT_SLOT, Property::Request, &["id"]);
+    plan(
+        "/user/:id",
+        "GET",
+        vec![
+            node("a", &[], call("/a", "GET", input_id())),
+            node("b", &[], call("/b", "GET", input_id())),
+            node("c", &[0], call("/c/:id", "GET", reference(1, Property::Response, &["id"]))),
+        ],
+        vec![
+            FieldTemplate { field: 0, value: Some(reference(3, Property::Response, &["id"])) },
+            FieldTemplate { field: 1, value: Some(reference(2, Property::Response, &["name"])) },
+        ],
+    )
+}
+
+#[test]
+fn dispatches_a_node_the_moment_its_dependencies_complete() {
+    let engine = diamond();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let started: Vec<&str> = host.calls.iter().map(|(t, _)| host.path_of(*t)).collect();
+    assert_eq!(started, vec!["/a?id=1", "/b?id=1"]);
+
+    execution.on_response(host.token_for("/a?id=1"), ok(json!({"id": "from-a"})), &mut host);
+    assert_eq!(host.calls.len(), 3, "C starts while B is still running");
+    assert_eq!(host.calls[2].1.header(":path"), Some("/c/from-a"));
+
+    execution.on_response(host.token_for("/c/from-a"), ok(json!({"id": "from-c"})), &mut host);
+    assert!(host.replies.is_empty(), "B is still running");
+    execution.on_response(host.token_for("/b?id=1"), ok(json!({"name": "from-b"})), &mut host);
+    assert_eq!(host.reply_json(), (200, json!({"id": "from-c", "name": "from-b"})));
+}
+
+#[test]
+fn late_and_unknown_responses_are_ignored() {
+    let engine = diamond();
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    execution.on_response(999, ok(json!({})), &mut host);
+    assert!(host.replies.is_empty());
+    let b = host.token_for("/b?id=1");
+    execution.on_response(host.token_for("/a?id=1"), UpstreamResponse { status: Some(500), ..Default::default() }, &mut host);
+    assert_eq!(host.replies.len(), 1);
+    execution.on_response(b, ok(json!({})), &mut host);
+    assert_eq!(host.replies.len(), 1, "no second reply after the flow failed");
+    assert_eq!(host.calls.len(), 2, "nothing dispatched after the failure");
+}
+
+/// Every DAG over up to five nodes (edges only from lower to higher index, which covers every
+/// DAG up to relabelling), with completions in many orders: each node is dispatched exactly
+/// once, only after all its dependencies completed, and the flow answers exactly once.
+#[test]
+fn scheduler_dispatches_each_node_once_after_its_dependencies() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for size in 1..=5usize {
+        let pairs: Vec<(usize, usize)> = (0..size).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
+        for mask in 0..(1u32 << pairs.len()) {
+            let deps: Vec<Vec<u32>> = (0..size)
+                .map(|j| pairs.iter().enumerate().filter(|(bit, (_, to))| mask & (1 << bit) != 0 && *to == j).map(|(_, (from, _))| *from as u32).collect())
+                .collect();
+            let nodes = (0..size)
+                .map(|i| node(&format!("n{i}"), &deps[i], call(&format!("/n{i}"), "GET", reference(INPUT_SLOT, Property::Request, &["id"]))))
+                .collect();
+            let engine = plan("/run/:id", "GET", nodes, vec![]);
+            for _ in 0..4 {
+                let mut host = RecordingHost::default();
+                let mut execution = run(&engine, "GET", "/run/1", b"", &mut host);
+                let mut completed: Vec<usize> = Vec::new();
+                let mut pending: VecDeque<u32> = host.calls.iter().map(|(t, _)| *t).collect();
+                while !pending.is_empty() {
+                    let pick = (random() % pending.len() as u64) as usize;
+                    let token = pending.remove(pick).unwrap();
+                    let path = host.path_of(token).to_string();
+                    let index: usize = path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
+                    completed.push(index);
+                    let before = host.calls.len();
+                    execution.on_response(token, ok(json!({})), &mut host);
+                    for (token, callout) in &host.calls[before..] {
+                        let path = callout.header(":path").unwrap();
+                        let started: usize = path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
+                        for dep in &deps[started] {
+                            assert!(completed.contains(&(*dep as usize)), "n{started} dispatched before n{dep} completed (mask {mask})");
+                        }
+                        pending.push_back(*token);
+                    }
+                }
+                let mut dispatched: Vec<String> = host.calls.iter().map(|(_, c)| c.header(":path").unwrap().to_string()).collect();
+                dispatched.sort();
+                dispatched.dedup();
+                assert_eq!(dispatched.len(), size, "each node exactly once (mask {mask})");
+                assert_eq!(host.calls.len(), size);
+                assert_eq!(host.replies.len(), 1);
+                assert_eq!(host.replies[0].status, 200);
+            }
+        }
+    }
+}

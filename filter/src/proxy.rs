@@ -1,0 +1,157 @@
+//! The proxy-wasm adapter: Envoy's callbacks in, engine calls out.
+
+use std::rc::Rc;
+
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+use crate::config::load_plan;
+use crate::engine::{Callout, Engine, Execution, Host, Match, Reply, Request, UpstreamResponse};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| Box::new(Root { engine: None }));
+}}
+
+struct Root {
+    engine: Option<Rc<Engine>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let configuration = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => Vec::new(),
+            Err(status) => {
+                error!("cannot read the plugin configuration: {status:?}");
+                return false;
+            }
+        };
+        match load_plan(&configuration) {
+            Ok(plan) => {
+                info!(
+                    "plan loaded: {} endpoint(s), {} flow(s), {} service(s)",
+                    plan.endpoints.len(),
+                    plan.flows.len(),
+                    plan.services.len()
+                );
+                self.engine = Some(Engine::new(plan));
+                true
+            }
+            Err(reason) => {
+                error!("refusing the plugin configuration: {reason}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Filter { engine: self.engine.clone(), stage: Stage::Idle }))
+    }
+}
+
+enum Stage {
+    Idle,
+    /// A flow endpoint matched; its body is still arriving.
+    Buffering(Match),
+    Running(Execution),
+    Done,
+}
+
+struct Filter {
+    engine: Option<Rc<Engine>>,
+    stage: Stage,
+}
+
+/// The engine's view of Envoy for one HTTP context.
+struct EnvoyHost;
+
+impl Host for EnvoyHost {
+    fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
+        let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
+            .map_err(|status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster))
+    }
+
+    fn respond(&mut self, reply: Reply) {
+        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)) {
+            warn!("cannot send the response ({status:?})");
+        }
+    }
+}
+
+impl Filter {
+    fn start(&mut self, matched: Match, body: Vec<u8>) {
+        let Some(engine) = self.engine.clone() else { return };
+        let headers = match hostcalls::get_map(MapType::HttpRequestHeaders) {
+            Ok(headers) => headers,
+            Err(_) => Vec::new(),
+        };
+        let request = Request { headers, body };
+        let execution = Execution::start(engine, matched, request, &mut EnvoyHost);
+        self.stage = if execution.is_finished() { Stage::Done } else { Stage::Running(execution) };
+    }
+}
+
+impl Context for Filter {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Stage::Running(execution) = &mut self.stage else { return };
+        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(name, _)| name == ":status")
+            .and_then(|(_, value)| value.parse::<u16>().ok());
+        let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let response = UpstreamResponse { status, headers, body };
+        execution.on_response(token, response, &mut EnvoyHost);
+        if execution.is_finished() {
+            self.stage = Stage::Done;
+        }
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let Some(engine) = &self.engine else { return Action::Continue };
+        let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
+        let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
+        let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
+        let Some(matched) = engine.route(&method, &path) else { return Action::Continue };
+        if end_of_stream {
+            self.start(matched, Vec::new());
+        } else {
+            self.stage = Stage::Buffering(matched);
+        }
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &self.stage {
+            Stage::Idle => return Action::Continue,
+            Stage::Buffering(_) if end_of_stream => {}
+            // Envoy buffers the body until the end of the stream (up to its buffer limit).
+            _ => return Action::Pause,
+        }
+        let Stage::Buffering(matched) = std::mem::replace(&mut self.stage, Stage::Done) else {
+            return Action::Pause;
+        };
+        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        self.start(matched, body);
+        Action::Pause
+    }
+}

@@ -305,7 +305,7 @@ impl Execution {
             return;
         }
         self.finished = true;
-        let body = json!({ "status": failure.status, "message": failure.message });
+        let body = json!({ "message": failure.message, "status": failure.status });
         host.respond(Reply {
             status: failure.status,
             headers: vec![("content-type".to_string(), "application/json".to_string())],

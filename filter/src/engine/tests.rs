@@ -266,7 +266,7 @@ fn upstream_errors_reach_the_client_with_their_status() {
     execution.on_response(token, response, &mut host);
     let (status, body) = host.reply_json();
     assert_eq!(status, 404);
-    assert_eq!(body, json!({"status": 404, "message": "resource `user`: upstream answered 404: user 9 not found"}));
+    assert_eq!(body, json!({"message": "resource `user`: upstream answered 404: user 9 not found", "status": 404}));
 }
 
 #[test]

@@ -237,7 +237,10 @@ impl Reader<'_> {
     fn warn_daemon_only(&mut self, name: &str, span: Option<std::ops::Range<usize>>) {
         let span = self.span(span);
         self.reporter
-            .warning(&span, format!("`{name}` configures the standalone daemon and does not apply inside Envoy"))
+            .warning(
+                &span,
+                format!("`{name}` configures the standalone daemon and does not apply inside Envoy"),
+            )
             .label("ignored");
     }
 
@@ -279,9 +282,7 @@ impl Reader<'_> {
                 return None;
             }
             _ => {
-                self.reporter
-                    .error(&span, "expected a string, number or bool")
-                    .label("not a constant value");
+                self.reporter.error(&span, "expected a string, number or bool").label("not a constant value");
                 return None;
             }
         };
@@ -536,7 +537,9 @@ impl Reader<'_> {
                         output.fields.push(field);
                     }
                 }
-                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["header", "message"]),
+                Structure::Block(inner) => {
+                    self.unknown(inner.ident.as_str(), inner.span(), &["header", "message"])
+                }
                 Structure::Attribute(attr) => {
                     if let Some(field) = self.field(attr) {
                         output.fields.push(field);
@@ -579,7 +582,8 @@ impl Reader<'_> {
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) => {
-                    let key = Spanned { value: attr.key.as_str().to_string(), span: self.span(attr.key.span()) };
+                    let key =
+                        Spanned { value: attr.key.as_str().to_string(), span: self.span(attr.key.span()) };
                     if let Some(value) = self.literal(&attr.value) {
                         out.push((key, value));
                     }

@@ -46,8 +46,7 @@ impl Reporter {
 
     fn push(&mut self, base: Diagnostic<usize>, span: &Span, message: String) -> Report<'_> {
         self.diagnostics.push(
-            base.with_message(message)
-                .with_labels(vec![Label::primary(span.file, span.range.clone())]),
+            base.with_message(message).with_labels(vec![Label::primary(span.file, span.range.clone())]),
         );
         let last = self.diagnostics.len() - 1;
         Report { diagnostic: &mut self.diagnostics[last] }

@@ -85,7 +85,16 @@ impl Lowering<'_> {
     fn message(&mut self, name: &Spanned<String>) -> Option<MessageDescriptor> {
         let found = self.schemas.message(&name.value);
         if found.is_none() {
-            let hint = did_you_mean(&name.value, self.schemas.pool.all_messages().map(|m| m.full_name().to_string()).collect::<Vec<_>>().iter().map(String::as_str));
+            let hint = did_you_mean(
+                &name.value,
+                self.schemas
+                    .pool
+                    .all_messages()
+                    .map(|m| m.full_name().to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            );
             let report = self
                 .reporter
                 .error(&name.span, format!("unknown message `{}`", name.value))
@@ -121,14 +130,19 @@ impl Lowering<'_> {
             }
             if scope.nodes.contains_key(&name.value) {
                 self.reporter
-                    .error(&name.span, format!("resource `{}` is defined twice in flow `{}`", name.value, flow.name.value))
+                    .error(
+                        &name.span,
+                        format!("resource `{}` is defined twice in flow `{}`", name.value, flow.name.value),
+                    )
                     .label("second definition");
                 continue;
             }
             let method = resource.request.as_ref().and_then(|call| self.method(call));
             let request = method.as_ref().map(|m| m.input());
             let response = method.as_ref().map(|m| m.output());
-            scope.nodes.insert(name.value.clone(), NodeInfo { index: index as u32, method, request, response });
+            scope
+                .nodes
+                .insert(name.value.clone(), NodeInfo { index: index as u32, method, request, response });
         }
 
         let mut nodes = Vec::new();
@@ -193,7 +207,9 @@ impl Lowering<'_> {
         match empty {
             Some(message) => self.layouts.layout(&message),
             None => {
-                self.layouts.messages.push(plan::MessageLayout { name: "google.protobuf.Empty".into(), fields: vec![] });
+                self.layouts
+                    .messages
+                    .push(plan::MessageLayout { name: "google.protobuf.Empty".into(), fields: vec![] });
                 (self.layouts.messages.len() - 1) as u32
             }
         }
@@ -206,7 +222,12 @@ impl Lowering<'_> {
             Active,
             Done,
         }
-        fn visit(node: usize, edges: &[Vec<(u32, Span)>], marks: &mut [Mark], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+        fn visit(
+            node: usize,
+            edges: &[Vec<(u32, Span)>],
+            marks: &mut [Mark],
+            stack: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
             marks[node] = Mark::Active;
             stack.push(node);
             for (next, _) in &edges[node] {
@@ -236,9 +257,13 @@ impl Lowering<'_> {
             if let Some(cycle) = visit(start, edges, &mut marks, &mut Vec::new()) {
                 let names: Vec<&str> = cycle.iter().map(|i| flow.resources[*i].name.value.as_str()).collect();
                 let first = cycle[0];
-                let path = names.iter().chain(std::iter::once(&names[0])).copied().collect::<Vec<_>>().join(" -> ");
+                let path =
+                    names.iter().chain(std::iter::once(&names[0])).copied().collect::<Vec<_>>().join(" -> ");
                 self.reporter
-                    .error(&flow.resources[first].name.span, format!("dependency cycle in flow `{}`: {path}", flow.name.value))
+                    .error(
+                        &flow.resources[first].name.span,
+                        format!("dependency cycle in flow `{}`: {path}", flow.name.value),
+                    )
                     .label("this resource waits for itself through the cycle");
                 return;
             }
@@ -247,7 +272,8 @@ impl Lowering<'_> {
 
     fn method(&mut self, call: &CallDef) -> Option<prost_reflect::MethodDescriptor> {
         let Some(service) = self.schemas.service(&call.service.value) else {
-            let names: Vec<String> = self.schemas.pool.services().map(|s| s.full_name().to_string()).collect();
+            let names: Vec<String> =
+                self.schemas.pool.services().map(|s| s.full_name().to_string()).collect();
             let hint = did_you_mean(&call.service.value, names.iter().map(String::as_str));
             let report = self
                 .reporter
@@ -264,7 +290,10 @@ impl Lowering<'_> {
             let hint = did_you_mean(&call.method.value, names.iter().map(String::as_str));
             let report = self
                 .reporter
-                .error(&call.method.span, format!("service `{}` has no method `{}`", call.service.value, call.method.value))
+                .error(
+                    &call.method.span,
+                    format!("service `{}` has no method `{}`", call.service.value, call.method.value),
+                )
                 .label("unknown method");
             match hint {
                 Some(hint) => drop(report.note(hint)),
@@ -300,7 +329,8 @@ impl Lowering<'_> {
                 let route = http.endpoint.clone();
                 let segments = parse_path(&route);
                 for segment in &segments {
-                    if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
+                    if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment
+                    {
                         let in_params = call.params.iter().any(|(p, _)| &p.value == name);
                         let in_request = request_message.get_field_by_name(name).is_some();
                         if !in_params && !in_request {
@@ -311,7 +341,8 @@ impl Lowering<'_> {
                         }
                     }
                 }
-                let verb = if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
+                let verb =
+                    if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
                 (verb, segments)
             }
             None if transport == plan::Transport::Grpc as i32 => ("POST".to_string(), Vec::new()),
@@ -349,7 +380,10 @@ impl Lowering<'_> {
         };
         if parsed.is_none() {
             self.reporter
-                .error(&value.span, "expected a duration such as \"500ms\", \"5s\" or a number of milliseconds")
+                .error(
+                    &value.span,
+                    "expected a duration such as \"500ms\", \"5s\" or a number of milliseconds",
+                )
                 .label("not a duration");
         }
         parsed
@@ -403,7 +437,11 @@ impl Lowering<'_> {
             let value = if value.is_empty() { codec.as_str() } else { value };
             let parsed = parse_codec(value);
             if parsed.is_none() {
-                let span = spans.get(key).or_else(|| spans.get("codec")).cloned().unwrap_or_else(|| call.service.span.clone());
+                let span = spans
+                    .get(key)
+                    .or_else(|| spans.get("codec"))
+                    .cloned()
+                    .unwrap_or_else(|| call.service.span.clone());
                 self.reporter
                     .error(&span, format!("unknown codec `{value}` for service `{name}`"))
                     .note("expected \"json\", \"proto\" or \"form-urlencoded\"");
@@ -483,7 +521,10 @@ impl Lowering<'_> {
                 let hint = did_you_mean(&field.name.value, names.iter().map(String::as_str));
                 let report = self
                     .reporter
-                    .error(&field.name.span, format!("message `{}` has no field `{}`", message.full_name(), field.name.value))
+                    .error(
+                        &field.name.span,
+                        format!("message `{}` has no field `{}`", message.full_name(), field.name.value),
+                    )
                     .label("unknown field");
                 match hint {
                     Some(hint) => drop(report.note(hint)),
@@ -552,7 +593,14 @@ impl Lowering<'_> {
                 if let Target::Field(field) = target {
                     if field.is_list() || !matches!(field.kind(), Kind::String | Kind::Bytes) {
                         self.reporter
-                            .error(&value.span, format!("text with templates is a string, but `{}` is {}", field.name(), describe_field(field)))
+                            .error(
+                                &value.span,
+                                format!(
+                                    "text with templates is a string, but `{}` is {}",
+                                    field.name(),
+                                    describe_field(field)
+                                ),
+                            )
                             .label("interpolated string");
                         return None;
                     }
@@ -569,7 +617,9 @@ impl Lowering<'_> {
                         }
                     }
                 }
-                Some(plan::Value { kind: Some(plan::ValueKind::Interpolation(plan::Interpolation { parts: out })) })
+                Some(plan::Value {
+                    kind: Some(plan::ValueKind::Interpolation(plan::Interpolation { parts: out })),
+                })
             }
         }
     }
@@ -629,7 +679,9 @@ impl Lowering<'_> {
                         .label("unknown property");
                     match hint {
                         Some(hint) => drop(report.note(hint)),
-                        None => drop(report.note("resources have `request`, `response` (the default), `header` and `params`")),
+                        None => drop(report.note(
+                            "resources have `request`, `response` (the default), `header` and `params`",
+                        )),
                     }
                     return None;
                 }
@@ -640,7 +692,9 @@ impl Lowering<'_> {
         let ty = match property {
             plan::Property::Header | plan::Property::Params => {
                 let [name] = path.as_slice() else {
-                    self.reporter.error(span, "a header or param reference names exactly one key").note("e.g. `{{ input.header:Authorization }}`");
+                    self.reporter
+                        .error(span, "a header or param reference names exactly one key")
+                        .note("e.g. `{{ input.header:Authorization }}`");
                     return None;
                 };
                 let name = name.to_ascii_lowercase();
@@ -760,18 +814,31 @@ impl Lowering<'_> {
             Literal::Bool(b) => format!("the bool {b}"),
         };
         self.reporter
-            .error(&value.span, format!("type mismatch: `{}` is {}, found {found}", field.name(), describe_field(field)))
+            .error(
+                &value.span,
+                format!("type mismatch: `{}` is {}, found {found}", field.name(), describe_field(field)),
+            )
             .label("does not fit the field");
         None
     }
 
-    fn endpoints(&mut self, flow_index: &HashMap<String, usize>, flows: &[plan::Flow]) -> Vec<plan::Endpoint> {
+    fn endpoints(
+        &mut self,
+        flow_index: &HashMap<String, usize>,
+        flows: &[plan::Flow],
+    ) -> Vec<plan::Endpoint> {
         let mut out = Vec::new();
         let mut routes: HashMap<(String, String), Span> = HashMap::new();
         for endpoint in &self.config.endpoints {
             if endpoint.kind.value != "http" {
                 self.reporter
-                    .warning(&endpoint.kind.span, format!("`{}` endpoints are not served inside Envoy; only `http` endpoints are", endpoint.kind.value))
+                    .warning(
+                        &endpoint.kind.span,
+                        format!(
+                            "`{}` endpoints are not served inside Envoy; only `http` endpoints are",
+                            endpoint.kind.value
+                        ),
+                    )
                     .label("ignored");
                 continue;
             }
@@ -781,7 +848,10 @@ impl Lowering<'_> {
                     let hint = did_you_mean(&endpoint.flow.value, names);
                     let report = self
                         .reporter
-                        .error(&endpoint.flow.span, format!("endpoint exposes unknown flow `{}`", endpoint.flow.value))
+                        .error(
+                            &endpoint.flow.span,
+                            format!("endpoint exposes unknown flow `{}`", endpoint.flow.value),
+                        )
                         .label("no flow has this name");
                     if let Some(hint) = hint {
                         report.note(hint);
@@ -804,14 +874,17 @@ impl Lowering<'_> {
         routes: &mut HashMap<(String, String), Span>,
     ) -> Option<plan::Endpoint> {
         let Some(route) = &endpoint.route else {
-            self.reporter.error(&endpoint.span, "http endpoint without `endpoint = \"/path\"`").label("no route");
+            self.reporter
+                .error(&endpoint.span, "http endpoint without `endpoint = \"/path\"`")
+                .label("no route");
             return None;
         };
         if !route.value.starts_with('/') {
             self.reporter.error(&route.span, "a route starts with `/`").label("e.g. \"/user/:id\"");
             return None;
         }
-        let method = endpoint.method.as_ref().map(|m| m.value.to_ascii_uppercase()).unwrap_or_else(|| "GET".into());
+        let method =
+            endpoint.method.as_ref().map(|m| m.value.to_ascii_uppercase()).unwrap_or_else(|| "GET".into());
         let path = parse_path(&route.value);
         let shape = path
             .iter()
@@ -835,9 +908,15 @@ impl Lowering<'_> {
             if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
                 if !input.is_some_and(|m| m.fields.iter().any(|f| &f.name == name)) {
                     self.reporter
-                        .error(&route.span, format!("route parameter `{name}` is not a field of the flow's input"))
+                        .error(
+                            &route.span,
+                            format!("route parameter `{name}` is not a field of the flow's input"),
+                        )
                         .label("unknown parameter")
-                        .note(format!("add `{name}` to the input message `{}`", input.map(|m| m.name.as_str()).unwrap_or("(none)")));
+                        .note(format!(
+                            "add `{name}` to the input message `{}`",
+                            input.map(|m| m.name.as_str()).unwrap_or("(none)")
+                        ));
                     return None;
                 }
             }
@@ -965,9 +1044,12 @@ pub fn parse_host(host: &str) -> Option<Upstream> {
         None => (rest, ""),
     };
     // `:8080` (all interfaces, as daemon configs write it) means this host.
-    let authority = if authority.starts_with(':') { format!("127.0.0.1{authority}") } else { authority.to_string() };
+    let authority =
+        if authority.starts_with(':') { format!("127.0.0.1{authority}") } else { authority.to_string() };
     let (name, port) = match authority.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => (name.to_string(), port.parse().ok()?),
+        Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
+            (name.to_string(), port.parse().ok()?)
+        }
         _ => (authority.clone(), if tls { 443 } else { 80 }),
     };
     if name.is_empty() {
@@ -1009,7 +1091,16 @@ fn int_fits(value: i128, kind: &Kind) -> bool {
 fn is_integer(kind: &Kind) -> bool {
     matches!(
         kind,
-        Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64 | Kind::Sint32 | Kind::Sint64 | Kind::Fixed32 | Kind::Fixed64 | Kind::Sfixed32 | Kind::Sfixed64
+        Kind::Int32
+            | Kind::Int64
+            | Kind::Uint32
+            | Kind::Uint64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Fixed32
+            | Kind::Fixed64
+            | Kind::Sfixed32
+            | Kind::Sfixed64
     )
 }
 
@@ -1054,7 +1145,10 @@ mod tests {
     #[test]
     fn hosts() {
         let u = parse_host("http://127.0.0.1:9090").unwrap();
-        assert_eq!((u.authority(), u.cluster_name(), u.base_path.as_str()), ("127.0.0.1:9090".into(), "127.0.0.1:9090".into(), ""));
+        assert_eq!(
+            (u.authority(), u.cluster_name(), u.base_path.as_str()),
+            ("127.0.0.1:9090".into(), "127.0.0.1:9090".into(), "")
+        );
         let u = parse_host("https://jsonplaceholder.typicode.com/api/").unwrap();
         assert!(u.tls);
         assert_eq!(u.authority(), "jsonplaceholder.typicode.com");

@@ -78,7 +78,8 @@ fn main() -> ExitCode {
             let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
             match output {
                 Some(path) => {
-                    std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    std::fs::write(&path, yaml)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     eprintln!("wrote {}", path.display());
                 }
                 None => print!("{yaml}"),
@@ -116,7 +117,9 @@ impl EnvoyArgs {
     fn options(&self) -> Result<EnvoyOptions, String> {
         let wasm = match &self.wasm {
             Some(wasm) => wasm.clone(),
-            None => default_wasm().ok_or("no --wasm given and no built filter found; run `cargo xtask build`")?,
+            None => {
+                default_wasm().ok_or("no --wasm given and no built filter found; run `cargo xtask build`")?
+            }
         };
         if !wasm.is_file() {
             return Err(format!("{} does not exist; run `cargo xtask build`", wasm.display()));
@@ -151,7 +154,9 @@ fn envoy_binary() -> PathBuf {
     }
     for root in roots {
         let pattern = root.join(".venv/lib/python*/site-packages/envoy/_bin/envoy");
-        if let Some(found) = glob::glob(&pattern.to_string_lossy()).ok().and_then(|mut g| g.find_map(Result::ok)) {
+        if let Some(found) =
+            glob::glob(&pattern.to_string_lossy()).ok().and_then(|mut g| g.find_map(Result::ok))
+        {
             return found;
         }
     }
@@ -171,11 +176,18 @@ fn run(compiled: &Compiled, args: &EnvoyArgs) -> Result<(), String> {
         use std::os::unix::process::CommandExt;
         // Envoy takes over this process, so signals (Ctrl-C) reach it directly.
         let error = command.exec();
-        Err(format!("cannot start {}: {error} (install it with `cargo xtask up`, or set ENVOY_BIN)", envoy.display()))
+        Err(format!(
+            "cannot start {}: {error} (install it with `cargo xtask up`, or set ENVOY_BIN)",
+            envoy.display()
+        ))
     }
     #[cfg(not(unix))]
     {
         let status = command.status().map_err(|e| format!("cannot start {}: {e}", envoy.display()))?;
-        if status.success() { Ok(()) } else { Err(format!("envoy exited with {status}")) }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("envoy exited with {status}"))
+        }
     }
 }

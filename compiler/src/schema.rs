@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value,
+};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 use semaphore_plan as plan;
 
@@ -98,7 +100,10 @@ impl Schemas {
 
     pub fn http_annotation(&self, method: &MethodDescriptor) -> Option<HttpAnnotation> {
         let options = self.extension(&method.options(), "semaphore.api.http")?;
-        Some(HttpAnnotation { endpoint: string_field(&options, "endpoint"), method: string_field(&options, "method") })
+        Some(HttpAnnotation {
+            endpoint: string_field(&options, "endpoint"),
+            method: string_field(&options, "method"),
+        })
     }
 
     fn extension(&self, options: &DynamicMessage, name: &str) -> Option<DynamicMessage> {
@@ -114,10 +119,7 @@ impl Schemas {
 }
 
 fn string_field(message: &DynamicMessage, name: &str) -> String {
-    message
-        .get_field_by_name(name)
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    message.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// protox names files relative to an include directory.
@@ -146,7 +148,8 @@ impl Layouts {
         let index = self.messages.len() as u32;
         self.index.insert(descriptor.full_name().to_string(), index);
         // Reserve the slot first so that recursive messages point back at it.
-        self.messages.push(plan::MessageLayout { name: descriptor.full_name().to_string(), fields: Vec::new() });
+        self.messages
+            .push(plan::MessageLayout { name: descriptor.full_name().to_string(), fields: Vec::new() });
         let fields = descriptor
             .fields()
             .map(|field| {

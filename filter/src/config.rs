@@ -8,8 +8,9 @@ pub fn load_plan(configuration: &[u8]) -> Result<Plan, String> {
     if configuration.starts_with(&MAGIC) {
         return Plan::decode_from_bytes(configuration).map_err(|e| e.to_string());
     }
-    let json: serde_json::Value = serde_json::from_slice(configuration)
-        .map_err(|_| "the plugin configuration is neither a plan nor JSON {\"plan\": \"<base64>\"}".to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(configuration).map_err(|_| {
+        "the plugin configuration is neither a plan nor JSON {\"plan\": \"<base64>\"}".to_string()
+    })?;
     let Some(encoded) = json.get("plan").and_then(serde_json::Value::as_str) else {
         return Err("the plugin configuration has no \"plan\" string".into());
     };

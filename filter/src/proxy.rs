@@ -76,14 +76,24 @@ struct EnvoyHost;
 
 impl Host for EnvoyHost {
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
-        let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
-            .map_err(|status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster))
+        let headers: Vec<(&str, &str)> =
+            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        hostcalls::dispatch_http_call(
+            &callout.cluster,
+            headers,
+            callout.body.as_deref(),
+            vec![],
+            callout.timeout,
+        )
+        .map_err(|status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster))
     }
 
     fn respond(&mut self, reply: Reply) {
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)) {
+        let headers: Vec<(&str, &str)> =
+            reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+        {
             warn!("cannot send the response ({status:?})");
         }
     }
@@ -92,10 +102,7 @@ impl Host for EnvoyHost {
 impl Filter {
     fn start(&mut self, matched: Match, body: Vec<u8>) {
         let Some(engine) = self.engine.clone() else { return };
-        let headers = match hostcalls::get_map(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers,
-            Err(_) => Vec::new(),
-        };
+        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         let request = Request { headers, body };
         let execution = Execution::start(engine, matched, request, &mut EnvoyHost);
         self.stage = if execution.is_finished() { Stage::Done } else { Stage::Running(execution) };

@@ -25,7 +25,8 @@ impl CodecError {
     }
 
     fn within(mut self, field: &str) -> Self {
-        self.field = if self.field.is_empty() { field.to_string() } else { format!("{field}.{}", self.field) };
+        self.field =
+            if self.field.is_empty() { field.to_string() } else { format!("{field}.{}", self.field) };
         self
     }
 }
@@ -44,7 +45,7 @@ fn kind(field: &FieldLayout) -> Kind {
     Kind::try_from(field.kind).unwrap_or(Kind::String)
 }
 
-pub fn message<'p>(plan: &'p Plan, index: u32) -> Option<&'p MessageLayout> {
+pub fn message(plan: &Plan, index: u32) -> Option<&MessageLayout> {
     plan.messages.get(index as usize)
 }
 
@@ -57,7 +58,8 @@ pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
     match normalize_message(plan, layout, &value, 0)? {
         Value::Object(map) => Ok(map),
         _ => Ok(Map::new()),
@@ -73,7 +75,11 @@ pub fn normalize_message(plan: &Plan, layout: u32, value: &Value, depth: usize) 
         return Err(CodecError::new("message layout missing from the plan"));
     };
     let Value::Object(object) = value else {
-        return Err(CodecError::new(format!("expected an object for `{}`, found {}", layout.name, describe(value))));
+        return Err(CodecError::new(format!(
+            "expected an object for `{}`, found {}",
+            layout.name,
+            describe(value)
+        )));
     };
     let mut out = Map::new();
     for (key, value) in object {
@@ -86,7 +92,12 @@ pub fn normalize_message(plan: &Plan, layout: u32, value: &Value, depth: usize) 
 }
 
 /// `None` for a null, which leaves the field absent.
-pub fn normalize_field(plan: &Plan, field: &FieldLayout, value: &Value, depth: usize) -> Result<Option<Value>, CodecError> {
+pub fn normalize_field(
+    plan: &Plan,
+    field: &FieldLayout,
+    value: &Value,
+    depth: usize,
+) -> Result<Option<Value>, CodecError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -96,7 +107,8 @@ pub fn normalize_field(plan: &Plan, field: &FieldLayout, value: &Value, depth: u
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let item = normalize_single(plan, field, item, depth + 1).map_err(|e| e.within(&i.to_string()))?;
+            let item =
+                normalize_single(plan, field, item, depth + 1).map_err(|e| e.within(&i.to_string()))?;
             out.push(item);
         }
         return Ok(Some(Value::Array(out)));
@@ -104,7 +116,12 @@ pub fn normalize_field(plan: &Plan, field: &FieldLayout, value: &Value, depth: u
     normalize_single(plan, field, value, depth).map(Some)
 }
 
-fn normalize_single(plan: &Plan, field: &FieldLayout, value: &Value, depth: usize) -> Result<Value, CodecError> {
+fn normalize_single(
+    plan: &Plan,
+    field: &FieldLayout,
+    value: &Value,
+    depth: usize,
+) -> Result<Value, CodecError> {
     match kind(field) {
         Kind::Message => normalize_message(plan, field.message, value, depth + 1),
         Kind::String => match value {
@@ -156,7 +173,9 @@ pub fn from_text(plan: &Plan, field: &FieldLayout, text: &str) -> Result<Value, 
 fn enum_value(field: &FieldLayout, value: &Value) -> Result<Value, CodecError> {
     let found = match value {
         Value::String(name) => field.enum_values.iter().find(|v| &v.name == name),
-        Value::Number(n) => n.as_i64().and_then(|n| field.enum_values.iter().find(|v| i64::from(v.number) == n)),
+        Value::Number(n) => {
+            n.as_i64().and_then(|n| field.enum_values.iter().find(|v| i64::from(v.number) == n))
+        }
         _ => None,
     };
     match found {

@@ -152,10 +152,8 @@ impl Execution {
     }
 
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
-        let Some(index) = self
-            .nodes
-            .iter()
-            .position(|n| matches!(n, NodeState::Running { token: t, .. } if *t == token))
+        let Some(index) =
+            self.nodes.iter().position(|n| matches!(n, NodeState::Running { token: t, .. } if *t == token))
         else {
             debug!("response for unknown call {token} ignored");
             return;
@@ -171,7 +169,11 @@ impl Execution {
             return;
         }
         let engine = Rc::clone(&self.engine);
-        let Some((node_name, call)) = self.flow_def(&engine).and_then(|f| f.nodes.get(index)).and_then(|n| Some((n.name.as_str(), n.call.as_ref()?))) else {
+        let Some((node_name, call)) = self
+            .flow_def(&engine)
+            .and_then(|f| f.nodes.get(index))
+            .and_then(|n| Some((n.name.as_str(), n.call.as_ref()?)))
+        else {
             return;
         };
         match upstream::read_response(&engine.plan, call, response) {
@@ -199,7 +201,8 @@ impl Execution {
 
     fn decode_input(&self, matched: &Match, body: &[u8]) -> Result<Map<String, Value>, Failure> {
         let plan = &self.engine.plan;
-        let (Some(endpoint), Some(flow)) = (plan.endpoints.get(self.endpoint), plan.flows.get(self.flow)) else {
+        let (Some(endpoint), Some(flow)) = (plan.endpoints.get(self.endpoint), plan.flows.get(self.flow))
+        else {
             return Err(Failure::new(500, "the plan's endpoint names no flow"));
         };
         let mut input = match Codec::try_from(endpoint.request_codec) {
@@ -237,7 +240,11 @@ impl Execution {
                 let state = match &node.call {
                     None => {
                         settled = false;
-                        NodeState::Done(Completed { request: Value::Null, response: json!({}), headers: Vec::new() })
+                        NodeState::Done(Completed {
+                            request: Value::Null,
+                            response: json!({}),
+                            headers: Vec::new(),
+                        })
                     }
                     Some(call) => match self.dispatch(call, host) {
                         Ok((token, request)) => {
@@ -259,7 +266,10 @@ impl Execution {
         if self.nodes.iter().all(|n| matches!(n, NodeState::Done(_))) {
             self.respond_output(flow, host);
         } else if !self.nodes.iter().any(|n| matches!(n, NodeState::Running { .. })) {
-            self.fail(Failure::new(500, "the flow cannot make progress (its plan has a dependency cycle)"), host);
+            self.fail(
+                Failure::new(500, "the flow cannot make progress (its plan has a dependency cycle)"),
+                host,
+            );
         }
     }
 
@@ -267,7 +277,8 @@ impl Execution {
         let plan = &self.engine.plan;
         let request = self.build_message(call.request_message, call.request.as_ref())?;
         let callout = upstream::build_callout(plan, call, &request, |value| self.evaluate(value))?;
-        let token = host.dispatch(&callout).map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
+        let token =
+            host.dispatch(&callout).map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
         Ok((token, Value::Object(request)))
     }
 
@@ -278,7 +289,12 @@ impl Execution {
             Some(output) => self.build_message(output.message, output.body.as_ref()).and_then(|body| {
                 let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
                 for header in &output.headers {
-                    let value = header.value.as_ref().and_then(|v| self.evaluate(v)).map(|v| codec::to_text(&v)).unwrap_or_default();
+                    let value = header
+                        .value
+                        .as_ref()
+                        .and_then(|v| self.evaluate(v))
+                        .map(|v| codec::to_text(&v))
+                        .unwrap_or_default();
                     upstream::check_header_value(&header.name, &value)?;
                     headers.push((header.name.clone(), value));
                 }
@@ -314,7 +330,11 @@ impl Execution {
     }
 
     /// Builds a message from its template, typing every value by the field it lands in.
-    fn build_message(&self, layout: u32, template: Option<&MessageTemplate>) -> Result<Map<String, Value>, Failure> {
+    fn build_message(
+        &self,
+        layout: u32,
+        template: Option<&MessageTemplate>,
+    ) -> Result<Map<String, Value>, Failure> {
         let plan = &self.engine.plan;
         let mut out = Map::new();
         let (Some(template), Some(message)) = (template, codec::message(plan, layout)) else {
@@ -322,16 +342,25 @@ impl Execution {
         };
         for field_template in &template.fields {
             let Some(field) = message.fields.get(field_template.field as usize) else {
-                return Err(Failure::new(500, format!("the plan names field {} of `{}`, which has none", field_template.field, message.name)));
+                return Err(Failure::new(
+                    500,
+                    format!(
+                        "the plan names field {} of `{}`, which has none",
+                        field_template.field, message.name
+                    ),
+                ));
             };
             let value = match field_template.value.as_ref().and_then(|v| v.kind.as_ref()) {
-                Some(ValueKind::Message(nested)) => Some(Value::Object(self.build_message(field.message, Some(nested))?)),
+                Some(ValueKind::Message(nested)) => {
+                    Some(Value::Object(self.build_message(field.message, Some(nested))?))
+                }
                 Some(_) => field_template.value.as_ref().and_then(|v| self.evaluate(v)),
                 None => None,
             };
             let Some(value) = value else { continue };
-            let typed = codec::normalize_field(plan, field, &value, 0)
-                .map_err(|e| Failure::new(500, format!("cannot build `{}`: field `{}`: {}", message.name, field.name, e)))?;
+            let typed = codec::normalize_field(plan, field, &value, 0).map_err(|e| {
+                Failure::new(500, format!("cannot build `{}`: field `{}`: {}", message.name, field.name, e))
+            })?;
             if let Some(typed) = typed {
                 out.insert(field.name.clone(), typed);
             }
@@ -346,7 +375,9 @@ impl Execution {
                 semaphore_plan::LiteralKind::String(s) => Value::String(s.clone()),
                 semaphore_plan::LiteralKind::Int(i) => Value::from(*i),
                 semaphore_plan::LiteralKind::Uint(u) => Value::from(*u),
-                semaphore_plan::LiteralKind::Double(d) => serde_json::Number::from_f64(*d).map(Value::Number)?,
+                semaphore_plan::LiteralKind::Double(d) => {
+                    serde_json::Number::from_f64(*d).map(Value::Number)?
+                }
                 semaphore_plan::LiteralKind::Bool(b) => Value::Bool(*b),
             }),
             ValueKind::Reference(reference) => self.resolve(reference),

@@ -53,7 +53,12 @@ fn bind(endpoint: &Endpoint, segments: &[&str]) -> Option<Vec<(String, String)>>
 
 /// Adds path and query parameters to the input message, typed by its fields. Path parameters
 /// win over query and body values of the same name.
-pub fn bind_input(plan: &Plan, layout: u32, matched: &Match, input: &mut Map<String, Value>) -> Result<(), CodecError> {
+pub fn bind_input(
+    plan: &Plan,
+    layout: u32,
+    matched: &Match,
+    input: &mut Map<String, Value>,
+) -> Result<(), CodecError> {
     let Some(message) = codec::message(plan, layout) else {
         return Ok(());
     };

@@ -86,10 +86,17 @@ fn messages() -> Vec<MessageLayout> {
     let mut tags = field("tags", 3, Kind::String);
     tags.repeated = true;
     vec![
-        MessageLayout { name: "proto.Query".into(), fields: vec![field("id", 1, Kind::String), field("limit", 2, Kind::Int32), tags] },
+        MessageLayout {
+            name: "proto.Query".into(),
+            fields: vec![field("id", 1, Kind::String), field("limit", 2, Kind::Int32), tags],
+        },
         MessageLayout {
             name: "proto.User".into(),
-            fields: vec![field("id", 1, Kind::String), field("name", 2, Kind::String), field("visits", 3, Kind::Int64)],
+            fields: vec![
+                field("id", 1, Kind::String),
+                field("name", 2, Kind::String),
+                field("visits", 3, Kind::Int64),
+            ],
         },
     ]
 }
@@ -143,7 +150,11 @@ fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>)
             input: QUERY,
             input_headers: vec![],
             nodes,
-            output: Some(Output { message: USER, body: Some(MessageTemplate { fields: output }), headers: vec![] }),
+            output: Some(Output {
+                message: USER,
+                body: Some(MessageTemplate { fields: output }),
+                headers: vec![],
+            }),
         }],
     })
 }
@@ -214,8 +225,16 @@ fn path_parameters_cannot_change_the_upstream_path() {
 #[test]
 fn remaining_fields_go_to_the_query_string_of_a_get() {
     let mut get = call("/users", "GET", reference(INPUT_SLOT, Property::Request, &["id"]));
-    get.request.as_mut().unwrap().fields.push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
-    get.request.as_mut().unwrap().fields.push(FieldTemplate { field: 2, value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])) });
+    get.request
+        .as_mut()
+        .unwrap()
+        .fields
+        .push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
+    get.request
+        .as_mut()
+        .unwrap()
+        .fields
+        .push(FieldTemplate { field: 2, value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])) });
     let engine = plan("/search", "GET", vec![node("users", &[], get)], vec![]);
     let mut host = RecordingHost::default();
     run(&engine, "GET", "/search?id=a%20b&limit=5&tags=x&tags=y", b"", &mut host);
@@ -229,14 +248,21 @@ fn query_values_are_typed_by_the_schema() {
     run(&engine, "GET", "/search?limit=five", b"", &mut host);
     let (status, body) = host.reply_json();
     assert_eq!(status, 400);
-    assert_eq!(body["message"], json!("invalid request: field `limit`: expected an integer (int32), found \"five\""));
+    assert_eq!(
+        body["message"],
+        json!("invalid request: field `limit`: expected an integer (int32), found \"five\"")
+    );
 }
 
 #[test]
 fn post_sends_the_request_as_json() {
     let post = call("/user/:id", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
     let mut post = post;
-    post.request.as_mut().unwrap().fields.push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
+    post.request
+        .as_mut()
+        .unwrap()
+        .fields
+        .push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
     let engine = plan("/user", "POST", vec![node("user", &[], post)], vec![]);
     let mut host = RecordingHost::default();
     run(&engine, "POST", "/user", br#"{"id": "7", "limit": 2, "unknown": true}"#, &mut host);
@@ -262,11 +288,18 @@ fn upstream_errors_reach_the_client_with_their_status() {
     let mut host = RecordingHost::default();
     let mut execution = run(&engine, "GET", "/user/9", b"", &mut host);
     let token = host.calls[0].0;
-    let response = UpstreamResponse { status: Some(404), headers: vec![], body: br#"{"message":"user 9 not found"}"#.to_vec() };
+    let response = UpstreamResponse {
+        status: Some(404),
+        headers: vec![],
+        body: br#"{"message":"user 9 not found"}"#.to_vec(),
+    };
     execution.on_response(token, response, &mut host);
     let (status, body) = host.reply_json();
     assert_eq!(status, 404);
-    assert_eq!(body, json!({"message": "resource `user`: upstream answered 404: user 9 not found", "status": 404}));
+    assert_eq!(
+        body,
+        json!({"message": "resource `user`: upstream answered 404: user 9 not found", "status": 404})
+    );
 }
 
 #[test]
@@ -356,7 +389,11 @@ fn late_and_unknown_responses_are_ignored() {
     execution.on_response(999, ok(json!({})), &mut host);
     assert!(host.replies.is_empty());
     let b = host.token_for("/b?id=1");
-    execution.on_response(host.token_for("/a?id=1"), UpstreamResponse { status: Some(500), ..Default::default() }, &mut host);
+    execution.on_response(
+        host.token_for("/a?id=1"),
+        UpstreamResponse { status: Some(500), ..Default::default() },
+        &mut host,
+    );
     assert_eq!(host.replies.len(), 1);
     execution.on_response(b, ok(json!({})), &mut host);
     assert_eq!(host.replies.len(), 1, "no second reply after the flow failed");
@@ -379,10 +416,23 @@ fn scheduler_dispatches_each_node_once_after_its_dependencies() {
         let pairs: Vec<(usize, usize)> = (0..size).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
         for mask in 0..(1u32 << pairs.len()) {
             let deps: Vec<Vec<u32>> = (0..size)
-                .map(|j| pairs.iter().enumerate().filter(|(bit, (_, to))| mask & (1 << bit) != 0 && *to == j).map(|(_, (from, _))| *from as u32).collect())
+                .map(|j| {
+                    pairs
+                        .iter()
+                        .enumerate()
+                        .filter(|(bit, (_, to))| mask & (1 << bit) != 0 && *to == j)
+                        .map(|(_, (from, _))| *from as u32)
+                        .collect()
+                })
                 .collect();
             let nodes = (0..size)
-                .map(|i| node(&format!("n{i}"), &deps[i], call(&format!("/n{i}"), "GET", reference(INPUT_SLOT, Property::Request, &["id"]))))
+                .map(|i| {
+                    node(
+                        &format!("n{i}"),
+                        &deps[i],
+                        call(&format!("/n{i}"), "GET", reference(INPUT_SLOT, Property::Request, &["id"])),
+                    )
+                })
                 .collect();
             let engine = plan("/run/:id", "GET", nodes, vec![]);
             for _ in 0..4 {
@@ -394,20 +444,26 @@ fn scheduler_dispatches_each_node_once_after_its_dependencies() {
                     let pick = (random() % pending.len() as u64) as usize;
                     let token = pending.remove(pick).unwrap();
                     let path = host.path_of(token).to_string();
-                    let index: usize = path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
+                    let index: usize =
+                        path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
                     completed.push(index);
                     let before = host.calls.len();
                     execution.on_response(token, ok(json!({})), &mut host);
                     for (token, callout) in &host.calls[before..] {
                         let path = callout.header(":path").unwrap();
-                        let started: usize = path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
+                        let started: usize =
+                            path.trim_start_matches("/n").split('?').next().unwrap().parse().unwrap();
                         for dep in &deps[started] {
-                            assert!(completed.contains(&(*dep as usize)), "n{started} dispatched before n{dep} completed (mask {mask})");
+                            assert!(
+                                completed.contains(&(*dep as usize)),
+                                "n{started} dispatched before n{dep} completed (mask {mask})"
+                            );
                         }
                         pending.push_back(*token);
                     }
                 }
-                let mut dispatched: Vec<String> = host.calls.iter().map(|(_, c)| c.header(":path").unwrap().to_string()).collect();
+                let mut dispatched: Vec<String> =
+                    host.calls.iter().map(|(_, c)| c.header(":path").unwrap().to_string()).collect();
                 dispatched.sort();
                 dispatched.dedup();
                 assert_eq!(dispatched.len(), size, "each node exactly once (mask {mask})");

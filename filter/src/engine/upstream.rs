@@ -55,11 +55,14 @@ pub(super) fn build_callout(
             .map(|(_, v)| v.clone())
             .or_else(|| request.get(name).map(codec::to_text))
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| Failure::new(400, format!("no value for the path parameter `:{name}` of {}", call.method)))?;
+            .ok_or_else(|| {
+                Failure::new(400, format!("no value for the path parameter `:{name}` of {}", call.method))
+            })?;
         bound.push(name);
         path.push('/');
         if wildcard {
-            let parts: Vec<String> = value.split('/').map(|p| utf8_percent_encode(p, SEGMENT).to_string()).collect();
+            let parts: Vec<String> =
+                value.split('/').map(|p| utf8_percent_encode(p, SEGMENT).to_string()).collect();
             path.push_str(&parts.join("/"));
         } else {
             path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
@@ -70,8 +73,11 @@ pub(super) fn build_callout(
     }
 
     let layout = call.request_message;
-    let remaining: Map<String, Value> =
-        request.iter().filter(|(k, _)| !bound.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let remaining: Map<String, Value> = request
+        .iter()
+        .filter(|(k, _)| !bound.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let codec = Codec::try_from(service.request_codec).unwrap_or(Codec::Json);
     let mut headers: Vec<(String, String)> = Vec::new();
     let method = call.http_method.to_ascii_uppercase();

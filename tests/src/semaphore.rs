@@ -1,0 +1,38 @@
+//! Envoy running a Semaphore configuration with the built filter.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
+
+use crate::{wasm_path, workspace_root, Envoy, StartError};
+
+/// Compiles `config` (relative paths are from the workspace root), writes an Envoy bootstrap for
+/// it with the built filter, and starts Envoy on ports of its own. `upstreams` sends each named
+/// service (by full name, e.g. `proto.Users`) to a test server instead of the host its schema
+/// names. Compile errors come back as the error, rendered as the compiler renders them.
+pub async fn start_semaphore(
+    config: impl AsRef<Path>,
+    upstreams: &[(&str, SocketAddr)],
+) -> Result<Envoy, StartError> {
+    let config = workspace_root().join(config);
+    let compiled = semaphore_compiler::compile_file(&config).map_err(|diagnostics| {
+        StartError::new(format!(
+            "{} did not compile ({} errors):\n{}",
+            config.display(),
+            diagnostics.errors,
+            diagnostics.rendered
+        ))
+    })?;
+    let options = EnvoyOptions {
+        wasm: wasm_path(),
+        listen: Some("127.0.0.1:0".to_owned()),
+        admin: "127.0.0.1:0".to_owned(),
+        upstream_overrides: upstreams
+            .iter()
+            .map(|(service, addr)| ((*service).to_owned(), addr.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    Envoy::start(&bootstrap(&compiled, &options)).await
+}

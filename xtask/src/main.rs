@@ -1,0 +1,80 @@
+//! Development tasks, run as `cargo xtask <task>` from anywhere in the workspace.
+
+mod build;
+mod process;
+mod setup;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Development tasks for Semaphore for Envoy")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the compiler and the wasm filter (release) and print the artifacts.
+    Build,
+    /// Install what is missing, build, and serve the getuser example behind Envoy until Ctrl-C.
+    Up,
+    /// Install what is missing, build, run the engine tests on wasm32, then every workspace test.
+    Test,
+    /// Install what the other tasks need: the wasm32 target, Envoy in .venv, the wasm test runner.
+    Setup,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = setup::workspace_root();
+    let outcome = match cli.task {
+        Task::Build => build::build(&root).map(drop),
+        Task::Up => up::up(&root),
+        Task::Test => test(&root),
+        Task::Setup => setup_all(&root),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn setup_all(root: &std::path::Path) -> anyhow::Result<()> {
+    setup::ensure_wasm_target()?;
+    let envoy = setup::ensure_envoy(root)?;
+    let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
+    println!("Envoy:                    {}", envoy.display());
+    println!("wasm-bindgen test runner: {}", runner.display());
+    Ok(())
+}
+
+fn test(root: &std::path::Path) -> anyhow::Result<()> {
+    setup::ensure_wasm_target()?;
+    let envoy = setup::ensure_envoy(root)?;
+    let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
+    let artifacts = build::build(root)?;
+
+    process::step("Engine tests on wasm32 (wasm-bindgen-test-runner on node)");
+    process::run(
+        process::cargo(root)
+            .args(["test", "-p", "semaphore-filter", "--no-default-features"])
+            .args(["--target", setup::WASM_TARGET])
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner),
+    )?;
+
+    // Last on purpose: its summary should be the last thing a reader (or CI) sees.
+    process::step("Workspace tests (native, end to end against Envoy)");
+    process::run(
+        process::cargo(root)
+            .args(["test", "--workspace"])
+            .env("SEMAPHORE_WASM", &artifacts.filter)
+            .env("ENVOY_BIN", &envoy),
+    )
+}

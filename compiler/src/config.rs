@@ -8,7 +8,7 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Structure};
 use hcl_edit::Span as _;
 
-use crate::diagnostics::{did_you_mean, Reporter, Span};
+use crate::diagnostics::{Reporter, Span};
 
 #[derive(Clone, Debug)]
 pub struct Spanned<T> {
@@ -226,12 +226,11 @@ impl Reader<'_> {
 
     fn unknown(&mut self, name: &str, span: Option<std::ops::Range<usize>>, known: &[&str]) {
         let span = self.span(span);
-        let hint = did_you_mean(name, known.iter().copied());
-        let report = self.reporter.error(&span, format!("unknown `{name}`")).label("not expected here");
-        match hint {
-            Some(hint) => drop(report.note(hint)),
-            None => drop(report.note(format!("expected one of: {}", known.join(", ")))),
-        }
+        self.reporter.error(&span, format!("unknown `{name}`")).label("not expected here").suggest(
+            name,
+            known.iter().copied(),
+            Some(format!("expected one of: {}", known.join(", "))),
+        );
     }
 
     fn warn_daemon_only(&mut self, name: &str, span: Option<std::ops::Range<usize>>) {

@@ -89,6 +89,19 @@ impl Report<'_> {
         self.diagnostic.notes.push(text.into());
         self
     }
+
+    /// Adds "did you mean `x`?" when a candidate is close to `name`, else `otherwise`.
+    pub fn suggest<'c>(
+        self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+        otherwise: Option<String>,
+    ) -> Self {
+        match did_you_mean(name, candidates).or(otherwise) {
+            Some(note) => self.note(note),
+            None => self,
+        }
+    }
 }
 
 /// The closest candidate to `name`, for "did you mean" hints.

@@ -14,6 +14,7 @@ pub use semaphore_plan::Plan;
 use crate::diagnostics::Reporter;
 
 /// A configuration compiled into a plan, with what the Envoy generator needs beside it.
+#[derive(Debug)]
 pub struct Compiled {
     pub plan: Plan,
     /// `http { address = ... }` of the configuration, if set.

@@ -7,7 +7,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use semaphore_plan as plan;
 
 use crate::config::{CallDef, Config, EndpointDef, FieldDef, FieldValue, FlowDef, Literal, Spanned};
-use crate::diagnostics::{did_you_mean, Reporter, Span};
+use crate::diagnostics::{Reporter, Span};
 use crate::schema::{Layouts, Schemas};
 use crate::template::{self, Part, TemplateRef};
 
@@ -85,23 +85,20 @@ impl Lowering<'_> {
     fn message(&mut self, name: &Spanned<String>) -> Option<MessageDescriptor> {
         let found = self.schemas.message(&name.value);
         if found.is_none() {
-            let hint = did_you_mean(
-                &name.value,
-                self.schemas
-                    .pool
-                    .all_messages()
-                    .map(|m| m.full_name().to_string())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(String::as_str),
-            );
-            let report = self
-                .reporter
+            self.reporter
                 .error(&name.span, format!("unknown message `{}`", name.value))
-                .label("no proto defines this message");
-            if let Some(hint) = hint {
-                report.note(hint);
-            }
+                .label("no proto defines this message")
+                .suggest(
+                    &name.value,
+                    self.schemas
+                        .pool
+                        .all_messages()
+                        .map(|m| m.full_name().to_string())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(String::as_str),
+                    None,
+                );
         }
         found
     }
@@ -274,31 +271,26 @@ impl Lowering<'_> {
         let Some(service) = self.schemas.service(&call.service.value) else {
             let names: Vec<String> =
                 self.schemas.pool.services().map(|s| s.full_name().to_string()).collect();
-            let hint = did_you_mean(&call.service.value, names.iter().map(String::as_str));
-            let report = self
-                .reporter
+            self.reporter
                 .error(&call.service.span, format!("unknown service `{}`", call.service.value))
-                .label("no proto defines this service");
-            if let Some(hint) = hint {
-                report.note(hint);
-            }
+                .label("no proto defines this service")
+                .suggest(&call.service.value, names.iter().map(String::as_str), None);
             return None;
         };
         let found = service.methods().find(|m| m.name() == call.method.value);
         if found.is_none() {
             let names: Vec<String> = service.methods().map(|m| m.name().to_string()).collect();
-            let hint = did_you_mean(&call.method.value, names.iter().map(String::as_str));
-            let report = self
-                .reporter
+            self.reporter
                 .error(
                     &call.method.span,
                     format!("service `{}` has no method `{}`", call.service.value, call.method.value),
                 )
-                .label("unknown method");
-            match hint {
-                Some(hint) => drop(report.note(hint)),
-                None => drop(report.note(format!("its methods: {}", names.join(", ")))),
-            }
+                .label("unknown method")
+                .suggest(
+                    &call.method.value,
+                    names.iter().map(String::as_str),
+                    Some(format!("its methods: {}", names.join(", "))),
+                );
         }
         found
     }
@@ -518,18 +510,17 @@ impl Lowering<'_> {
                 message.fields().enumerate().find(|(_, f)| f.name() == field.name.value)
             else {
                 let names: Vec<String> = message.fields().map(|f| f.name().to_string()).collect();
-                let hint = did_you_mean(&field.name.value, names.iter().map(String::as_str));
-                let report = self
-                    .reporter
+                self.reporter
                     .error(
                         &field.name.span,
                         format!("message `{}` has no field `{}`", message.full_name(), field.name.value),
                     )
-                    .label("unknown field");
-                match hint {
-                    Some(hint) => drop(report.note(hint)),
-                    None => drop(report.note(format!("its fields: {}", names.join(", ")))),
-                }
+                    .label("unknown field")
+                    .suggest(
+                        &field.name.value,
+                        names.iter().map(String::as_str),
+                        Some(format!("its fields: {}", names.join(", "))),
+                    );
                 continue;
             };
             let value = match &field.value {
@@ -627,14 +618,10 @@ impl Lowering<'_> {
     fn unknown_resource(&mut self, name: &str, span: &Span, scope: &Scope) {
         let mut names: Vec<&str> = scope.nodes.keys().map(String::as_str).collect();
         names.push("input");
-        let hint = did_you_mean(name, names.iter().copied());
-        let report = self
-            .reporter
+        self.reporter
             .error(span, format!("unknown resource `{name}`"))
-            .label("not a resource of this flow");
-        if let Some(hint) = hint {
-            report.note(hint);
-        }
+            .label("not a resource of this flow")
+            .suggest(name, names.iter().copied(), None);
     }
 
     fn reference(
@@ -672,17 +659,17 @@ impl Lowering<'_> {
                 Some("header") => (plan::Property::Header, None),
                 Some("params") => (plan::Property::Params, None),
                 Some(other) => {
-                    let hint = did_you_mean(other, ["request", "response", "header", "params"]);
-                    let report = self
-                        .reporter
+                    self.reporter
                         .error(span, format!("resource `{}` has no property `{other}`", reference.resource))
-                        .label("unknown property");
-                    match hint {
-                        Some(hint) => drop(report.note(hint)),
-                        None => drop(report.note(
-                            "resources have `request`, `response` (the default), `header` and `params`",
-                        )),
-                    }
+                        .label("unknown property")
+                        .suggest(
+                            other,
+                            ["request", "response", "header", "params"],
+                            Some(
+                                "resources have `request`, `response` (the default), `header` and `params`"
+                                    .to_string(),
+                            ),
+                        );
                     return None;
                 }
             };
@@ -726,15 +713,14 @@ impl Lowering<'_> {
         for (depth, name) in path.iter().enumerate() {
             let Some(field) = message.get_field_by_name(name) else {
                 let names: Vec<String> = message.fields().map(|f| f.name().to_string()).collect();
-                let hint = did_you_mean(name, names.iter().map(String::as_str));
-                let report = self
-                    .reporter
+                self.reporter
                     .error(span, format!("message `{}` has no field `{name}`", message.full_name()))
-                    .label("unknown field in reference");
-                match hint {
-                    Some(hint) => drop(report.note(hint)),
-                    None => drop(report.note(format!("its fields: {}", names.join(", ")))),
-                }
+                    .label("unknown field in reference")
+                    .suggest(
+                        name,
+                        names.iter().map(String::as_str),
+                        Some(format!("its fields: {}", names.join(", "))),
+                    );
                 return None;
             };
             let last = depth + 1 == path.len();
@@ -845,17 +831,13 @@ impl Lowering<'_> {
             let Some(&flow) = flow_index.get(&endpoint.flow.value) else {
                 if !self.config.flows.iter().any(|f| f.name.value == endpoint.flow.value) {
                     let names: Vec<&str> = self.config.flows.iter().map(|f| f.name.value.as_str()).collect();
-                    let hint = did_you_mean(&endpoint.flow.value, names);
-                    let report = self
-                        .reporter
+                    self.reporter
                         .error(
                             &endpoint.flow.span,
                             format!("endpoint exposes unknown flow `{}`", endpoint.flow.value),
                         )
-                        .label("no flow has this name");
-                    if let Some(hint) = hint {
-                        report.note(hint);
-                    }
+                        .label("no flow has this name")
+                        .suggest(&endpoint.flow.value, names, None);
                 }
                 continue;
             };

@@ -1,0 +1,157 @@
+//! The compiler on whole configurations: what a correct one becomes, and how mistakes are told.
+
+use std::path::{Path, PathBuf};
+
+use semaphore_compiler::compile_file;
+use semaphore_plan::{Segment, ValueKind};
+
+fn workspace(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// Writes `files` into a fresh directory beside a copy of the getuser proto, and compiles
+/// `config.hcl` there.
+fn compile_with(files: &[(&str, &str)]) -> Result<semaphore_compiler::Compiled, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("proto")).unwrap();
+    std::fs::copy(workspace("examples/getuser/proto/users.proto"), dir.path().join("proto/users.proto"))
+        .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    compile_file(&dir.path().join("config.hcl"))
+        .map_err(|d| d.rendered.replace(&dir.path().display().to_string(), "DIR"))
+}
+
+const HEADER: &str = r#"
+protobuffers = ["./proto/*.proto"]
+services {
+  select "proto.*" {
+    host = "http://users.svc:9090"
+  }
+}
+"#;
+
+fn flow(body: &str) -> String {
+    format!("{HEADER}\nflow \"GetUser\" {{\n  input \"proto.Query\" {{}}\n{body}\n}}\n")
+}
+
+#[test]
+fn the_getuser_example_compiles_into_its_plan() {
+    let compiled = compile_file(&workspace("examples/getuser/config.hcl")).unwrap();
+    assert_eq!(compiled.listen.as_deref(), Some("127.0.0.1:8080"));
+    let plan = &compiled.plan;
+    assert_eq!(plan.services.len(), 1);
+    assert_eq!(plan.services[0].name, "proto.Users");
+    assert_eq!(plan.services[0].cluster, "127.0.0.1:9090");
+    assert_eq!(plan.endpoints.len(), 1);
+    assert_eq!(plan.endpoints[0].method, "GET");
+    assert_eq!(plan.endpoints[0].route, "/user/:id");
+    let flow = &plan.flows[0];
+    assert_eq!(flow.name, "GetUser");
+    assert_eq!(plan.messages[flow.input as usize].name, "proto.Query");
+    let call = flow.nodes[0].call.as_ref().unwrap();
+    assert_eq!(call.http_method, "GET");
+    assert_eq!(call.path[1].segment, Some(Segment::Param("id".into())));
+    let id = call.request.as_ref().unwrap().fields[0].value.as_ref().unwrap();
+    let Some(ValueKind::Reference(reference)) = &id.kind else { panic!("{id:?}") };
+    assert_eq!((reference.slot, reference.path.as_slice()), (0, ["id".to_string()].as_slice()));
+    assert!(compiled.warnings.is_empty(), "{}", compiled.warnings);
+}
+
+#[test]
+fn the_test_fixtures_compile() {
+    compile_file(&workspace("tests/fixtures/shop/config.hcl")).unwrap();
+}
+
+#[test]
+fn mistakes_are_reported_at_their_place_with_a_hint() {
+    let config = flow(
+        r#"
+  resource "user" {
+    request "proto.Users" "Gett" {}
+  }
+  resource "other" {
+    request "proto.Users" "Get" {
+      id = "{{ inptu:id }}"
+      nam = "x"
+    }
+  }
+  output "proto.User" {
+    name = "{{ other:nme }}"
+    id   = 5
+  }"#,
+    );
+    let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
+    let expected = [
+        ("error: service `proto.Users` has no method `Gett`", "DIR/config.hcl:13:27", "did you mean `Get`?"),
+        ("error: unknown resource `inptu`", "DIR/config.hcl:17:13", "did you mean `input`?"),
+        ("error: message `proto.Query` has no field `nam`", "DIR/config.hcl:18:7", "its fields: id"),
+        ("error: message `proto.User` has no field `nme`", "DIR/config.hcl:22:13", "did you mean `name`?"),
+        ("error: type mismatch: `id` is a string, found the integer 5", "DIR/config.hcl:23:12", ""),
+    ];
+    for (message, place, hint) in expected {
+        let at = rendered.find(message).unwrap_or_else(|| panic!("missing `{message}` in:\n{rendered}"));
+        let section = &rendered[at..];
+        let section = &section[..section[1..].find("error:").map(|i| i + 1).unwrap_or(section.len())];
+        assert!(section.contains(place), "`{message}` not at {place}:\n{section}");
+        assert!(section.contains(hint), "`{message}` lacks `{hint}`:\n{section}");
+    }
+    assert_eq!(rendered.matches("error:").count(), expected.len(), "{rendered}");
+}
+
+#[test]
+fn a_dependency_cycle_is_printed() {
+    let config = flow(
+        r#"
+  resource "a" {
+    request "proto.Users" "Get" {
+      id = "{{ b:id }}"
+    }
+  }
+  resource "b" {
+    depends_on = ["a"]
+    request "proto.Users" "Get" {}
+  }"#,
+    );
+    let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
+    assert!(rendered.contains("dependency cycle in flow `GetUser`: a -> b -> a"), "{rendered}");
+}
+
+#[test]
+fn a_service_without_a_host_says_where_to_set_one() {
+    let config = "protobuffers = [\"./proto/*.proto\"]\nflow \"F\" {\n  resource \"u\" {\n    request \"proto.Users\" \"Get\" {}\n  }\n}\n";
+    let rendered = compile_with(&[("config.hcl", config)]).unwrap_err();
+    assert!(rendered.contains("service `proto.Users` has no usable host"), "{rendered}");
+    assert!(rendered.contains("select \"proto.*\""), "{rendered}");
+}
+
+#[test]
+fn includes_resolve_relative_to_the_including_file_and_daemon_blocks_warn() {
+    let config = format!("{HEADER}\ninclude = [\"flows/*.hcl\"]\nprometheus {{\n  address = \":5000\"\n}}\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("proto")).unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    std::fs::copy(workspace("examples/getuser/proto/users.proto"), dir.path().join("proto/users.proto"))
+        .unwrap();
+    std::fs::write(dir.path().join("config.hcl"), config).unwrap();
+    std::fs::copy(workspace("examples/getuser/flow.hcl"), dir.path().join("flows/getuser.hcl")).unwrap();
+    let compiled = compile_file(&dir.path().join("config.hcl")).unwrap();
+    assert_eq!(compiled.plan.flows.len(), 1);
+    assert_eq!(compiled.plan.endpoints.len(), 1);
+    assert!(
+        compiled.warnings.contains("`prometheus` configures the standalone daemon"),
+        "{}",
+        compiled.warnings
+    );
+}
+
+#[test]
+fn two_endpoints_on_one_route_are_an_error() {
+    let config = format!(
+        "{}\nendpoint \"GetUser\" \"http\" {{\n  endpoint = \"/user/:id\"\n}}\nendpoint \"GetUser\" \"http\" {{\n  endpoint = \"/user/:key\"\n  method = \"get\"\n}}\n",
+        flow("")
+    );
+    let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
+    assert!(rendered.contains("two endpoints serve GET /user/:key"), "{rendered}");
+}

@@ -3,8 +3,9 @@
 //!
 //! Inside the engine a message is a JSON object keyed by proto field names, holding values
 //! already coerced to the field's type: integers and floats as numbers, enums by name, bytes as
-//! base64 text. Encoding to JSON applies the proto3 JSON mapping (json names, 64-bit integers
-//! as strings).
+//! base64 text. Encoding to JSON applies the proto3 JSON mapping (64-bit integers as strings,
+//! enums by name, bytes as base64) with the proto field names as keys, as Semaphore always wrote
+//! them; decoding accepts both the field name and its lowerCamelCase JSON name.
 
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
 use serde_json::{Map, Number, Value};
@@ -269,8 +270,8 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// The proto3 JSON form of a typed message: json names, 64-bit integers as strings, fields in
-/// schema order, absent fields omitted.
+/// The proto3 JSON form of a typed message: proto field names, 64-bit integers as strings,
+/// fields in schema order, absent fields omitted.
 pub fn encode_json(plan: &Plan, layout: u32, value: &Map<String, Value>) -> Value {
     let mut out = Map::new();
     let Some(layout) = message(plan, layout) else {
@@ -284,7 +285,7 @@ pub fn encode_json(plan: &Plan, layout: u32, value: &Map<String, Value>) -> Valu
             }
             other => encode_single(plan, field, other),
         };
-        out.insert(field.json_name.clone(), encoded);
+        out.insert(field.name.clone(), encoded);
     }
     Value::Object(out)
 }

@@ -55,6 +55,21 @@ fn field(name: &str, number: u32, kind: Kind) -> FieldLayout {
     FieldLayout { name: name.into(), json_name: name.into(), number, kind: kind as i32, ..Default::default() }
 }
 
+/// A string field whose JSON name differs from its proto name.
+fn camel(name: &str, number: u32) -> FieldLayout {
+    let json_name = name.split('_').enumerate().fold(String::new(), |mut out, (i, part)| {
+        let mut chars = part.chars();
+        if let (true, Some(first)) = (i > 0, chars.next()) {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        } else {
+            out.push_str(part);
+        }
+        out
+    });
+    FieldLayout { json_name, ..field(name, number, Kind::String) }
+}
+
 fn reference(slot: u32, property: Property, path: &[&str]) -> Value {
     Value {
         kind: Some(ValueKind::Reference(Reference {
@@ -343,6 +358,22 @@ fn output_uses_the_proto3_json_mapping() {
     let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
     execution.on_response(host.calls[0].0, ok(json!({"visits": 12345678901i64, "name": null})), &mut host);
     assert_eq!(host.reply_json(), (200, json!({"visits": "12345678901"})));
+}
+
+#[test]
+fn json_names_are_read_and_proto_names_written() {
+    let engine = plan(
+        "/user",
+        "POST",
+        vec![],
+        vec![FieldTemplate {
+            field: 3,
+            value: Some(reference(INPUT_SLOT, Property::Request, &["page_token"])),
+        }],
+    );
+    let mut host = RecordingHost::default();
+    run(&engine, "POST", "/user", br#"{"pageToken": "p1"}"#, &mut host);
+    assert_eq!(host.reply_json(), (200, json!({"display_name": "p1"})));
 }
 
 /// A (GET /a) and B (GET /b) independent, C (GET /c) after A.

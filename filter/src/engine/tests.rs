@@ -96,14 +96,20 @@ fn segments(route: &str) -> Vec<PathSegment> {
 const QUERY: u32 = 0;
 const USER: u32 = 1;
 
-/// Messages: 0 Query { string id; int32 limit; repeated string tags }, 1 User { string id; string name; int64 visits }.
+/// Messages: 0 Query { id, limit: int32, tags: repeated, page_token }, 1 User { id, name, visits: int64,
+/// display_name }.
 fn messages() -> Vec<MessageLayout> {
     let mut tags = field("tags", 3, Kind::String);
     tags.repeated = true;
     vec![
         MessageLayout {
             name: "proto.Query".into(),
-            fields: vec![field("id", 1, Kind::String), field("limit", 2, Kind::Int32), tags],
+            fields: vec![
+                field("id", 1, Kind::String),
+                field("limit", 2, Kind::Int32),
+                tags,
+                camel("page_token", 4),
+            ],
         },
         MessageLayout {
             name: "proto.User".into(),
@@ -111,6 +117,7 @@ fn messages() -> Vec<MessageLayout> {
                 field("id", 1, Kind::String),
                 field("name", 2, Kind::String),
                 field("visits", 3, Kind::Int64),
+                camel("display_name", 4),
             ],
         },
     ]

@@ -16,6 +16,9 @@ pub struct Spanned<T> {
     pub span: Span,
 }
 
+/// A `key = value` inside `header {}`, `params {}`, `options {}`.
+pub type Pair = (Spanned<String>, Spanned<Literal>);
+
 #[derive(Default, Debug)]
 pub struct Config {
     pub proto_files: Vec<PathBuf>,
@@ -23,19 +26,56 @@ pub struct Config {
     pub proto_includes: Vec<PathBuf>,
     pub listen: Option<Spanned<String>>,
     pub service_selects: Vec<ServiceSelect>,
+    pub services: Vec<ServiceDef>,
     pub endpoints: Vec<EndpointDef>,
     pub flows: Vec<FlowDef>,
+    /// The global `error "schema" { ... }`, inherited by every flow that sets none.
+    pub error: Option<ParamMap>,
 }
 
 /// `services { select "pkg.*" { ... } }`: settings for every service the pattern matches.
 #[derive(Debug)]
 pub struct ServiceSelect {
     pub pattern: Spanned<String>,
+    pub settings: ServiceSettings,
+}
+
+#[derive(Debug, Default)]
+pub struct ServiceSettings {
     pub host: Option<Spanned<String>>,
     pub transport: Option<Spanned<String>>,
     pub codec: Option<Spanned<String>>,
     pub request_codec: Option<Spanned<String>>,
     pub response_codec: Option<Spanned<String>>,
+}
+
+/// `service "pkg" "Name" { ... }`: a service defined (or configured) in HCL.
+#[derive(Debug)]
+pub struct ServiceDef {
+    pub package: Spanned<String>,
+    pub name: Spanned<String>,
+    pub settings: ServiceSettings,
+    pub methods: Vec<MethodDef>,
+}
+
+impl ServiceDef {
+    pub fn full_name(&self) -> String {
+        if self.package.value.is_empty() {
+            self.name.value.clone()
+        } else {
+            format!("{}.{}", self.package.value, self.name.value)
+        }
+    }
+}
+
+/// `method "Get" { request = "...", response = "...", options { endpoint, method } }`
+#[derive(Debug)]
+pub struct MethodDef {
+    pub name: Spanned<String>,
+    pub request: Option<Spanned<String>>,
+    pub response: Option<Spanned<String>>,
+    pub endpoint: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -54,22 +94,39 @@ pub struct EndpointDef {
 #[derive(Debug)]
 pub struct FlowDef {
     pub name: Spanned<String>,
+    /// A `proxy` rather than a `flow`.
+    pub proxy: bool,
     pub input: Option<InputDef>,
     pub resources: Vec<ResourceDef>,
-    pub output: Option<OutputDef>,
+    pub output: Option<ParamMap>,
+    pub error: Option<ParamMap>,
+    pub on_error: Option<OnErrorDef>,
+    pub timeout: Option<Spanned<Literal>>,
+    pub forward: Option<ForwardDef>,
+    pub rewrites: Vec<(Spanned<String>, Spanned<String>)>,
 }
 
 #[derive(Debug)]
 pub struct InputDef {
-    pub message: Spanned<String>,
+    /// `None` for a proxy's input, which has no schema.
+    pub message: Option<Spanned<String>>,
     pub headers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug)]
 pub struct ResourceDef {
     pub name: Spanned<String>,
+    /// Every enclosing `if`, outermost first.
+    pub conditions: Vec<Spanned<String>>,
+    pub before: bool,
     pub depends_on: Vec<Spanned<String>>,
     pub request: Option<CallDef>,
+    pub rollback: Option<CallDef>,
+    pub error: Option<ParamMap>,
+    pub on_error: Option<OnErrorDef>,
+    pub expect_status: Vec<Spanned<Literal>>,
+    /// `resources { name = "..." }` defines a node whose value is this one expression.
+    pub value: Option<Spanned<Literal>>,
 }
 
 #[derive(Debug)]
@@ -77,16 +134,31 @@ pub struct CallDef {
     pub service: Spanned<String>,
     pub method: Spanned<String>,
     pub fields: Vec<FieldDef>,
-    pub headers: Vec<(Spanned<String>, Spanned<Literal>)>,
-    pub params: Vec<(Spanned<String>, Spanned<Literal>)>,
-    pub timeout: Option<Spanned<Literal>>,
+    pub headers: Vec<Pair>,
+    pub params: Vec<Pair>,
+    pub options: Vec<Pair>,
+}
+
+/// A message built from templates: `output`, `error`.
+#[derive(Debug)]
+pub struct ParamMap {
+    pub schema: Spanned<String>,
+    pub fields: Vec<FieldDef>,
+    pub headers: Vec<Pair>,
+}
+
+#[derive(Debug, Default)]
+pub struct OnErrorDef {
+    pub schema: Option<Spanned<String>>,
+    pub status: Option<Spanned<Literal>>,
+    pub message: Option<Spanned<Literal>>,
+    pub params: Vec<Pair>,
 }
 
 #[derive(Debug)]
-pub struct OutputDef {
-    pub message: Spanned<String>,
-    pub fields: Vec<FieldDef>,
-    pub headers: Vec<(Spanned<String>, Spanned<Literal>)>,
+pub struct ForwardDef {
+    pub service: Spanned<String>,
+    pub headers: Vec<Pair>,
 }
 
 #[derive(Debug)]
@@ -99,6 +171,11 @@ pub struct FieldDef {
 pub enum FieldValue {
     Literal(Spanned<Literal>),
     Message(Vec<FieldDef>),
+    /// `repeated "field" "resource:path" { ... }`
+    Repeated {
+        source: Spanned<String>,
+        fields: Vec<FieldDef>,
+    },
 }
 
 /// A constant as written in HCL; strings may still hold `{{ }}` templates.
@@ -175,6 +252,19 @@ fn load_file(
                     }
                 }
                 "log_level" => reader.warn_daemon_only(attr.key.as_str(), attr.span()),
+                "avro" | "openapi3" => {
+                    let span = reader.span(attr.span());
+                    reader
+                        .reporter
+                        .warning(
+                            &span,
+                            format!(
+                                "`{}` schemas are not supported; only protobuffers are",
+                                attr.key.as_str()
+                            ),
+                        )
+                        .label("ignored");
+                }
                 other => reader.unknown(other, attr.span(), &["protobuffers", "include", "log_level"]),
             },
             Structure::Block(block) => match block.ident.as_str() {
@@ -184,11 +274,26 @@ fn load_file(
                     }
                 }
                 "flow" => {
-                    if let Some(flow) = reader.flow(block) {
+                    if let Some(flow) = reader.flow(block, false) {
                         config.flows.push(flow);
                     }
                 }
                 "services" => reader.services(block, &mut config.service_selects),
+                "service" => {
+                    if let Some(service) = reader.service(block) {
+                        config.services.push(service);
+                    }
+                }
+                "proxy" => {
+                    if let Some(flow) = reader.flow(block, true) {
+                        config.flows.push(flow);
+                    }
+                }
+                "error" => {
+                    if let Some(error) = reader.param_map(block) {
+                        config.error = Some(error);
+                    }
+                }
                 "http" => {
                     for attr in block.body.attributes() {
                         match attr.key.as_str() {
@@ -197,13 +302,25 @@ fn load_file(
                         }
                     }
                 }
-                "grpc" | "graphql" | "prometheus" => {
+                "grpc" | "graphql" | "prometheus" | "discovery" => {
                     reader.warn_daemon_only(block.ident.as_str(), block.span())
                 }
                 other => reader.unknown(
                     other,
                     block.span(),
-                    &["endpoint", "flow", "services", "http", "grpc", "graphql", "prometheus"],
+                    &[
+                        "endpoint",
+                        "flow",
+                        "proxy",
+                        "service",
+                        "services",
+                        "error",
+                        "http",
+                        "grpc",
+                        "graphql",
+                        "prometheus",
+                        "discovery",
+                    ],
                 ),
             },
         }
@@ -262,7 +379,7 @@ impl Reader<'_> {
     fn literal(&mut self, expr: &Expression) -> Option<Spanned<Literal>> {
         let span = self.span(expr.span());
         let value = match expr {
-            Expression::String(s) => Literal::String(s.value().clone()),
+            Expression::String(s) => Literal::String(self.expand_env(s.value(), &span)),
             Expression::Bool(b) => Literal::Bool(*b.value()),
             Expression::Number(n) => {
                 let n = n.value();
@@ -286,6 +403,38 @@ impl Reader<'_> {
             }
         };
         Some(Spanned { value, span })
+    }
+
+    /// `$NAME` (upper-case letters, digits and `_`) is replaced by the environment variable.
+    fn expand_env(&mut self, text: &str, span: &Span) -> String {
+        if !text.contains('$') {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..len];
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push('$');
+            } else {
+                match std::env::var(name) {
+                    Ok(value) => out.push_str(&value),
+                    Err(_) => drop(
+                        self.reporter
+                            .warning(span, format!("environment variable `{name}` is not set"))
+                            .label("expands to an empty string"),
+                    ),
+                }
+            }
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+        out
     }
 
     fn string(&mut self, attr: &Attribute) -> Option<Spanned<String>> {
@@ -319,19 +468,32 @@ impl Reader<'_> {
     }
 
     fn labels(&mut self, block: &Block, names: &[&str]) -> Option<Vec<Spanned<String>>> {
-        if block.labels.len() != names.len() {
+        self.labels_between(block, names, &[])
+    }
+
+    /// The block's labels: all of `required`, then up to all of `optional`.
+    fn labels_between(
+        &mut self,
+        block: &Block,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Option<Vec<Spanned<String>>> {
+        let count = block.labels.len();
+        if count < required.len() || count > required.len() + optional.len() {
             let span = self.span(block.ident.span());
-            let expected = names.iter().map(|n| format!("\"<{n}>\"")).collect::<Vec<_>>().join(" ");
+            let expected = required
+                .iter()
+                .map(|n| format!("\"<{n}>\""))
+                .chain(optional.iter().map(|n| format!("[\"<{n}>\"]")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let wanted = if optional.is_empty() {
+                required.len().to_string()
+            } else {
+                format!("{} to {}", required.len(), required.len() + optional.len())
+            };
             self.reporter
-                .error(
-                    &span,
-                    format!(
-                        "`{}` takes {} label(s), found {}",
-                        block.ident.as_str(),
-                        names.len(),
-                        block.labels.len()
-                    ),
-                )
+                .error(&span, format!("`{}` takes {wanted} label(s), found {count}", block.ident.as_str()))
                 .note(format!("write it as `{} {expected} {{ ... }}`", block.ident.as_str()));
             return None;
         }
@@ -345,45 +507,71 @@ impl Reader<'_> {
     }
 
     fn endpoint(&mut self, block: &Block) -> Option<EndpointDef> {
-        let mut labels = self.labels(block, &["flow", "kind"])?.into_iter();
+        let mut labels = self.labels_between(block, &["flow", "kind"], &["codec"])?.into_iter();
         let (flow, kind) = (labels.next()?, labels.next()?);
         let mut endpoint = EndpointDef {
             flow,
             kind,
             route: None,
             method: None,
-            codec: None,
+            codec: labels.next(),
             request_codec: None,
             response_codec: None,
             status: None,
             span: self.span(block.span()),
         };
+        let known: &[&str] = match endpoint.kind.value.as_str() {
+            "http" => &["endpoint", "method", "codec", "request_codec", "response_codec", "status"],
+            "grpc" => &["package", "service", "method"],
+            "graphql" => &["path", "name", "base"],
+            _ => &[],
+        };
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) => match attr.key.as_str() {
+                    key if !known.contains(&key) => self.unknown(key, attr.span(), known),
                     "endpoint" => endpoint.route = self.string(attr),
                     "method" => endpoint.method = self.string(attr),
                     "codec" => endpoint.codec = self.string(attr),
                     "request_codec" => endpoint.request_codec = self.string(attr),
                     "response_codec" => endpoint.response_codec = self.string(attr),
                     "status" => endpoint.status = self.literal(&attr.value),
-                    other => self.unknown(
-                        other,
-                        attr.span(),
-                        &["endpoint", "method", "codec", "request_codec", "response_codec", "status"],
-                    ),
+                    _ => drop(self.string(attr)),
                 },
-                Structure::Block(inner) if inner.ident.as_str() == "options" => {}
+                Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
                 Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["options"]),
             }
         }
         Some(endpoint)
     }
 
+    fn settings(&mut self, attr: &Attribute, settings: &mut ServiceSettings) -> bool {
+        let slot = match attr.key.as_str() {
+            "host" => &mut settings.host,
+            "transport" => &mut settings.transport,
+            "codec" => &mut settings.codec,
+            "request_codec" => &mut settings.request_codec,
+            "response_codec" => &mut settings.response_codec,
+            "resolver" => {
+                let span = self.span(attr.span());
+                self.reporter
+                    .warning(&span, "service discovery is Envoy's job here; `resolver` is ignored")
+                    .label("ignored");
+                return true;
+            }
+            _ => return false,
+        };
+        *slot = self.string(attr);
+        true
+    }
+
+    const SETTINGS: &'static [&'static str] =
+        &["host", "transport", "codec", "request_codec", "response_codec", "resolver"];
+
     fn services(&mut self, block: &Block, selects: &mut Vec<ServiceSelect>) {
         for structure in block.body.iter() {
             let Structure::Block(select) = structure else {
-                self.unknown("attribute", structure.span(), &["select"]);
+                self.unknown(structure_name(structure), structure.span(), &["select"]);
                 continue;
             };
             if select.ident.as_str() != "select" {
@@ -393,86 +581,293 @@ impl Reader<'_> {
             let Some(pattern) = self.labels(select, &["pattern"]).and_then(|l| l.into_iter().next()) else {
                 continue;
             };
-            let mut entry = ServiceSelect {
-                pattern,
-                host: None,
-                transport: None,
-                codec: None,
-                request_codec: None,
-                response_codec: None,
-            };
-            for attr in select.body.attributes() {
-                let slot = match attr.key.as_str() {
-                    "host" => &mut entry.host,
-                    "transport" => &mut entry.transport,
-                    "codec" => &mut entry.codec,
-                    "request_codec" => &mut entry.request_codec,
-                    "response_codec" => &mut entry.response_codec,
-                    other => {
-                        self.unknown(
-                            other,
-                            attr.span(),
-                            &["host", "transport", "codec", "request_codec", "response_codec"],
-                        );
-                        continue;
+            let mut settings = ServiceSettings::default();
+            for structure in select.body.iter() {
+                match structure {
+                    Structure::Attribute(attr) => {
+                        if !self.settings(attr, &mut settings) {
+                            self.unknown(attr.key.as_str(), attr.span(), Self::SETTINGS);
+                        }
                     }
-                };
-                *slot = self.string(attr);
+                    Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
+                    Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["options"]),
+                }
             }
-            selects.push(entry);
+            selects.push(ServiceSelect { pattern, settings });
         }
     }
 
-    fn flow(&mut self, block: &Block) -> Option<FlowDef> {
-        let name = self.labels(block, &["name"])?.into_iter().next()?;
-        let mut flow = FlowDef { name, input: None, resources: Vec::new(), output: None };
+    fn service(&mut self, block: &Block) -> Option<ServiceDef> {
+        let mut labels = self.labels(block, &["package", "name"])?.into_iter();
+        let (package, name) = (labels.next()?, labels.next()?);
+        let mut service =
+            ServiceDef { package, name, settings: ServiceSettings::default(), methods: Vec::new() };
         for structure in block.body.iter() {
             match structure {
+                Structure::Attribute(attr) => {
+                    if !self.settings(attr, &mut service.settings) {
+                        self.unknown(attr.key.as_str(), attr.span(), Self::SETTINGS);
+                    }
+                }
                 Structure::Block(inner) => match inner.ident.as_str() {
-                    "input" => flow.input = self.input(inner),
-                    "resource" => {
-                        if let Some(resource) = self.resource(inner) {
-                            flow.resources.push(resource);
+                    "options" => drop(self.pairs(inner)),
+                    "method" => {
+                        let Some(name) = self.labels(inner, &["name"]).and_then(|l| l.into_iter().next())
+                        else {
+                            continue;
+                        };
+                        let mut method =
+                            MethodDef { name, request: None, response: None, endpoint: None, method: None };
+                        for structure in inner.body.iter() {
+                            match structure {
+                                Structure::Attribute(attr) if attr.key.as_str() == "request" => {
+                                    method.request = self.string(attr)
+                                }
+                                Structure::Attribute(attr) if attr.key.as_str() == "response" => {
+                                    method.response = self.string(attr)
+                                }
+                                Structure::Block(options) if options.ident.as_str() == "options" => {
+                                    for (key, value) in self.pairs(options) {
+                                        let Literal::String(text) = value.value else { continue };
+                                        let text = Spanned { value: text, span: value.span };
+                                        match key.value.as_str() {
+                                            "endpoint" => method.endpoint = Some(text),
+                                            "method" => method.method = Some(text),
+                                            _ => {}
+                                        }
+                                    }
+                                }
+                                other => self.unknown(
+                                    structure_name(other),
+                                    other.span(),
+                                    &["request", "response", "options"],
+                                ),
+                            }
+                        }
+                        service.methods.push(method);
+                    }
+                    other => self.unknown(other, inner.span(), &["method", "options"]),
+                },
+            }
+        }
+        Some(service)
+    }
+
+    fn flow(&mut self, block: &Block, proxy: bool) -> Option<FlowDef> {
+        let name = self.labels(block, &["name"])?.into_iter().next()?;
+        let mut flow = FlowDef {
+            name,
+            proxy,
+            input: None,
+            resources: Vec::new(),
+            output: None,
+            error: None,
+            on_error: None,
+            timeout: None,
+            forward: None,
+            rewrites: Vec::new(),
+        };
+        let known: &[&str] = if proxy {
+            &[
+                "input",
+                "resource",
+                "resources",
+                "if",
+                "before",
+                "error",
+                "on_error",
+                "forward",
+                "rewrite",
+                "timeout",
+            ]
+        } else {
+            &["input", "resource", "resources", "if", "before", "error", "on_error", "output", "timeout"]
+        };
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr) if attr.key.as_str() == "timeout" => {
+                    flow.timeout = self.literal(&attr.value)
+                }
+                Structure::Block(inner) => match inner.ident.as_str() {
+                    name if !known.contains(&name) => self.unknown(name, inner.span(), known),
+                    "input" => flow.input = self.input(inner, proxy),
+                    "output" => flow.output = self.param_map(inner),
+                    "error" => flow.error = self.param_map(inner),
+                    "on_error" => flow.on_error = self.on_error(inner),
+                    "forward" => {
+                        if let Some(service) =
+                            self.labels(inner, &["service"]).and_then(|l| l.into_iter().next())
+                        {
+                            let mut headers = Vec::new();
+                            for structure in inner.body.iter() {
+                                match structure {
+                                    Structure::Block(h) if h.ident.as_str() == "header" => {
+                                        headers = self.pairs(h)
+                                    }
+                                    other => self.unknown(structure_name(other), other.span(), &["header"]),
+                                }
+                            }
+                            flow.forward = Some(ForwardDef { service, headers });
                         }
                     }
-                    "output" => flow.output = self.output(inner),
-                    other => self.unknown(other, inner.span(), &["input", "resource", "output"]),
+                    "rewrite" => {
+                        if let Some(labels) = self.labels(inner, &["pattern", "template"]) {
+                            let mut labels = labels.into_iter();
+                            if let (Some(pattern), Some(template)) = (labels.next(), labels.next()) {
+                                flow.rewrites.push((pattern, template));
+                            }
+                        }
+                    }
+                    _ => self.resources(inner, &mut Vec::new(), false, &mut flow.resources),
                 },
-                Structure::Attribute(attr) => {
-                    self.unknown(attr.key.as_str(), attr.span(), &["input", "resource", "output"])
-                }
+                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.span(), known),
             }
+        }
+        if proxy && flow.forward.is_none() {
+            let span = flow.name.span.clone();
+            self.reporter
+                .error(&span, format!("proxy `{}` has no `forward`", flow.name.value))
+                .note("add `forward \"pkg.Service\" {}`");
         }
         Some(flow)
     }
 
-    fn input(&mut self, block: &Block) -> Option<InputDef> {
-        let message = self.labels(block, &["message"])?.into_iter().next()?;
+    /// `resource`, `resources`, `if` and `before` blocks, which may nest in `if` and `before`.
+    fn resources(
+        &mut self,
+        block: &Block,
+        conditions: &mut Vec<Spanned<String>>,
+        before: bool,
+        out: &mut Vec<ResourceDef>,
+    ) {
+        match block.ident.as_str() {
+            "resource" => {
+                if let Some(resource) = self.resource(block, conditions, before) {
+                    out.push(resource);
+                }
+            }
+            "resources" => {
+                for structure in block.body.iter() {
+                    let Structure::Attribute(attr) = structure else {
+                        self.unknown(structure_name(structure), structure.span(), &[]);
+                        continue;
+                    };
+                    let name =
+                        Spanned { value: attr.key.as_str().to_string(), span: self.span(attr.key.span()) };
+                    let Some(value) = self.literal(&attr.value) else { continue };
+                    out.push(ResourceDef {
+                        name,
+                        conditions: conditions.clone(),
+                        before,
+                        depends_on: Vec::new(),
+                        request: None,
+                        rollback: None,
+                        error: None,
+                        on_error: None,
+                        expect_status: Vec::new(),
+                        value: Some(value),
+                    });
+                }
+            }
+            "if" | "before" => {
+                let is_if = block.ident.as_str() == "if";
+                if is_if {
+                    let Some(condition) =
+                        self.labels(block, &["condition"]).and_then(|l| l.into_iter().next())
+                    else {
+                        return;
+                    };
+                    conditions.push(condition);
+                }
+                for structure in block.body.iter() {
+                    match structure {
+                        Structure::Block(inner)
+                            if matches!(inner.ident.as_str(), "resource" | "resources" | "if") =>
+                        {
+                            self.resources(inner, conditions, before || !is_if, out)
+                        }
+                        other => self.unknown(
+                            structure_name(other),
+                            other.span(),
+                            &["resource", "resources", "if"],
+                        ),
+                    }
+                }
+                if is_if {
+                    conditions.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn input(&mut self, block: &Block, proxy: bool) -> Option<InputDef> {
+        let message = if proxy {
+            if !block.labels.is_empty() {
+                let span = self.span(block.ident.span());
+                self.reporter
+                    .error(&span, "a proxy's input has no schema: its body is forwarded as it is")
+                    .label("remove the label");
+            }
+            None
+        } else {
+            Some(self.labels(block, &["message"])?.into_iter().next()?)
+        };
         let mut input = InputDef { message, headers: Vec::new() };
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) if attr.key.as_str() == "header" => {
                     input.headers = self.string_list(attr)
                 }
-                Structure::Block(inner) if inner.ident.as_str() == "options" => {}
+                Structure::Attribute(attr) if proxy && attr.key.as_str() == "params" => {
+                    drop(self.string(attr))
+                }
+                Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
                 other => self.unknown(structure_name(other), other.span(), &["header", "options"]),
             }
         }
         Some(input)
     }
 
-    fn resource(&mut self, block: &Block) -> Option<ResourceDef> {
+    fn resource(
+        &mut self,
+        block: &Block,
+        conditions: &[Spanned<String>],
+        before: bool,
+    ) -> Option<ResourceDef> {
         let name = self.labels(block, &["name"])?.into_iter().next()?;
-        let mut resource = ResourceDef { name, depends_on: Vec::new(), request: None };
+        let mut resource = ResourceDef {
+            name,
+            conditions: conditions.to_vec(),
+            before,
+            depends_on: Vec::new(),
+            request: None,
+            rollback: None,
+            error: None,
+            on_error: None,
+            expect_status: Vec::new(),
+            value: None,
+        };
+        const KNOWN: &[&str] = &["request", "rollback", "depends_on", "expect_status", "error", "on_error"];
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) if attr.key.as_str() == "depends_on" => {
                     resource.depends_on = self.string_list(attr)
                 }
-                Structure::Block(inner) if inner.ident.as_str() == "request" => {
-                    resource.request = self.call(inner)
+                Structure::Attribute(attr) if attr.key.as_str() == "expect_status" => {
+                    resource.expect_status = match &attr.value {
+                        Expression::Array(items) => items.iter().filter_map(|e| self.literal(e)).collect(),
+                        other => self.literal(other).into_iter().collect(),
+                    }
                 }
-                other => self.unknown(structure_name(other), other.span(), &["request", "depends_on"]),
+                Structure::Block(inner) => match inner.ident.as_str() {
+                    "request" => resource.request = self.call(inner),
+                    "rollback" => resource.rollback = self.call(inner),
+                    "error" => resource.error = self.param_map(inner),
+                    "on_error" => resource.on_error = self.on_error(inner),
+                    other => self.unknown(other, inner.span(), KNOWN),
+                },
+                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.span(), KNOWN),
             }
         }
         Some(resource)
@@ -487,87 +882,91 @@ impl Reader<'_> {
             fields: Vec::new(),
             headers: Vec::new(),
             params: Vec::new(),
-            timeout: None,
+            options: Vec::new(),
         };
         for structure in block.body.iter() {
             match structure {
                 Structure::Block(inner) => match inner.ident.as_str() {
                     "header" => call.headers = self.pairs(inner),
                     "params" => call.params = self.pairs(inner),
-                    "options" => {
-                        for attr in inner.body.attributes() {
-                            match attr.key.as_str() {
-                                "timeout" => call.timeout = self.literal(&attr.value),
-                                other => drop(
-                                    self.reporter
-                                        .warning(&self.span(attr.span()), format!("unknown option `{other}`"))
-                                        .label("ignored"),
-                                ),
-                            }
-                        }
-                    }
-                    "message" => {
-                        if let Some(field) = self.message_field(inner) {
-                            call.fields.push(field);
-                        }
-                    }
-                    other => self.unknown(other, inner.span(), &["header", "params", "options", "message"]),
+                    "options" => call.options = self.pairs(inner),
+                    "message" | "repeated" => call.fields.extend(self.nested(inner)),
+                    other => self.unknown(
+                        other,
+                        inner.span(),
+                        &["header", "params", "options", "message", "repeated"],
+                    ),
                 },
-                Structure::Attribute(attr) => {
-                    if let Some(field) = self.field(attr) {
-                        call.fields.push(field);
-                    }
-                }
+                Structure::Attribute(attr) => call.fields.extend(self.field(attr)),
             }
         }
         Some(call)
     }
 
-    fn output(&mut self, block: &Block) -> Option<OutputDef> {
-        let message = self.labels(block, &["message"])?.into_iter().next()?;
-        let mut output = OutputDef { message, fields: Vec::new(), headers: Vec::new() };
+    /// `output "schema" { ... }`, `error "schema" { ... }`.
+    fn param_map(&mut self, block: &Block) -> Option<ParamMap> {
+        let schema = self.labels(block, &["schema"])?.into_iter().next()?;
+        let mut map = ParamMap { schema, fields: Vec::new(), headers: Vec::new() };
         for structure in block.body.iter() {
             match structure {
-                Structure::Block(inner) if inner.ident.as_str() == "header" => {
-                    output.headers = self.pairs(inner)
-                }
-                Structure::Block(inner) if inner.ident.as_str() == "message" => {
-                    if let Some(field) = self.message_field(inner) {
-                        output.fields.push(field);
-                    }
-                }
-                Structure::Block(inner) => {
-                    self.unknown(inner.ident.as_str(), inner.span(), &["header", "message"])
-                }
-                Structure::Attribute(attr) => {
-                    if let Some(field) = self.field(attr) {
-                        output.fields.push(field);
-                    }
-                }
+                Structure::Block(inner) => match inner.ident.as_str() {
+                    "header" => map.headers = self.pairs(inner),
+                    "options" => drop(self.pairs(inner)),
+                    "message" | "repeated" => map.fields.extend(self.nested(inner)),
+                    other => self.unknown(other, inner.span(), &["header", "message", "repeated", "options"]),
+                },
+                Structure::Attribute(attr) => map.fields.extend(self.field(attr)),
             }
         }
-        Some(output)
+        Some(map)
     }
 
-    fn message_field(&mut self, block: &Block) -> Option<FieldDef> {
-        let name = self.labels(block, &["field"])?.into_iter().next()?;
+    fn on_error(&mut self, block: &Block) -> Option<OnErrorDef> {
+        let mut on_error = OnErrorDef::default();
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr) => match attr.key.as_str() {
+                    "schema" => on_error.schema = self.string(attr),
+                    "status" => on_error.status = self.literal(&attr.value),
+                    "message" => on_error.message = self.literal(&attr.value),
+                    other => self.unknown(other, attr.span(), &["schema", "status", "message", "params"]),
+                },
+                Structure::Block(inner) if inner.ident.as_str() == "params" => {
+                    on_error.params = self.pairs(inner)
+                }
+                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["params"]),
+            }
+        }
+        Some(on_error)
+    }
+
+    /// `message "field" { ... }` and `repeated "field" "resource:path" { ... }`.
+    fn nested(&mut self, block: &Block) -> Option<FieldDef> {
+        let repeated = block.ident.as_str() == "repeated";
+        let labels = if repeated {
+            self.labels(block, &["field", "source"])?
+        } else {
+            self.labels(block, &["field"])?
+        };
+        let mut labels = labels.into_iter();
+        let name = labels.next()?;
         let mut fields = Vec::new();
         for structure in block.body.iter() {
             match structure {
-                Structure::Attribute(attr) => {
-                    if let Some(field) = self.field(attr) {
-                        fields.push(field);
-                    }
+                Structure::Attribute(attr) => fields.extend(self.field(attr)),
+                Structure::Block(inner) if matches!(inner.ident.as_str(), "message" | "repeated") => {
+                    fields.extend(self.nested(inner))
                 }
-                Structure::Block(inner) if inner.ident.as_str() == "message" => {
-                    if let Some(field) = self.message_field(inner) {
-                        fields.push(field);
-                    }
+                Structure::Block(inner) => {
+                    self.unknown(inner.ident.as_str(), inner.span(), &["message", "repeated"])
                 }
-                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["message"]),
             }
         }
-        Some(FieldDef { name, value: FieldValue::Message(fields) })
+        let value = match labels.next() {
+            Some(source) => FieldValue::Repeated { source, fields },
+            None => FieldValue::Message(fields),
+        };
+        Some(FieldDef { name, value })
     }
 
     fn field(&mut self, attr: &Attribute) -> Option<FieldDef> {
@@ -576,7 +975,7 @@ impl Reader<'_> {
         Some(FieldDef { name, value: FieldValue::Literal(value) })
     }
 
-    fn pairs(&mut self, block: &Block) -> Vec<(Spanned<String>, Spanned<Literal>)> {
+    fn pairs(&mut self, block: &Block) -> Vec<Pair> {
         let mut out = Vec::new();
         for structure in block.body.iter() {
             match structure {

@@ -85,6 +85,14 @@ impl Report<'_> {
         self
     }
 
+    /// Points at a second place, e.g. the first definition of a duplicate.
+    pub fn secondary(self, span: &Span, text: impl Into<String>) -> Self {
+        self.diagnostic
+            .labels
+            .push(Label::secondary(span.file, span.range.clone()).with_message(text.into()));
+        self
+    }
+
     pub fn note(self, text: impl Into<String>) -> Self {
         self.diagnostic.notes.push(text.into());
         self

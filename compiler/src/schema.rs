@@ -10,8 +10,8 @@ use prost_reflect::{
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 use semaphore_plan as plan;
 
-use crate::config::Config;
-use crate::diagnostics::Reporter;
+use crate::config::{Config, ServiceDef, ServiceSettings, Spanned};
+use crate::diagnostics::{Reporter, Span};
 
 const ANNOTATIONS_NAME: &str = "api/annotations.proto";
 const ANNOTATIONS: &str = include_str!("../proto/api/annotations.proto");
@@ -45,7 +45,7 @@ pub struct ServiceAnnotation {
 }
 
 /// `option (semaphore.api.http) = { ... }`
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct HttpAnnotation {
     pub endpoint: String,
     pub method: String,
@@ -115,6 +115,135 @@ impl Schemas {
             Value::Message(message) => Some(message.clone()),
             _ => None,
         }
+    }
+}
+
+/// A service as calls see it: from a proto, a `service` block, or both, with `services {
+/// select }` applied.
+pub struct ServiceInfo {
+    pub name: String,
+    pub host: Setting,
+    pub transport: Setting,
+    pub codec: Setting,
+    pub request_codec: Setting,
+    pub response_codec: Setting,
+    pub methods: Result<Vec<MethodInfo>, Problem>,
+}
+
+/// A setting's value and, when it comes from HCL, where it was written.
+#[derive(Clone, Default, Debug)]
+pub struct Setting {
+    pub value: String,
+    pub span: Option<Span>,
+}
+
+impl Setting {
+    fn set(&mut self, from: &Option<Spanned<String>>) {
+        if let Some(value) = from {
+            *self = Setting { value: value.value.clone(), span: Some(value.span.clone()) };
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MethodInfo {
+    pub name: String,
+    pub full_name: String,
+    pub input: MessageDescriptor,
+    pub output: MessageDescriptor,
+    pub http: Option<HttpAnnotation>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub span: Span,
+    pub message: String,
+}
+
+impl Schemas {
+    /// Every service name a call may use, for suggestions.
+    pub fn service_names(&self, config: &Config) -> Vec<String> {
+        let mut names: Vec<String> = self.pool.services().map(|s| s.full_name().to_string()).collect();
+        names.extend(config.services.iter().map(ServiceDef::full_name));
+        names
+    }
+
+    pub fn service_info(&self, name: &str, config: &Config) -> Option<ServiceInfo> {
+        let proto = self.service(name);
+        let defined = config.services.iter().rev().find(|s| s.full_name() == name);
+        if proto.is_none() && defined.is_none() {
+            return None;
+        }
+        let annotation = proto.as_ref().map(|p| self.service_annotation(p)).unwrap_or_default();
+        let from = |value: String| Setting { value, span: None };
+        let mut info = ServiceInfo {
+            name: name.to_string(),
+            host: from(annotation.host),
+            transport: from(annotation.transport),
+            codec: from(annotation.codec),
+            request_codec: from(annotation.request_codec),
+            response_codec: from(annotation.response_codec),
+            methods: Ok(Vec::new()),
+        };
+        let mut apply = |settings: &ServiceSettings| {
+            info.host.set(&settings.host);
+            info.transport.set(&settings.transport);
+            info.codec.set(&settings.codec);
+            info.request_codec.set(&settings.request_codec);
+            info.response_codec.set(&settings.response_codec);
+        };
+        for select in &config.service_selects {
+            if glob::Pattern::new(&select.pattern.value).is_ok_and(|p| p.matches(name)) {
+                apply(&select.settings);
+            }
+        }
+        if let Some(defined) = defined {
+            apply(&defined.settings);
+        }
+        info.methods = match defined.filter(|d| !d.methods.is_empty()) {
+            Some(defined) => defined
+                .methods
+                .iter()
+                .map(|method| {
+                    let message = |name: &Option<Spanned<String>>, what: &str| match name {
+                        Some(name) => self.message(&name.value).ok_or_else(|| Problem {
+                            span: name.span.clone(),
+                            message: format!("unknown message `{}`", name.value),
+                        }),
+                        None => Err(Problem {
+                            span: method.name.span.clone(),
+                            message: format!("method `{}` names no {what} message", method.name.value),
+                        }),
+                    };
+                    let http = method.endpoint.as_ref().map(|endpoint| HttpAnnotation {
+                        endpoint: endpoint.value.clone(),
+                        method: method.method.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+                    });
+                    Ok(MethodInfo {
+                        name: method.name.value.clone(),
+                        full_name: format!("{name}.{}", method.name.value),
+                        input: message(&method.request, "request")?,
+                        output: message(&method.response, "response")?,
+                        http,
+                    })
+                })
+                .collect(),
+            None => Ok(proto
+                .map(|proto| {
+                    proto
+                        .methods()
+                        .map(|m| MethodInfo {
+                            name: m.name().to_string(),
+                            full_name: m.full_name().to_string(),
+                            input: m.input(),
+                            output: m.output(),
+                            http: self.http_annotation(&m),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()),
+        };
+        Some(info)
     }
 }
 

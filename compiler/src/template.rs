@@ -1,21 +1,67 @@
-//! `{{ resource.property:path }}` templates inside string values.
+//! Templates and expressions inside string values.
+//!
+//! A string value is text with `{{ expr }}` parts; an `if` condition is one expression in which
+//! `{{ expr }}` may also appear. An expression is a reference (`resource.property:path`), a
+//! function call (`sprintf('%s!', input:name)`), a literal (`'text'`, `42`, `true`), or these
+//! combined with `== != < <= > >= && || ! + - * / %` and parentheses.
 
 use std::ops::Range;
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
-    Reference(TemplateRef),
+    Expr(Expr),
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    /// Byte range within the string the expression was read from.
+    pub range: Range<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    String(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Reference(TemplateRef),
+    Call { name: String, args: Vec<Expr>, path: Vec<String> },
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Negate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct TemplateRef {
     pub resource: String,
     pub property: Option<String>,
     /// Empty for the whole message (`:.` or `:` or no path at all).
     pub path: Vec<String>,
-    /// Byte range of the `{{ ... }}` within the string.
-    pub range: Range<usize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -24,7 +70,7 @@ pub struct TemplateError {
     pub range: Range<usize>,
 }
 
-/// Splits a string into text and references. A string without `{{` is a single text part.
+/// Splits a string into text and `{{ expr }}` parts. A string without `{{` is one text part.
 pub fn parse(input: &str) -> Result<Vec<Part>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = 0;
@@ -35,8 +81,10 @@ pub fn parse(input: &str) -> Result<Vec<Part>, TemplateError> {
         let Some(close) = input[open..].find("}}").map(|i| i + open) else {
             return Err(TemplateError { message: "unclosed `{{`".into(), range: open..input.len() });
         };
-        let range = open..close + 2;
-        parts.push(Part::Reference(reference(input[open + 2..close].trim(), range)?));
+        let mut parser = Parser { input, pos: open + 2, end: close };
+        let expr = parser.expression()?;
+        parser.finish()?;
+        parts.push(Part::Expr(expr));
         rest = close + 2;
     }
     if rest < input.len() {
@@ -45,60 +93,266 @@ pub fn parse(input: &str) -> Result<Vec<Part>, TemplateError> {
     Ok(parts)
 }
 
-fn reference(body: &str, range: Range<usize>) -> Result<TemplateRef, TemplateError> {
-    let error = |message: String| TemplateError { message, range: range.clone() };
-    let (head, path) = match body.split_once(':') {
-        Some((head, path)) => (head, path.trim()),
-        None => (body, ""),
-    };
-    let (resource, property) = match head.split_once('.') {
-        Some((resource, property)) => (resource.trim(), Some(property.trim().to_string())),
-        None => (head.trim(), None),
-    };
-    if resource.is_empty() {
-        return Err(error(format!("`{{{{ {body} }}}}` names no resource")));
+/// Parses a whole condition, e.g. `{{ input:kind }} == 'INSERT' && !{{ user:blocked }}`.
+pub fn parse_condition(input: &str) -> Result<Expr, TemplateError> {
+    let mut parser = Parser { input, pos: 0, end: input.len() };
+    let expr = parser.expression()?;
+    parser.finish()?;
+    Ok(expr)
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn error<T>(&self, message: impl Into<String>, range: Range<usize>) -> Result<T, TemplateError> {
+        Err(TemplateError { message: message.into(), range })
     }
-    if !resource.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(error(format!("`{resource}` is not a resource name")));
+
+    fn rest(&self) -> &'a str {
+        &self.input[self.pos..self.end]
     }
-    let path = match path {
-        "" | "." => Vec::new(),
-        path => {
-            let names: Vec<String> = path.split('.').map(|s| s.trim().to_string()).collect();
-            if names.iter().any(String::is_empty) {
-                return Err(error(format!("`{path}` is not a field path")));
-            }
-            names
+
+    fn skip_space(&mut self) {
+        let trimmed = self.rest().trim_start();
+        self.pos = self.end - trimmed.len();
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_space();
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
         }
-    };
-    Ok(TemplateRef { resource: resource.to_string(), property, path, range })
+    }
+
+    fn finish(&mut self) -> Result<(), TemplateError> {
+        self.skip_space();
+        if self.pos < self.end {
+            let found = self.rest().chars().next().unwrap_or(' ');
+            return self.error(format!("unexpected `{found}`"), self.pos..self.end);
+        }
+        Ok(())
+    }
+
+    fn expression(&mut self) -> Result<Expr, TemplateError> {
+        self.binary(0)
+    }
+
+    /// Precedence climbing over the binary operators, loosest first.
+    fn binary(&mut self, level: usize) -> Result<Expr, TemplateError> {
+        const LEVELS: &[&[(&str, BinaryOp)]] = &[
+            &[("||", BinaryOp::Or)],
+            &[("&&", BinaryOp::And)],
+            &[
+                ("==", BinaryOp::Eq),
+                ("!=", BinaryOp::Ne),
+                ("<=", BinaryOp::Le),
+                (">=", BinaryOp::Ge),
+                ("<", BinaryOp::Lt),
+                (">", BinaryOp::Gt),
+            ],
+            &[("+", BinaryOp::Add), ("-", BinaryOp::Sub)],
+            &[("*", BinaryOp::Mul), ("/", BinaryOp::Div), ("%", BinaryOp::Rem)],
+        ];
+        let Some(operators) = LEVELS.get(level) else {
+            return self.unary();
+        };
+        let mut left = self.binary(level + 1)?;
+        loop {
+            self.skip_space();
+            // `}}` closes a template inside a condition; it is not two operators.
+            let Some((token, op)) = operators.iter().find(|(token, _)| self.rest().starts_with(token)) else {
+                break;
+            };
+            self.pos += token.len();
+            let right = self.binary(level + 1)?;
+            let range = left.range.start..right.range.end;
+            left = Expr { kind: ExprKind::Binary(*op, Box::new(left), Box::new(right)), range };
+            // Comparisons do not chain: `a == b == c` is a mistake.
+            if level == 2 {
+                break;
+            }
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, TemplateError> {
+        self.skip_space();
+        let start = self.pos;
+        for (token, op) in [("!", UnaryOp::Not), ("-", UnaryOp::Negate)] {
+            if self.rest().starts_with(token) && !self.rest().starts_with("!=") {
+                self.pos += 1;
+                let operand = self.unary()?;
+                let range = start..operand.range.end;
+                return Ok(Expr { kind: ExprKind::Unary(op, Box::new(operand)), range });
+            }
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, TemplateError> {
+        self.skip_space();
+        let start = self.pos;
+        let rest = self.rest();
+        let Some(first) = rest.chars().next() else {
+            return self.error("expected a value", start..self.end);
+        };
+        if rest.starts_with("{{") {
+            self.pos += 2;
+            let inner = self.expression()?;
+            if !self.eat("}}") {
+                return self.error("unclosed `{{`", start..self.end);
+            }
+            return Ok(Expr { kind: inner.kind, range: start..self.pos });
+        }
+        if first == '(' {
+            self.pos += 1;
+            let inner = self.expression()?;
+            if !self.eat(")") {
+                return self.error("expected `)`", start..self.pos);
+            }
+            return Ok(Expr { kind: inner.kind, range: start..self.pos });
+        }
+        if first == '\'' || first == '"' {
+            let body = &rest[1..];
+            let Some(close) = body.find(first) else {
+                return self.error("unclosed string", start..self.end);
+            };
+            let text = body[..close].to_string();
+            self.pos += close + 2;
+            return Ok(Expr { kind: ExprKind::String(text), range: start..self.pos });
+        }
+        if first.is_ascii_digit() {
+            let len =
+                rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(rest.len());
+            let text = rest[..len].replace('_', "");
+            self.pos += len;
+            let range = start..self.pos;
+            let kind = if text.contains('.') {
+                match text.parse() {
+                    Ok(f) => ExprKind::Float(f),
+                    Err(_) => return self.error(format!("`{text}` is not a number"), range),
+                }
+            } else {
+                match text.parse() {
+                    Ok(i) => ExprKind::Int(i),
+                    Err(_) => return self.error(format!("`{text}` is not a number"), range),
+                }
+            };
+            return Ok(Expr { kind, range });
+        }
+        if !(first.is_ascii_alphanumeric() || first == '_') {
+            return self.error(format!("unexpected `{first}`"), start..start + first.len_utf8());
+        }
+        let name_len =
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
+        let name = rest[..name_len].to_string();
+        self.pos += name_len;
+        let after = self.rest();
+        if after.starts_with('(') {
+            self.pos += 1;
+            let mut args = Vec::new();
+            if !self.eat(")") {
+                loop {
+                    args.push(self.expression()?);
+                    if self.eat(")") {
+                        break;
+                    }
+                    if !self.eat(",") {
+                        return self.error("expected `,` or `)` in the arguments", start..self.pos);
+                    }
+                }
+            }
+            let path = if self.rest().starts_with(':') { self.path()? } else { Vec::new() };
+            return Ok(Expr { kind: ExprKind::Call { name, args, path }, range: start..self.pos });
+        }
+        match name.as_str() {
+            "true" => return Ok(Expr { kind: ExprKind::Bool(true), range: start..self.pos }),
+            "false" => return Ok(Expr { kind: ExprKind::Bool(false), range: start..self.pos }),
+            "null" => return Ok(Expr { kind: ExprKind::Null, range: start..self.pos }),
+            _ => {}
+        }
+        let property = if after.starts_with('.') {
+            self.pos += 1;
+            let rest = self.rest();
+            let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            if len == 0 {
+                return self.error("expected a property after `.`", start..self.pos);
+            }
+            self.pos += len;
+            Some(rest[..len].to_string())
+        } else {
+            None
+        };
+        let path = if self.rest().starts_with(':') { self.path()? } else { Vec::new() };
+        Ok(Expr {
+            kind: ExprKind::Reference(TemplateRef { resource: name, property, path }),
+            range: start..self.pos,
+        })
+    }
+
+    /// `:a.b.c`, `:.` or `:` (the whole message). Header names may hold `-`.
+    fn path(&mut self) -> Result<Vec<String>, TemplateError> {
+        let start = self.pos;
+        self.pos += 1;
+        let rest = self.rest();
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(rest.len());
+        let text = &rest[..len];
+        self.pos += len;
+        if text.is_empty() || text == "." {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = text.split('.').map(str::to_string).collect();
+        if names.iter().any(String::is_empty) {
+            return self.error(format!("`{text}` is not a field path"), start..self.pos);
+        }
+        Ok(names)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reference(expr: &Expr) -> &TemplateRef {
+        match &expr.kind {
+            ExprKind::Reference(r) => r,
+            other => panic!("not a reference: {other:?}"),
+        }
+    }
+
+    fn single(text: &str) -> Expr {
+        match parse(text).unwrap().as_slice() {
+            [Part::Expr(e)] => e.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn single_reference() {
-        let parts = parse("{{ input:id }}").unwrap();
+        let e = single("{{ input:id }}");
         assert_eq!(
-            parts,
-            vec![Part::Reference(TemplateRef {
-                resource: "input".into(),
-                property: None,
-                path: vec!["id".into()],
-                range: 0..14
-            })]
+            reference(&e),
+            &TemplateRef { resource: "input".into(), property: None, path: vec!["id".into()] }
         );
+        assert_eq!(e.range, 3..11);
     }
 
     #[test]
     fn property_and_nested_path() {
-        let parts = parse("{{ call.request:address.street }}").unwrap();
-        let Part::Reference(r) = &parts[0] else { panic!() };
-        assert_eq!(r.resource, "call");
-        assert_eq!(r.property.as_deref(), Some("request"));
+        let e = single("{{ call.request:address.street }}");
+        let r = reference(&e);
+        assert_eq!((r.resource.as_str(), r.property.as_deref()), ("call", Some("request")));
         assert_eq!(r.path, vec!["address", "street"]);
+        assert_eq!(reference(&single("{{ input.header:X-Tenant }}")).path, vec!["X-Tenant"]);
     }
 
     #[test]
@@ -112,16 +366,51 @@ mod tests {
     #[test]
     fn whole_message() {
         for text in ["{{ user:. }}", "{{ user: }}", "{{ user }}"] {
-            let Part::Reference(r) = &parse(text).unwrap()[0] else { panic!() };
-            assert!(r.path.is_empty(), "{text}");
+            assert!(reference(&single(text)).path.is_empty(), "{text}");
         }
     }
 
     #[test]
+    fn functions() {
+        let e = single("{{ sprintf('Hey %s! %d', input:name, input:age) }}");
+        let ExprKind::Call { name, args, path } = &e.kind else { panic!() };
+        assert_eq!(name, "sprintf");
+        assert_eq!(args.len(), 3);
+        assert_eq!(args[0].kind, ExprKind::String("Hey %s! %d".into()));
+        assert!(path.is_empty());
+        let e = single("{{ jwt(input.header:Authorization):sub }}");
+        let ExprKind::Call { path, .. } = &e.kind else { panic!() };
+        assert_eq!(path, &vec!["sub".to_string()]);
+        assert!(matches!(single("{{ now() }}").kind, ExprKind::Call { ref args, .. } if args.is_empty()));
+    }
+
+    #[test]
+    fn conditions() {
+        let e = parse_condition("{{ input:kind }} == 'INSERT'").unwrap();
+        let ExprKind::Binary(BinaryOp::Eq, left, right) = &e.kind else { panic!("{e:?}") };
+        assert_eq!(reference(left).path, vec!["kind"]);
+        assert_eq!(right.kind, ExprKind::String("INSERT".into()));
+
+        let e = parse_condition("!{{ a:x }} && ({{ b:n }} + 1) * 2 >= 10 || c:flag").unwrap();
+        let ExprKind::Binary(BinaryOp::Or, left, _) = &e.kind else { panic!("{e:?}") };
+        let ExprKind::Binary(BinaryOp::And, not, cmp) = &left.kind else { panic!("{left:?}") };
+        assert!(matches!(not.kind, ExprKind::Unary(UnaryOp::Not, _)));
+        assert!(matches!(cmp.kind, ExprKind::Binary(BinaryOp::Ge, _, _)));
+
+        assert!(matches!(
+            parse_condition("{{ insert:upgrade }} == true").unwrap().kind,
+            ExprKind::Binary(BinaryOp::Eq, _, _)
+        ));
+    }
+
+    #[test]
     fn errors() {
-        assert!(parse("{{ input:id").is_err());
+        assert_eq!(parse("{{ input:id").unwrap_err().message, "unclosed `{{`");
         assert!(parse("{{ :id }}").is_err());
         assert!(parse("{{ input:a..b }}").is_err());
+        assert!(parse("{{ f(a b) }}").is_err());
+        assert!(parse_condition("a:x == ").is_err());
+        assert!(parse_condition("'open").is_err());
         assert_eq!(parse("plain").unwrap(), vec![Part::Text("plain".into())]);
     }
 }

@@ -85,10 +85,10 @@ fn mistakes_are_reported_at_their_place_with_a_hint() {
     let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
     let expected = [
         ("error: service `proto.Users` has no method `Gett`", "DIR/config.hcl:13:27", "did you mean `Get`?"),
-        ("error: unknown resource `inptu`", "DIR/config.hcl:17:13", "did you mean `input`?"),
+        ("error: unknown resource `inptu`", "DIR/config.hcl:17:16", "did you mean `input`?"),
         ("error: message `proto.Query` has no field `nam`", "DIR/config.hcl:18:7", "its fields: id"),
-        ("error: message `proto.User` has no field `nme`", "DIR/config.hcl:22:13", "did you mean `name`?"),
-        ("error: type mismatch: `id` is a string, found the integer 5", "DIR/config.hcl:23:12", ""),
+        ("error: message `proto.User` has no field `nme`", "DIR/config.hcl:22:16", "did you mean `name`?"),
+        ("error: type mismatch: expected a string, found an integer", "DIR/config.hcl:23:12", "quote it"),
     ];
     for (message, place, hint) in expected {
         let at = rendered.find(message).unwrap_or_else(|| panic!("missing `{message}` in:\n{rendered}"));
@@ -115,7 +115,7 @@ fn a_dependency_cycle_is_printed() {
   }"#,
     );
     let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
-    assert!(rendered.contains("dependency cycle in flow `GetUser`: a -> b -> a"), "{rendered}");
+    assert!(rendered.contains("dependency cycle in `GetUser`: a -> b -> a"), "{rendered}");
 }
 
 #[test]

@@ -53,8 +53,8 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Filter { engine: self.engine.clone(), stage: Stage::Idle }))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Filter { engine: self.engine.clone(), stage: Stage::Idle, context_id }))
     }
 }
 
@@ -69,6 +69,7 @@ enum Stage {
 struct Filter {
     engine: Option<Rc<Engine>>,
     stage: Stage,
+    context_id: u32,
 }
 
 /// The engine's view of Envoy for one HTTP context.
@@ -103,7 +104,13 @@ impl Filter {
     fn start(&mut self, matched: Match, body: Vec<u8>) {
         let Some(engine) = self.engine.clone() else { return };
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-        let request = Request { headers, body };
+        let now_unix_ms = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
+        let request = Request { headers, body, now_unix_ms, seed };
         let execution = Execution::start(engine, matched, request, &mut EnvoyHost);
         self.stage = if execution.is_finished() { Stage::Done } else { Stage::Running(execution) };
     }

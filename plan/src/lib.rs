@@ -239,6 +239,67 @@ pub struct Flow {
     pub nodes: Vec<Node>,
     #[prost(message, optional, tag = "5")]
     pub output: Option<Output>,
+    /// The error object answered when the flow fails (the flow's own, else the global one).
+    #[prost(message, optional, tag = "6")]
+    pub error: Option<ErrorObject>,
+    /// Status, message and params of a failure, for nodes that set none of their own.
+    #[prost(message, optional, tag = "7")]
+    pub on_error: Option<OnError>,
+    /// Deadline of the whole flow; 0 for none.
+    #[prost(uint32, tag = "8")]
+    pub timeout_ms: u32,
+    /// Set for a `proxy`: after its nodes, the original request is forwarded.
+    #[prost(message, optional, tag = "9")]
+    pub forward: Option<Forward>,
+}
+
+/// `forward "service" { header {} }` with the proxy's `rewrite` rules.
+#[derive(Clone, PartialEq, Message)]
+pub struct Forward {
+    /// Index into `Plan::services`.
+    #[prost(uint32, tag = "1")]
+    pub service: u32,
+    #[prost(message, repeated, tag = "2")]
+    pub headers: Vec<HeaderTemplate>,
+    /// The first rule whose pattern matches the path rewrites it.
+    #[prost(message, repeated, tag = "3")]
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// A regular expression with named groups, and the path built from them (`/<name>/...`).
+#[derive(Clone, PartialEq, Message)]
+pub struct Rewrite {
+    #[prost(string, tag = "1")]
+    pub pattern: String,
+    #[prost(string, tag = "2")]
+    pub template: String,
+}
+
+/// `error "schema" { ... }`: the body answered to the client when a flow fails.
+#[derive(Clone, PartialEq, Message)]
+pub struct ErrorObject {
+    /// Index into `Plan::messages`.
+    #[prost(uint32, tag = "1")]
+    pub message: u32,
+    #[prost(message, optional, tag = "2")]
+    pub body: Option<MessageTemplate>,
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<HeaderTemplate>,
+}
+
+/// `on_error { status, message, params, schema }`.
+#[derive(Clone, PartialEq, Message)]
+pub struct OnError {
+    #[prost(message, optional, tag = "1")]
+    pub status: Option<Value>,
+    #[prost(message, optional, tag = "2")]
+    pub message: Option<Value>,
+    #[prost(message, repeated, tag = "3")]
+    pub params: Vec<NamedValue>,
+    /// Index + 1 into `Plan::messages` of the schema that decodes an upstream's error body; 0
+    /// for none.
+    #[prost(uint32, tag = "4")]
+    pub schema: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -248,8 +309,28 @@ pub struct Node {
     /// Indices of the nodes (within the flow) this node waits for.
     #[prost(uint32, repeated, tag = "2")]
     pub depends_on: Vec<u32>,
+    /// `None` for an intermediate node, which only computes `values`.
     #[prost(message, optional, tag = "3")]
     pub call: Option<Call>,
+    /// The conjunction of every `if` around the resource; a false one skips it.
+    #[prost(message, optional, tag = "4")]
+    pub condition: Option<Value>,
+    /// The compensating call, run when the flow fails after this node completed.
+    #[prost(message, optional, tag = "5")]
+    pub rollback: Option<Call>,
+    #[prost(message, optional, tag = "6")]
+    pub error: Option<ErrorObject>,
+    #[prost(message, optional, tag = "7")]
+    pub on_error: Option<OnError>,
+    /// Statuses that count as success; empty means any 2xx.
+    #[prost(uint32, repeated, tag = "8")]
+    pub expect_status: Vec<u32>,
+    /// A `before { }` node: every other node of the flow waits for it.
+    #[prost(bool, tag = "9")]
+    pub before: bool,
+    /// What an intermediate node (no call) computes; its "response".
+    #[prost(message, repeated, tag = "10")]
+    pub values: Vec<NamedValue>,
 }
 
 /// An upstream call.
@@ -281,6 +362,12 @@ pub struct Call {
     pub params: Vec<NamedValue>,
     #[prost(uint32, tag = "10")]
     pub timeout_ms: u32,
+    /// Extra attempts after a failure that may be transient.
+    #[prost(uint32, tag = "11")]
+    pub retries: u32,
+    /// Whether retries are allowed although the method is not idempotent.
+    #[prost(bool, tag = "12")]
+    pub retry_unsafe: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -330,7 +417,7 @@ pub struct FieldTemplate {
 /// A value computed per request.
 #[derive(Clone, PartialEq, Message)]
 pub struct Value {
-    #[prost(oneof = "ValueKind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "ValueKind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<ValueKind>,
 }
 
@@ -345,6 +432,96 @@ pub enum ValueKind {
     Interpolation(Interpolation),
     #[prost(message, tag = "4")]
     Message(MessageTemplate),
+    #[prost(message, tag = "5")]
+    Function(FunctionCall),
+    #[prost(message, tag = "6")]
+    Unary(Box<Unary>),
+    #[prost(message, tag = "7")]
+    Binary(Box<Binary>),
+    /// One message per element of a repeated source.
+    #[prost(message, tag = "8")]
+    Repeated(Box<RepeatedTemplate>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Function {
+    Sprintf = 0,
+    Strconcat = 1,
+    Jwt = 2,
+    Len = 3,
+    Base64 = 4,
+    Base64Decode = 5,
+    Json = 6,
+    Now = 7,
+    Uuid = 8,
+    Lower = 9,
+    Upper = 10,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct FunctionCall {
+    #[prost(enumeration = "Function", tag = "1")]
+    pub function: i32,
+    #[prost(message, repeated, tag = "2")]
+    pub args: Vec<Value>,
+    /// Fields to descend into the result (`jwt(...):sub`).
+    #[prost(string, repeated, tag = "3")]
+    pub path: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum UnaryOp {
+    Not = 0,
+    Negate = 1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum BinaryOp {
+    Eq = 0,
+    Ne = 1,
+    Lt = 2,
+    Le = 3,
+    Gt = 4,
+    Ge = 5,
+    And = 6,
+    Or = 7,
+    Add = 8,
+    Sub = 9,
+    Mul = 10,
+    Div = 11,
+    Rem = 12,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Unary {
+    #[prost(enumeration = "UnaryOp", tag = "1")]
+    pub op: i32,
+    #[prost(message, optional, tag = "2")]
+    pub operand: Option<Value>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Binary {
+    #[prost(enumeration = "BinaryOp", tag = "1")]
+    pub op: i32,
+    #[prost(message, optional, tag = "2")]
+    pub left: Option<Value>,
+    #[prost(message, optional, tag = "3")]
+    pub right: Option<Value>,
+}
+
+/// `repeated "field" "resource:path" { ... }`: the template is built once per element, with
+/// `ITEM_SLOT` references reading the element.
+#[derive(Clone, PartialEq, Message)]
+pub struct RepeatedTemplate {
+    #[prost(message, optional, tag = "1")]
+    pub source: Option<Reference>,
+    /// `None` copies each element as it is.
+    #[prost(message, optional, tag = "2")]
+    pub item: Option<MessageTemplate>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -386,7 +563,7 @@ pub enum Property {
 /// `{{ resource.property:path }}`, resolved: which slot, which property, which fields.
 #[derive(Clone, PartialEq, Message)]
 pub struct Reference {
-    /// 0 is the flow input; n + 1 is node n of the flow.
+    /// 0 is the flow input; n + 1 is node n of the flow; `ERROR_SLOT` and `ITEM_SLOT` as named.
     #[prost(uint32, tag = "1")]
     pub slot: u32,
     #[prost(enumeration = "Property", tag = "2")]
@@ -398,10 +575,24 @@ pub struct Reference {
 }
 
 pub const INPUT_SLOT: u32 = 0;
+/// `{{ error:message }}`, `{{ error.params:trace }}`: the failure being handled.
+pub const ERROR_SLOT: u32 = u32::MAX;
+/// Inside a `repeated` block: the element being built from.
+pub const ITEM_SLOT: u32 = u32::MAX - 1;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reference_to_id() -> Value {
+        Value {
+            kind: Some(ValueKind::Reference(Reference {
+                slot: INPUT_SLOT,
+                property: Property::Request as i32,
+                path: vec!["id".into()],
+            })),
+        }
+    }
 
     fn sample() -> Plan {
         let reference = Value {
@@ -458,6 +649,18 @@ mod tests {
                         timeout_ms: 10_000,
                         ..Default::default()
                     }),
+                    condition: Some(Value {
+                        kind: Some(ValueKind::Binary(Box::new(Binary {
+                            op: BinaryOp::Eq as i32,
+                            left: Some(reference_to_id()),
+                            right: Some(Value {
+                                kind: Some(ValueKind::Literal(Literal {
+                                    kind: Some(LiteralKind::String("1".into())),
+                                })),
+                            }),
+                        }))),
+                    }),
+                    ..Default::default()
                 }],
                 ..Default::default()
             }],

@@ -2,6 +2,7 @@
 //! everything it needs from Envoy goes through [`Host`].
 
 pub mod codec;
+mod eval;
 pub mod route;
 mod upstream;
 
@@ -12,7 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, warn};
-use semaphore_plan::{Call, Codec, Flow, MessageTemplate, Plan, Property, Reference, ValueKind, INPUT_SLOT};
+use semaphore_plan::{Call, Codec, Flow, MessageTemplate, Plan, Property, Reference, INPUT_SLOT};
 use serde_json::{json, Map, Value};
 
 pub use route::Match;
@@ -77,12 +78,27 @@ pub struct Request {
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// What `now()` answers.
+    pub now_unix_ms: u64,
+    /// Seeds `uuid()`; differs per request.
+    pub seed: u64,
 }
 
 enum NodeState {
     Waiting,
-    Running { token: u32, request: Value },
+    Running {
+        token: u32,
+        request: Value,
+    },
     Done(Completed),
+    /// Its condition was false: it leaves its values absent.
+    Skipped,
+}
+
+impl NodeState {
+    fn settled(&self) -> bool {
+        matches!(self, NodeState::Done(_) | NodeState::Skipped)
+    }
 }
 
 struct Completed {
@@ -100,6 +116,8 @@ pub struct Execution {
     headers: Vec<(String, String)>,
     nodes: Vec<NodeState>,
     finished: bool,
+    now_unix_ms: u64,
+    random: std::cell::Cell<u64>,
 }
 
 /// Why a flow stopped; becomes the client's error response.
@@ -131,6 +149,8 @@ impl Execution {
             headers: request.headers,
             nodes: (0..node_count).map(|_| NodeState::Waiting).collect(),
             finished: false,
+            now_unix_ms: request.now_unix_ms,
+            random: std::cell::Cell::new(request.seed),
         };
         match execution.decode_input(&matched, &request.body) {
             Ok(input) => {
@@ -233,16 +253,22 @@ impl Execution {
                 let ready = node
                     .depends_on
                     .iter()
-                    .all(|d| matches!(self.nodes.get(*d as usize), Some(NodeState::Done(_))));
+                    .all(|d| self.nodes.get(*d as usize).is_some_and(NodeState::settled));
                 if !ready {
                     continue;
                 }
+                let skip = node.condition.as_ref().is_some_and(|c| !eval::truthy(self.evaluate(c).as_ref()));
                 let state = match &node.call {
+                    _ if skip => {
+                        settled = false;
+                        debug!("flow `{}` skips `{}`: its condition is false", flow.name, node.name);
+                        NodeState::Skipped
+                    }
                     None => {
                         settled = false;
                         NodeState::Done(Completed {
                             request: Value::Null,
-                            response: json!({}),
+                            response: self.node_values(node),
                             headers: Vec::new(),
                         })
                     }
@@ -263,7 +289,7 @@ impl Execution {
                 }
             }
         }
-        if self.nodes.iter().all(|n| matches!(n, NodeState::Done(_))) {
+        if self.nodes.iter().all(NodeState::settled) {
             self.respond_output(flow, host);
         } else if !self.nodes.iter().any(|n| matches!(n, NodeState::Running { .. })) {
             self.fail(
@@ -329,69 +355,39 @@ impl Execution {
         });
     }
 
+    /// What an intermediate node computes: its one unnamed value, or its named values.
+    fn node_values(&self, node: &semaphore_plan::Node) -> Value {
+        match node.values.as_slice() {
+            [single] if single.name.is_empty() => {
+                single.value.as_ref().and_then(|v| self.evaluate(v)).unwrap_or(Value::Null)
+            }
+            values => Value::Object(
+                values
+                    .iter()
+                    .filter_map(|v| Some((v.name.clone(), self.evaluate(v.value.as_ref()?)?)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn env<'a>(&'a self, lookup: &'a dyn Fn(&Reference) -> Option<Value>) -> eval::Env<'a> {
+        eval::Env { plan: &self.engine.plan, lookup, now_unix_ms: self.now_unix_ms, random: &self.random }
+    }
+
     /// Builds a message from its template, typing every value by the field it lands in.
     fn build_message(
         &self,
         layout: u32,
         template: Option<&MessageTemplate>,
     ) -> Result<Map<String, Value>, Failure> {
-        let plan = &self.engine.plan;
-        let mut out = Map::new();
-        let (Some(template), Some(message)) = (template, codec::message(plan, layout)) else {
-            return Ok(out);
-        };
-        for field_template in &template.fields {
-            let Some(field) = message.fields.get(field_template.field as usize) else {
-                return Err(Failure::new(
-                    500,
-                    format!(
-                        "the plan names field {} of `{}`, which has none",
-                        field_template.field, message.name
-                    ),
-                ));
-            };
-            let value = match field_template.value.as_ref().and_then(|v| v.kind.as_ref()) {
-                Some(ValueKind::Message(nested)) => {
-                    Some(Value::Object(self.build_message(field.message, Some(nested))?))
-                }
-                Some(_) => field_template.value.as_ref().and_then(|v| self.evaluate(v)),
-                None => None,
-            };
-            let Some(value) = value else { continue };
-            let typed = codec::normalize_field(plan, field, &value, 0).map_err(|e| {
-                Failure::new(500, format!("cannot build `{}`: field `{}`: {}", message.name, field.name, e))
-            })?;
-            if let Some(typed) = typed {
-                out.insert(field.name.clone(), typed);
-            }
-        }
-        Ok(out)
+        let lookup = |reference: &Reference| self.resolve(reference);
+        self.env(&lookup).build_message(layout, template).map_err(|message| Failure::new(500, message))
     }
 
     /// The value of a template; `None` when it refers to something absent.
     fn evaluate(&self, value: &semaphore_plan::Value) -> Option<Value> {
-        match value.kind.as_ref()? {
-            ValueKind::Literal(literal) => Some(match literal.kind.as_ref()? {
-                semaphore_plan::LiteralKind::String(s) => Value::String(s.clone()),
-                semaphore_plan::LiteralKind::Int(i) => Value::from(*i),
-                semaphore_plan::LiteralKind::Uint(u) => Value::from(*u),
-                semaphore_plan::LiteralKind::Double(d) => {
-                    serde_json::Number::from_f64(*d).map(Value::Number)?
-                }
-                semaphore_plan::LiteralKind::Bool(b) => Value::Bool(*b),
-            }),
-            ValueKind::Reference(reference) => self.resolve(reference),
-            ValueKind::Interpolation(interpolation) => {
-                let mut text = String::new();
-                for part in &interpolation.parts {
-                    if let Some(value) = self.evaluate(part) {
-                        text.push_str(&codec::to_text(&value));
-                    }
-                }
-                Some(Value::String(text))
-            }
-            ValueKind::Message(_) => None,
-        }
+        let lookup = |reference: &Reference| self.resolve(reference);
+        self.env(&lookup).evaluate(value)
     }
 
     fn resolve(&self, reference: &Reference) -> Option<Value> {

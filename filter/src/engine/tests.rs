@@ -152,7 +152,7 @@ fn call(route: &str, http_method: &str, id: Value) -> Call {
 }
 
 fn node(name: &str, depends_on: &[u32], call: Call) -> Node {
-    Node { name: name.into(), depends_on: depends_on.to_vec(), call: Some(call) }
+    Node { name: name.into(), depends_on: depends_on.to_vec(), call: Some(call), ..Default::default() }
 }
 
 fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>) -> Rc<Engine> {
@@ -177,6 +177,7 @@ fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>)
                 body: Some(MessageTemplate { fields: output }),
                 headers: vec![],
             }),
+            ..Default::default()
         }],
     })
 }
@@ -192,7 +193,12 @@ fn get_user() -> Rc<Engine> {
 
 fn run(engine: &Rc<Engine>, method: &str, path: &str, body: &[u8], host: &mut RecordingHost) -> Execution {
     let matched = engine.route(method, path).expect("route matches");
-    Execution::start(Rc::clone(engine), matched, Request { headers: vec![], body: body.to_vec() }, host)
+    Execution::start(
+        Rc::clone(engine),
+        matched,
+        Request { headers: vec![], body: body.to_vec(), now_unix_ms: 0, seed: 1 },
+        host,
+    )
 }
 
 fn ok(body: Json) -> UpstreamResponse {

@@ -1,0 +1,738 @@
+//! Lowering values: constants, `{{ }}` templates, references, function calls and operators,
+//! each typed and checked against where it lands.
+
+use prost_reflect::{FieldDescriptor, MessageDescriptor};
+use semaphore_plan as plan;
+
+use super::types::{describe_field, int_fits, Ty};
+use super::{Ctx, Item, Lowering, Mode, NodeKind, Scope};
+use crate::config::{Literal, Spanned};
+use crate::diagnostics::Span;
+use crate::template::{self, BinaryOp, Expr, ExprKind, Part, TemplateRef, UnaryOp};
+
+/// Argument and result types of the built-in functions.
+struct Signature {
+    function: plan::Function,
+    /// Types of the leading arguments; `None` accepts any scalar.
+    args: &'static [Option<fn(&Ty) -> bool>],
+    /// Further arguments, any scalar, are allowed.
+    variadic: bool,
+    returns: Ty,
+}
+
+fn text(ty: &Ty) -> bool {
+    matches!(ty, Ty::String | Ty::Bytes | Ty::Enum(_) | Ty::Dynamic | Ty::Null)
+}
+
+fn sized(ty: &Ty) -> bool {
+    matches!(ty, Ty::String | Ty::Bytes | Ty::List(_) | Ty::Dynamic | Ty::Null)
+}
+
+fn anything(_: &Ty) -> bool {
+    true
+}
+
+fn signature(name: &str) -> Option<Signature> {
+    use plan::Function as F;
+    let (function, args, variadic, returns): (_, &'static [Option<fn(&Ty) -> bool>], _, _) = match name {
+        "sprintf" => (F::Sprintf, &[Some(text)], true, Ty::String),
+        "strconcat" => (F::Strconcat, &[None], true, Ty::String),
+        "jwt" => (F::Jwt, &[Some(text)], false, Ty::Dynamic),
+        "len" => (F::Len, &[Some(sized)], false, Ty::Int),
+        "base64" => (F::Base64, &[Some(text)], false, Ty::String),
+        "base64_decode" => (F::Base64Decode, &[Some(text)], false, Ty::String),
+        "json" => (F::Json, &[Some(anything)], false, Ty::String),
+        "now" => (F::Now, &[], false, Ty::Int),
+        "uuid" => (F::Uuid, &[], false, Ty::String),
+        "lower" => (F::Lower, &[Some(text)], false, Ty::String),
+        "upper" => (F::Upper, &[Some(text)], false, Ty::String),
+        _ => return None,
+    };
+    Some(Signature { function, args, variadic, returns })
+}
+
+const FUNCTIONS: &[&str] = &[
+    "sprintf",
+    "strconcat",
+    "jwt",
+    "len",
+    "base64",
+    "base64_decode",
+    "json",
+    "now",
+    "uuid",
+    "lower",
+    "upper",
+];
+
+pub(super) fn literal_value(literal: &Literal) -> plan::Value {
+    let kind = match literal {
+        Literal::String(s) => plan::LiteralKind::String(s.clone()),
+        Literal::Int(i) => plan::LiteralKind::Int(*i),
+        Literal::Uint(u) => plan::LiteralKind::Uint(*u),
+        Literal::Float(f) => plan::LiteralKind::Double(*f),
+        Literal::Bool(b) => plan::LiteralKind::Bool(*b),
+    };
+    plan::Value { kind: Some(plan::ValueKind::Literal(plan::Literal { kind: Some(kind) })) }
+}
+
+fn literal_ty(literal: &Literal) -> Ty {
+    match literal {
+        Literal::String(_) => Ty::String,
+        Literal::Int(_) | Literal::Uint(_) => Ty::Int,
+        Literal::Float(_) => Ty::Float,
+        Literal::Bool(_) => Ty::Bool,
+    }
+}
+
+/// The span of an expression inside a quoted string literal (one byte past the opening quote).
+fn inner_span(literal: &Span, range: &std::ops::Range<usize>) -> Span {
+    let start = literal.range.start + 1 + range.start;
+    let end = (literal.range.start + 1 + range.end).min(literal.range.end.max(start));
+    Span { file: literal.file, range: start..end }
+}
+
+impl Lowering<'_> {
+    /// A value for a message field: like [`Lowering::value`], with integer constants
+    /// range-checked against the field's exact kind.
+    pub(super) fn field_value(
+        &mut self,
+        value: &Spanned<Literal>,
+        field: &FieldDescriptor,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let integer = match value.value {
+            Literal::Int(i) => Some(i128::from(i)),
+            Literal::Uint(u) => Some(i128::from(u)),
+            _ => None,
+        };
+        if let Some(integer) = integer {
+            if !field.is_list()
+                && matches!(Ty::of_field(field), Ty::Int | Ty::Float)
+                && !int_fits(integer, &field.kind())
+            {
+                self.reporter
+                    .error(
+                        &value.span,
+                        format!("{integer} does not fit `{}`, {}", field.name(), describe_field(field)),
+                    )
+                    .label("out of range");
+                return None;
+            }
+        }
+        self.value(value, &Ty::of_field(field), ctx)
+    }
+
+    /// A constant or a string with templates, checked against `target`.
+    pub(super) fn value(
+        &mut self,
+        value: &Spanned<Literal>,
+        target: &Ty,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let Literal::String(text) = &value.value else {
+            // Constants are exact: a number where text is expected is a mistake, not a format.
+            let ty = literal_ty(&value.value);
+            let fits = matches!(
+                (&ty, target),
+                (_, Ty::Dynamic)
+                    | (Ty::Int, Ty::Int | Ty::Float)
+                    | (Ty::Float, Ty::Float)
+                    | (Ty::Bool, Ty::Bool)
+            );
+            if !fits {
+                self.reporter
+                    .error(
+                        &value.span,
+                        format!("type mismatch: expected {}, found {}", target.describe(), ty.describe()),
+                    )
+                    .label(format!("this is {}", ty.describe()))
+                    .note(if matches!(target, Ty::String) {
+                        "quote it to write text"
+                    } else {
+                        "constants must match the field's type"
+                    });
+                return None;
+            }
+            return Some((literal_value(&value.value), ty));
+        };
+        let parts = match template::parse(text) {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.reporter
+                    .error(&inner_span(&value.span, &e.range), format!("invalid template: {}", e.message))
+                    .label("here");
+                return None;
+            }
+        };
+        match parts.as_slice() {
+            [] | [Part::Text(_)] => {
+                if let Ty::Enum(e) = target {
+                    if e.get_value_by_name(text).is_none() {
+                        let names: Vec<String> = e.values().map(|v| v.name().to_string()).collect();
+                        let listed = format!("its values: {}", names.join(", "));
+                        self.reporter
+                            .error(
+                                &value.span,
+                                format!("`{text}` is not a value of enum `{}`", e.full_name()),
+                            )
+                            .label("unknown enum value")
+                            .suggest(text, names.iter().map(String::as_str), Some(listed));
+                        return None;
+                    }
+                    return Some((literal_value(&value.value), target.clone()));
+                }
+                self.check_assign(&Ty::String, target, &value.span)?;
+                Some((literal_value(&value.value), Ty::String))
+            }
+            [Part::Expr(expr)] => {
+                let (lowered, ty) = self.expr(expr, &value.span, ctx)?;
+                self.check_assign(&ty, target, &inner_span(&value.span, &expr.range))?;
+                Some((lowered, ty))
+            }
+            parts => {
+                if !Ty::String.assignable_to(target) {
+                    self.reporter
+                        .error(
+                            &value.span,
+                            format!(
+                                "text with templates is a string, but {} is expected here",
+                                target.describe()
+                            ),
+                        )
+                        .label("interpolated string");
+                    return None;
+                }
+                let mut out = Vec::new();
+                for part in parts {
+                    match part {
+                        Part::Text(text) => out.push(literal_value(&Literal::String(text.clone()))),
+                        Part::Expr(expr) => {
+                            let (lowered, ty) = self.expr(expr, &value.span, ctx)?;
+                            if !ty.is_scalar() {
+                                self.reporter
+                                    .error(
+                                        &inner_span(&value.span, &expr.range),
+                                        format!(
+                                            "only scalars can be written into text; this is {}",
+                                            ty.describe()
+                                        ),
+                                    )
+                                    .label("not a scalar")
+                                    .note("use `json(...)` to write a message as JSON text");
+                                return None;
+                            }
+                            out.push(lowered);
+                        }
+                    }
+                }
+                let value = plan::Value {
+                    kind: Some(plan::ValueKind::Interpolation(plan::Interpolation { parts: out })),
+                };
+                Some((value, Ty::String))
+            }
+        }
+    }
+
+    fn check_assign(&mut self, found: &Ty, expected: &Ty, span: &Span) -> Option<()> {
+        if found.assignable_to(expected) {
+            return Some(());
+        }
+        self.reporter
+            .error(
+                span,
+                format!("type mismatch: expected {}, found {}", expected.describe(), found.describe()),
+            )
+            .label(format!("this is {}", found.describe()));
+        None
+    }
+
+    /// An `if` condition: any expression; a non-bool value tests its truthiness.
+    pub(super) fn condition(&mut self, condition: &Spanned<String>, ctx: &mut Ctx) -> Option<plan::Value> {
+        match template::parse_condition(&condition.value) {
+            Ok(expr) => self.expr(&expr, &condition.span, ctx).map(|(value, _)| value),
+            Err(e) => {
+                self.reporter
+                    .error(
+                        &inner_span(&condition.span, &e.range),
+                        format!("invalid condition: {}", e.message),
+                    )
+                    .label("here");
+                None
+            }
+        }
+    }
+
+    /// The `"resource:path"` label of a `repeated` block.
+    pub(super) fn source_reference(
+        &mut self,
+        source: &Spanned<String>,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Reference, Ty)> {
+        let expr = match template::parse_condition(&source.value) {
+            Ok(expr) => expr,
+            Err(e) => {
+                self.reporter
+                    .error(&source.span, format!("invalid source: {}", e.message))
+                    .label("expected `resource:path`");
+                return None;
+            }
+        };
+        let ExprKind::Reference(reference) = &expr.kind else {
+            self.reporter
+                .error(&source.span, "the source of `repeated` is a reference")
+                .label("expected `resource:path`");
+            return None;
+        };
+        let span = inner_span(&source.span, &expr.range);
+        let (value, ty) = self.reference(reference, &span, ctx)?;
+        match value.kind {
+            Some(plan::ValueKind::Reference(reference)) => Some((reference, ty)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn unknown_resource(&mut self, name: &str, span: &Span, scope: &Scope) {
+        let mut names: Vec<&str> = scope.nodes.keys().map(String::as_str).collect();
+        names.sort();
+        names.push("input");
+        self.reporter
+            .error(span, format!("unknown resource `{name}`"))
+            .label("not a resource of this flow")
+            .suggest(name, names.iter().copied(), None);
+    }
+
+    fn expr(&mut self, expr: &Expr, literal: &Span, ctx: &mut Ctx) -> Option<(plan::Value, Ty)> {
+        let span = inner_span(literal, &expr.range);
+        let constant = |kind: plan::LiteralKind| plan::Value {
+            kind: Some(plan::ValueKind::Literal(plan::Literal { kind: Some(kind) })),
+        };
+        match &expr.kind {
+            ExprKind::String(s) => Some((constant(plan::LiteralKind::String(s.clone())), Ty::String)),
+            ExprKind::Int(i) => Some((constant(plan::LiteralKind::Int(*i)), Ty::Int)),
+            ExprKind::Float(f) => Some((constant(plan::LiteralKind::Double(*f)), Ty::Float)),
+            ExprKind::Bool(b) => Some((constant(plan::LiteralKind::Bool(*b)), Ty::Bool)),
+            ExprKind::Null => Some((plan::Value { kind: None }, Ty::Null)),
+            ExprKind::Reference(reference) => self.reference(reference, &span, ctx),
+            ExprKind::Call { name, args, path } => self.function(name, args, path, &span, literal, ctx),
+            ExprKind::Unary(op, operand) => {
+                let (value, ty) = self.expr(operand, literal, ctx)?;
+                let (op, ty) = match op {
+                    UnaryOp::Not => (plan::UnaryOp::Not, Ty::Bool),
+                    UnaryOp::Negate if ty.is_numeric() => (plan::UnaryOp::Negate, ty),
+                    UnaryOp::Negate => {
+                        self.reporter
+                            .error(&span, format!("only numbers can be negated; this is {}", ty.describe()))
+                            .label("not a number");
+                        return None;
+                    }
+                };
+                let unary = plan::Unary { op: op as i32, operand: Some(value) };
+                Some((plan::Value { kind: Some(plan::ValueKind::Unary(Box::new(unary))) }, ty))
+            }
+            ExprKind::Binary(op, left, right) => {
+                let (left_value, left_ty) = self.expr(left, literal, ctx)?;
+                let (right_value, right_ty) = self.expr(right, literal, ctx)?;
+                let ty = self.binary_type(*op, &left_ty, &right_ty, &span)?;
+                let op = match op {
+                    BinaryOp::Eq => plan::BinaryOp::Eq,
+                    BinaryOp::Ne => plan::BinaryOp::Ne,
+                    BinaryOp::Lt => plan::BinaryOp::Lt,
+                    BinaryOp::Le => plan::BinaryOp::Le,
+                    BinaryOp::Gt => plan::BinaryOp::Gt,
+                    BinaryOp::Ge => plan::BinaryOp::Ge,
+                    BinaryOp::And => plan::BinaryOp::And,
+                    BinaryOp::Or => plan::BinaryOp::Or,
+                    BinaryOp::Add => plan::BinaryOp::Add,
+                    BinaryOp::Sub => plan::BinaryOp::Sub,
+                    BinaryOp::Mul => plan::BinaryOp::Mul,
+                    BinaryOp::Div => plan::BinaryOp::Div,
+                    BinaryOp::Rem => plan::BinaryOp::Rem,
+                };
+                let binary = plan::Binary { op: op as i32, left: Some(left_value), right: Some(right_value) };
+                Some((plan::Value { kind: Some(plan::ValueKind::Binary(Box::new(binary))) }, ty))
+            }
+        }
+    }
+
+    fn binary_type(&mut self, op: BinaryOp, left: &Ty, right: &Ty, span: &Span) -> Option<Ty> {
+        let loose = |t: &Ty| matches!(t, Ty::Dynamic | Ty::Null);
+        let ok_and_ty = match op {
+            BinaryOp::And | BinaryOp::Or => Some(Ty::Bool),
+            BinaryOp::Eq | BinaryOp::Ne => {
+                let comparable = loose(left)
+                    || loose(right)
+                    || (left.is_numeric() && right.is_numeric())
+                    || matches!(
+                        (left, right),
+                        (Ty::String | Ty::Enum(_), Ty::String | Ty::Enum(_))
+                            | (Ty::Bool, Ty::Bool)
+                            | (Ty::Bytes, Ty::Bytes)
+                    );
+                comparable.then_some(Ty::Bool)
+            }
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let ordered = loose(left)
+                    || loose(right)
+                    || (left.is_numeric() && right.is_numeric())
+                    || matches!((left, right), (Ty::String, Ty::String));
+                ordered.then_some(Ty::Bool)
+            }
+            BinaryOp::Add if matches!((left, right), (Ty::String, Ty::String)) => Some(Ty::String),
+            _ => {
+                if loose(left) || loose(right) {
+                    Some(Ty::Dynamic)
+                } else if left.is_numeric() && right.is_numeric() {
+                    Some(if matches!((left, right), (Ty::Int, Ty::Int)) { Ty::Int } else { Ty::Float })
+                } else {
+                    None
+                }
+            }
+        };
+        if ok_and_ty.is_none() {
+            self.reporter
+                .error(
+                    span,
+                    format!("cannot apply `{op:?}` to {} and {}", left.describe(), right.describe())
+                        .replace("`Eq`", "`==`")
+                        .replace("`Ne`", "`!=`"),
+                )
+                .label("incompatible operands");
+        }
+        ok_and_ty
+    }
+
+    fn function(
+        &mut self,
+        name: &str,
+        args: &[Expr],
+        path: &[String],
+        span: &Span,
+        literal: &Span,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let Some(signature) = signature(name) else {
+            self.reporter.error(span, format!("unknown function `{name}`")).label("not a function").suggest(
+                name,
+                FUNCTIONS.iter().copied(),
+                Some(format!("functions: {}", FUNCTIONS.join(", "))),
+            );
+            return None;
+        };
+        let fixed = signature.args.len();
+        let arity_ok = if signature.variadic { args.len() >= fixed } else { args.len() == fixed };
+        if !arity_ok {
+            let expected = if signature.variadic { format!("at least {fixed}") } else { fixed.to_string() };
+            self.reporter
+                .error(span, format!("`{name}` takes {expected} argument(s), found {}", args.len()))
+                .label("wrong number of arguments");
+            return None;
+        }
+        let mut lowered = Vec::new();
+        for (index, arg) in args.iter().enumerate() {
+            let (value, ty) = self.expr(arg, literal, ctx)?;
+            let accepts = signature.args.get(index).copied().flatten();
+            let ok = match accepts {
+                Some(accepts) => accepts(&ty),
+                None => ty.is_scalar(),
+            };
+            if !ok {
+                self.reporter
+                    .error(
+                        &inner_span(literal, &arg.range),
+                        format!("argument {} of `{name}` cannot be {}", index + 1, ty.describe()),
+                    )
+                    .label("wrong argument type");
+                return None;
+            }
+            lowered.push(value);
+        }
+        if signature.function == plan::Function::Sprintf {
+            if let Some(ExprKind::String(format)) = args.first().map(|a| &a.kind) {
+                let verbs = format.replace("%%", "").matches('%').count();
+                if verbs != args.len() - 1 {
+                    self.reporter
+                        .error(
+                            span,
+                            format!(
+                                "the format has {verbs} verb(s) but {} value(s) follow it",
+                                args.len() - 1
+                            ),
+                        )
+                        .label("sprintf arguments do not match the format");
+                    return None;
+                }
+            }
+        }
+        if !path.is_empty() && !matches!(signature.returns, Ty::Dynamic) {
+            self.reporter
+                .error(
+                    span,
+                    format!("`{name}` returns {}, which has no fields", signature.returns.describe()),
+                )
+                .label("remove the `:path`");
+            return None;
+        }
+        let call =
+            plan::FunctionCall { function: signature.function as i32, args: lowered, path: path.to_vec() };
+        Some((plan::Value { kind: Some(plan::ValueKind::Function(call)) }, signature.returns))
+    }
+
+    fn reference(
+        &mut self,
+        reference: &TemplateRef,
+        span: &Span,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let scope = ctx.scope;
+        let wrap = |slot: u32, property: plan::Property, path: Vec<String>| plan::Value {
+            kind: Some(plan::ValueKind::Reference(plan::Reference { slot, property: property as i32, path })),
+        };
+        let property = reference.property.as_deref();
+        match reference.resource.as_str() {
+            "input" => {
+                let property = match property {
+                    None | Some("request") => plan::Property::Request,
+                    Some("header") => plan::Property::Header,
+                    Some(other) => {
+                        self.reporter
+                            .error(span, format!("`input` has no property `{other}`"))
+                            .label("unknown property")
+                            .suggest(
+                                other,
+                                ["request", "header"],
+                                Some("input has `request` (the default) and `header`".into()),
+                            );
+                        return None;
+                    }
+                };
+                if property == plan::Property::Header {
+                    let name = self.header_name(reference, span)?;
+                    if !scope.input_headers.contains(&name) {
+                        self.reporter
+                            .error(
+                                span,
+                                format!(
+                                    "header `{}` is not declared by the flow's input",
+                                    reference.path.join(".")
+                                ),
+                            )
+                            .label("undeclared header")
+                            .note(format!(
+                                "add it to the input: `header = [\"{}\"]`",
+                                reference.path.join(".")
+                            ));
+                        return None;
+                    }
+                    return Some((wrap(plan::INPUT_SLOT, property, vec![name]), Ty::String));
+                }
+                if scope.proxy {
+                    self.reporter
+                        .error(span, "a proxy forwards its request body untouched; `input` has only `header`")
+                        .label("the body is not read");
+                    return None;
+                }
+                let Some(input) = scope.input.clone() else {
+                    self.reporter.error(span, "this flow declares no `input`").label("nothing to reference");
+                    return None;
+                };
+                self.typed_reference(
+                    plan::INPUT_SLOT,
+                    property,
+                    &Ty::Message(input),
+                    &reference.path,
+                    span,
+                    ctx,
+                    wrap,
+                )
+            }
+            "error" => {
+                if ctx.mode == Mode::Flow {
+                    self.reporter
+                        .error(span, "`error` is only known in `on_error`, `error` and `rollback` blocks")
+                        .label("no failure to read here");
+                    return None;
+                }
+                match property {
+                    Some("params") => Some((
+                        wrap(plan::ERROR_SLOT, plan::Property::Params, reference.path.clone()),
+                        Ty::Dynamic,
+                    )),
+                    Some(other) => {
+                        self.reporter
+                            .error(span, format!("`error` has no property `{other}`"))
+                            .label("unknown property")
+                            .note("use `error:message`, `error:status` or `error.params:name`");
+                        None
+                    }
+                    None => {
+                        let ty = match reference.path.as_slice() {
+                            [] => Ty::Dynamic,
+                            [field] if field == "message" => Ty::String,
+                            [field] if field == "status" => Ty::Int,
+                            _ => {
+                                self.reporter
+                                    .error(
+                                        span,
+                                        format!("`error` has no field `{}`", reference.path.join(".")),
+                                    )
+                                    .label("unknown field")
+                                    .note("use `error:message`, `error:status` or `error.params:name`");
+                                return None;
+                            }
+                        };
+                        Some((wrap(plan::ERROR_SLOT, plan::Property::Error, reference.path.clone()), ty))
+                    }
+                }
+            }
+            name => {
+                let Some(node) = scope.nodes.get(name) else {
+                    self.unknown_resource(name, span, scope);
+                    return None;
+                };
+                if ctx.mode != Mode::Error {
+                    ctx.refs.entry(node.index).or_insert_with(|| span.clone());
+                }
+                let slot = node.index + 1;
+                let property = match property {
+                    None | Some("response") => plan::Property::Response,
+                    Some("request") => plan::Property::Request,
+                    Some("header") => plan::Property::Header,
+                    Some("params") => plan::Property::Params,
+                    Some("error") => plan::Property::Error,
+                    Some(other) => {
+                        self.reporter
+                            .error(span, format!("resource `{name}` has no property `{other}`"))
+                            .label("unknown property")
+                            .suggest(
+                                other,
+                                ["request", "response", "header", "params", "error"],
+                                Some("resources have `request`, `response` (the default), `header`, `params` and `error`".into()),
+                            );
+                        return None;
+                    }
+                };
+                if matches!(property, plan::Property::Header | plan::Property::Params) {
+                    let mut key = self.header_name(reference, span)?;
+                    if property == plan::Property::Params {
+                        key = reference.path.join(".");
+                    }
+                    return Some((wrap(slot, property, vec![key]), Ty::String));
+                }
+                let root = match (&node.kind, property) {
+                    (NodeKind::Unresolved, _) => return None,
+                    (_, plan::Property::Error) => {
+                        node.error_schema.clone().map(Ty::Message).unwrap_or(Ty::Dynamic)
+                    }
+                    (NodeKind::Call(method), plan::Property::Request) => Ty::Message(method.input.clone()),
+                    (NodeKind::Call(method), _) => Ty::Message(method.output.clone()),
+                    (NodeKind::Value, plan::Property::Response) => {
+                        self.value_types.get(&node.index).cloned().unwrap_or(Ty::Dynamic)
+                    }
+                    (NodeKind::Value | NodeKind::Empty, _) if property != plan::Property::Response => {
+                        self.reporter
+                            .error(
+                                span,
+                                format!(
+                                    "resource `{name}` makes no call; it has no `{}`",
+                                    property_name(property)
+                                ),
+                            )
+                            .label("nothing to reference");
+                        return None;
+                    }
+                    (_, _) => {
+                        if !reference.path.is_empty() {
+                            self.reporter
+                                .error(span, format!("resource `{name}` makes no call; it holds no fields"))
+                                .label("nothing to reference");
+                            return None;
+                        }
+                        Ty::Dynamic
+                    }
+                };
+                self.typed_reference(slot, property, &root, &reference.path, span, ctx, wrap)
+            }
+        }
+    }
+
+    /// A reference's value and type; inside `repeated`, paths below the source read the element.
+    #[allow(clippy::too_many_arguments)]
+    fn typed_reference(
+        &mut self,
+        slot: u32,
+        property: plan::Property,
+        root: &Ty,
+        path: &[String],
+        span: &Span,
+        ctx: &mut Ctx,
+        wrap: impl Fn(u32, plan::Property, Vec<String>) -> plan::Value,
+    ) -> Option<(plan::Value, Ty)> {
+        if let Some(Item { source, element }) = &ctx.item {
+            let below_source = source.slot == slot
+                && source.property == property as i32
+                && path.len() > source.path.len()
+                && path.starts_with(&source.path);
+            if below_source {
+                let rest = &path[source.path.len()..];
+                let ty = self.path_type(&Ty::Message(element.clone()), rest, span)?;
+                return Some((wrap(plan::ITEM_SLOT, property, rest.to_vec()), ty));
+            }
+        }
+        let ty = self.path_type(root, path, span)?;
+        Some((wrap(slot, property, path.to_vec()), ty))
+    }
+
+    fn header_name(&mut self, reference: &TemplateRef, span: &Span) -> Option<String> {
+        match reference.path.as_slice() {
+            [name] => Some(name.to_ascii_lowercase()),
+            _ => {
+                self.reporter
+                    .error(span, "a header or param reference names exactly one key")
+                    .label("expected one name after `:`")
+                    .note("e.g. `{{ input.header:Authorization }}`");
+                None
+            }
+        }
+    }
+
+    fn path_type(&mut self, root: &Ty, path: &[String], span: &Span) -> Option<Ty> {
+        let mut ty = root.clone();
+        for name in path {
+            let message: MessageDescriptor = match &ty {
+                Ty::Dynamic => return Some(Ty::Dynamic),
+                Ty::Message(message) => message.clone(),
+                other => {
+                    self.reporter
+                        .error(
+                            span,
+                            format!("`{name}` is read from {}, which has no fields", other.describe()),
+                        )
+                        .label("path goes past a scalar or list");
+                    return None;
+                }
+            };
+            let Some(field) = message.get_field_by_name(name) else {
+                let names: Vec<String> = message.fields().map(|f| f.name().to_string()).collect();
+                let listed = format!("its fields: {}", names.join(", "));
+                self.reporter
+                    .error(span, format!("message `{}` has no field `{name}`", message.full_name()))
+                    .label("unknown field in reference")
+                    .suggest(name, names.iter().map(String::as_str), Some(listed));
+                return None;
+            };
+            ty = Ty::of_field(&field);
+        }
+        Some(ty)
+    }
+}
+
+fn property_name(property: plan::Property) -> &'static str {
+    match property {
+        plan::Property::Request => "request",
+        plan::Property::Response => "response",
+        plan::Property::Header => "header",
+        plan::Property::Params => "params",
+        plan::Property::Error => "error",
+    }
+}

@@ -1,0 +1,991 @@
+//! Checks every flow against the schemas and lowers it into the plan: names become indices,
+//! templates become typed, resolved values, routes and upstream paths become segment lists, and
+//! error handling is resolved from global to flow to resource.
+
+mod expr;
+pub mod services;
+pub mod types;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use semaphore_plan as plan;
+
+use crate::config::{
+    CallDef, Config, EndpointDef, FieldDef, FieldValue, FlowDef, Literal, OnErrorDef, Pair, ParamMap,
+    ResourceDef, Spanned,
+};
+use crate::diagnostics::{Reporter, Span};
+use crate::schema::{Layouts, MethodInfo, Schemas};
+pub use services::{parse_host, parse_path, Upstream};
+use types::{describe_field, Ty};
+
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+const RESERVED_NAMES: &[&str] = &["input", "error", "stack", "output"];
+
+pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> plan::Plan {
+    let mut lowering = Lowering {
+        config,
+        schemas,
+        reporter,
+        layouts: Layouts::default(),
+        services: Vec::new(),
+        service_index: HashMap::new(),
+        value_types: HashMap::new(),
+    };
+    let mut flow_index: HashMap<String, usize> = HashMap::new();
+    let mut flows = Vec::new();
+    let mut defined: HashMap<&str, &Span> = HashMap::new();
+    for flow in &config.flows {
+        if let Some(first) = defined.insert(&flow.name.value, &flow.name.span) {
+            let first = first.clone();
+            let what = if flow.proxy { "proxy" } else { "flow" };
+            lowering
+                .reporter
+                .error(&flow.name.span, format!("{what} `{}` is defined twice", flow.name.value))
+                .label("second definition")
+                .secondary(&first, "first definition");
+            continue;
+        }
+        if let Some(lowered) = lowering.flow(flow) {
+            flow_index.insert(flow.name.value.clone(), flows.len());
+            flows.push(lowered);
+        }
+    }
+    let endpoints = lowering.endpoints(&flow_index, &flows);
+    plan::Plan { services: lowering.services, messages: lowering.layouts.messages, endpoints, flows }
+}
+
+pub(crate) struct Lowering<'a> {
+    config: &'a Config,
+    schemas: &'a Schemas,
+    reporter: &'a mut Reporter,
+    layouts: Layouts,
+    services: Vec<plan::Service>,
+    service_index: HashMap<String, u32>,
+    /// The type of each `resources` value node of the flow being lowered, once lowered.
+    value_types: HashMap<u32, Ty>,
+}
+
+/// What a template is lowered for, which decides what it may reference.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    /// Request, header, params, condition, output: references are dependencies.
+    Flow,
+    /// The compensating call of node n: references must have completed before n did.
+    Rollback(u32),
+    /// `error` and `on_error`: `error` is in scope, references are read if present.
+    Error,
+}
+
+struct Ctx<'s> {
+    scope: &'s Scope,
+    mode: Mode,
+    /// Nodes referenced, with the first place each was referenced at.
+    refs: BTreeMap<u32, Span>,
+    /// Inside `repeated`: the element being built from.
+    item: Option<Item>,
+}
+
+impl<'s> Ctx<'s> {
+    fn new(scope: &'s Scope, mode: Mode) -> Self {
+        Ctx { scope, mode, refs: BTreeMap::new(), item: None }
+    }
+}
+
+#[derive(Clone)]
+struct Item {
+    source: plan::Reference,
+    element: MessageDescriptor,
+}
+
+/// Per-flow names visible to templates.
+struct Scope {
+    proxy: bool,
+    input: Option<MessageDescriptor>,
+    input_headers: Vec<String>,
+    nodes: HashMap<String, NodeInfo>,
+}
+
+struct NodeInfo {
+    index: u32,
+    kind: NodeKind,
+    /// `on_error { schema = "..." }`: what `{{ node.error:path }}` reads.
+    error_schema: Option<MessageDescriptor>,
+}
+
+enum NodeKind {
+    Call(MethodInfo),
+    /// `resources { name = "..." }`
+    Value,
+    /// `resource "name" {}` without a request.
+    Empty,
+    /// Its method did not resolve; that is already reported.
+    Unresolved,
+}
+
+impl Lowering<'_> {
+    fn message(&mut self, name: &Spanned<String>) -> Option<MessageDescriptor> {
+        let found = self.schemas.message(&name.value);
+        if found.is_none() {
+            let names: Vec<String> =
+                self.schemas.pool.all_messages().map(|m| m.full_name().to_string()).collect();
+            self.reporter
+                .error(&name.span, format!("unknown message `{}`", name.value))
+                .label("no proto defines this message")
+                .suggest(&name.value, names.iter().map(String::as_str), None);
+        }
+        found
+    }
+
+    fn flow(&mut self, flow: &FlowDef) -> Option<plan::Flow> {
+        let errors_before = self.reporter.errors();
+        self.value_types.clear();
+        let input = flow.input.as_ref().and_then(|i| i.message.as_ref()).and_then(|m| self.message(m));
+        let input_headers = flow
+            .input
+            .as_ref()
+            .map(|i| i.headers.iter().map(|h| h.value.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        let mut scope = Scope { proxy: flow.proxy, input, input_headers, nodes: HashMap::new() };
+
+        // Names first, so that references may point at resources defined further down.
+        for (index, resource) in flow.resources.iter().enumerate() {
+            let name = &resource.name;
+            if RESERVED_NAMES.contains(&name.value.as_str()) {
+                self.reporter
+                    .error(&name.span, format!("`{}` is a reserved name", name.value))
+                    .label("choose another resource name")
+                    .note(format!("reserved: {}", RESERVED_NAMES.join(", ")));
+                continue;
+            }
+            if let Some(first) = scope.nodes.get(&name.value) {
+                let first = flow.resources.get(first.index as usize).map(|r| r.name.span.clone());
+                let report = self
+                    .reporter
+                    .error(
+                        &name.span,
+                        format!("resource `{}` is defined twice in `{}`", name.value, flow.name.value),
+                    )
+                    .label("second definition");
+                if let Some(first) = first {
+                    report.secondary(&first, "first definition");
+                }
+                continue;
+            }
+            let kind = match (&resource.request, &resource.value) {
+                (Some(call), _) => self.method(call).map(NodeKind::Call).unwrap_or(NodeKind::Unresolved),
+                (None, Some(_)) => NodeKind::Value,
+                (None, None) => NodeKind::Empty,
+            };
+            let error_schema = resource
+                .on_error
+                .as_ref()
+                .and_then(|e| e.schema.as_ref())
+                .and_then(|schema| self.message(schema));
+            scope.nodes.insert(name.value.clone(), NodeInfo { index: index as u32, kind, error_schema });
+        }
+
+        let before: Vec<u32> =
+            flow.resources.iter().enumerate().filter(|(_, r)| r.before).map(|(i, _)| i as u32).collect();
+        let mut nodes = Vec::new();
+        let mut edges: Vec<Vec<u32>> = Vec::new();
+        let mut rollback_refs: Vec<BTreeMap<u32, Span>> = Vec::new();
+        for (index, resource) in flow.resources.iter().enumerate() {
+            let (node, deps, rollback) = self.node(index as u32, resource, &scope, &before);
+            edges.push(deps.keys().copied().collect());
+            rollback_refs.push(rollback);
+            nodes.push(node);
+        }
+        self.check_cycles(flow, &edges);
+        self.check_rollbacks(flow, &edges, &rollback_refs);
+
+        let output = match (&flow.output, flow.proxy) {
+            (Some(output), _) => self.output(output, &scope),
+            (None, _) => None,
+        };
+        let error =
+            flow.error.as_ref().or(self.config.error.as_ref()).and_then(|e| self.error_object(e, &scope));
+        let on_error = flow.on_error.as_ref().and_then(|e| self.on_error(e, &scope));
+        let timeout_ms = match &flow.timeout {
+            Some(timeout) => self.duration_ms(timeout)?,
+            None => 0,
+        };
+        let forward = flow.forward.as_ref().and_then(|forward| {
+            let service = self.service_by_name(&forward.service)?;
+            let mut ctx = Ctx::new(&scope, Mode::Flow);
+            let headers = self.headers(&forward.headers, &mut ctx);
+            let rewrites = flow
+                .rewrites
+                .iter()
+                .filter_map(|(pattern, template)| self.rewrite(pattern, template))
+                .collect();
+            Some(plan::Forward { service, headers, rewrites })
+        });
+
+        if self.reporter.errors() > errors_before {
+            return None;
+        }
+        let input = match &scope.input {
+            Some(message) => self.layouts.layout(message),
+            None => self.empty_message(),
+        };
+        Some(plan::Flow {
+            name: flow.name.value.clone(),
+            input,
+            input_headers: scope.input_headers,
+            nodes,
+            output,
+            error,
+            on_error,
+            timeout_ms,
+            forward,
+        })
+    }
+
+    /// A resource's node, the nodes it depends on, and what its rollback references.
+    fn node(
+        &mut self,
+        index: u32,
+        resource: &ResourceDef,
+        scope: &Scope,
+        before: &[u32],
+    ) -> (plan::Node, BTreeMap<u32, Span>, BTreeMap<u32, Span>) {
+        let mut ctx = Ctx::new(scope, Mode::Flow);
+        for dependency in &resource.depends_on {
+            match scope.nodes.get(&dependency.value) {
+                Some(info) => {
+                    ctx.refs.entry(info.index).or_insert_with(|| dependency.span.clone());
+                }
+                None => self.unknown_resource(&dependency.value, &dependency.span, scope),
+            }
+        }
+        if !resource.before {
+            for b in before {
+                ctx.refs.entry(*b).or_insert_with(|| resource.name.span.clone());
+            }
+        }
+        let mut conditions = Vec::new();
+        for condition in &resource.conditions {
+            if let Some(value) = self.condition(condition, &mut ctx) {
+                conditions.push(value);
+            }
+        }
+        let condition = conditions.into_iter().reduce(|left, right| plan::Value {
+            kind: Some(plan::ValueKind::Binary(Box::new(plan::Binary {
+                op: plan::BinaryOp::And as i32,
+                left: Some(left),
+                right: Some(right),
+            }))),
+        });
+        let info = scope.nodes.get(&resource.name.value);
+        let call = match (info.map(|i| &i.kind), &resource.request) {
+            (Some(NodeKind::Call(method)), Some(call)) => self.call(call, method.clone(), &mut ctx),
+            _ => None,
+        };
+        let mut values = Vec::new();
+        if let Some(value) = &resource.value {
+            if let Some((lowered, ty)) = self.value(value, &Ty::Dynamic, &mut ctx) {
+                self.value_types.insert(index, ty);
+                values.push(plan::NamedValue { name: String::new(), value: Some(lowered) });
+            }
+        }
+        if ctx.refs.remove(&index).is_some() {
+            self.reporter
+                .error(&resource.name.span, format!("resource `{}` depends on itself", resource.name.value))
+                .label("references its own result");
+        }
+        let deps = std::mem::take(&mut ctx.refs);
+
+        let mut rollback_ctx = Ctx::new(scope, Mode::Rollback(index));
+        let rollback = resource.rollback.as_ref().and_then(|call| {
+            let method = self.method(call)?;
+            self.call(call, method, &mut rollback_ctx)
+        });
+        let mut error_ctx = Ctx::new(scope, Mode::Error);
+        let error = resource.error.as_ref().and_then(|e| self.error_object_in(e, &mut error_ctx));
+        let on_error = resource.on_error.as_ref().and_then(|e| self.on_error_in(e, &mut error_ctx));
+        let expect_status = resource.expect_status.iter().filter_map(|status| self.status(status)).collect();
+        let node = plan::Node {
+            name: resource.name.value.clone(),
+            depends_on: deps.keys().copied().collect(),
+            call,
+            condition,
+            rollback,
+            error,
+            on_error,
+            expect_status,
+            before: resource.before,
+            values,
+        };
+        (node, deps, rollback_ctx.refs)
+    }
+
+    fn status(&mut self, status: &Spanned<Literal>) -> Option<u32> {
+        let parsed = match &status.value {
+            Literal::Int(i) => u32::try_from(*i).ok(),
+            Literal::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let valid = parsed.filter(|s| (100..=599).contains(s));
+        if valid.is_none() {
+            self.reporter.error(&status.span, "expected an HTTP status code (100-599)").label("not a status");
+        }
+        valid
+    }
+
+    /// Flows without an `input` block take no input; they still get a layout to decode into.
+    fn empty_message(&mut self) -> u32 {
+        match self.schemas.message("google.protobuf.Empty") {
+            Some(message) => self.layouts.layout(&message),
+            None => {
+                self.layouts
+                    .messages
+                    .push(plan::MessageLayout { name: "google.protobuf.Empty".into(), fields: vec![] });
+                (self.layouts.messages.len() - 1) as u32
+            }
+        }
+    }
+
+    fn check_cycles(&mut self, flow: &FlowDef, edges: &[Vec<u32>]) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        fn visit(
+            node: usize,
+            edges: &[Vec<u32>],
+            marks: &mut [Mark],
+            stack: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
+            marks[node] = Mark::Active;
+            stack.push(node);
+            for next in edges.get(node).into_iter().flatten() {
+                let next = *next as usize;
+                match marks.get(next).copied() {
+                    Some(Mark::Active) => {
+                        let start = stack.iter().position(|n| *n == next).unwrap_or(0);
+                        return Some(stack[start..].to_vec());
+                    }
+                    Some(Mark::New) => {
+                        if let Some(cycle) = visit(next, edges, marks, stack) {
+                            return Some(cycle);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            stack.pop();
+            marks[node] = Mark::Done;
+            None
+        }
+        let mut marks = vec![Mark::New; edges.len()];
+        for start in 0..edges.len() {
+            if marks[start] != Mark::New {
+                continue;
+            }
+            if let Some(cycle) = visit(start, edges, &mut marks, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|i| flow.resources[*i].name.value.as_str()).collect();
+                let path = names.iter().chain(names.first()).copied().collect::<Vec<_>>().join(" -> ");
+                self.reporter
+                    .error(
+                        &flow.resources[cycle[0]].name.span,
+                        format!("dependency cycle in `{}`: {path}", flow.name.value),
+                    )
+                    .label("this resource waits for itself through the cycle");
+                return;
+            }
+        }
+    }
+
+    /// A rollback runs after its resource completed; it may read that resource, the input, the
+    /// error, and the resources its resource (transitively) waited for, nothing else.
+    fn check_rollbacks(&mut self, flow: &FlowDef, edges: &[Vec<u32>], rollback_refs: &[BTreeMap<u32, Span>]) {
+        for (index, refs) in rollback_refs.iter().enumerate() {
+            if refs.is_empty() {
+                continue;
+            }
+            let mut ancestors = BTreeSet::new();
+            let mut stack = vec![index as u32];
+            while let Some(node) = stack.pop() {
+                for dep in edges.get(node as usize).into_iter().flatten() {
+                    if ancestors.insert(*dep) {
+                        stack.push(*dep);
+                    }
+                }
+            }
+            for (referenced, span) in refs {
+                if *referenced == index as u32 || ancestors.contains(referenced) {
+                    continue;
+                }
+                let (Some(owner), Some(other)) =
+                    (flow.resources.get(index), flow.resources.get(*referenced as usize))
+                else {
+                    continue;
+                };
+                self.reporter
+                    .error(
+                        span,
+                        format!(
+                            "the rollback of `{}` references `{}`, which may not have completed",
+                            owner.name.value, other.name.value
+                        ),
+                    )
+                    .label("may be absent when the rollback runs")
+                    .note(format!(
+                        "a rollback may reference the input, `error`, `{}` itself and the resources it depends on; add `depends_on = [\"{}\"]` to `{}`",
+                        owner.name.value, other.name.value, owner.name.value
+                    ));
+            }
+        }
+    }
+
+    pub(crate) fn method(&mut self, call: &CallDef) -> Option<MethodInfo> {
+        let Some(service) = self.schemas.service_info(&call.service.value, self.config) else {
+            let names = self.schemas.service_names(self.config);
+            self.reporter
+                .error(&call.service.span, format!("unknown service `{}`", call.service.value))
+                .label("no proto or `service` block defines this service")
+                .suggest(&call.service.value, names.iter().map(String::as_str), None);
+            return None;
+        };
+        if let Err(problem) = &service.methods {
+            self.reporter.error(&problem.span, problem.message.clone()).label("unknown message");
+            return None;
+        }
+        let methods = service.methods.as_ref().ok()?;
+        let found = methods.iter().find(|m| m.name == call.method.value).cloned();
+        if found.is_none() {
+            let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+            let listed = format!("its methods: {}", names.join(", "));
+            self.reporter
+                .error(
+                    &call.method.span,
+                    format!("service `{}` has no method `{}`", call.service.value, call.method.value),
+                )
+                .label("unknown method")
+                .suggest(&call.method.value, names.iter().copied(), Some(listed));
+        }
+        found
+    }
+
+    fn call(&mut self, call: &CallDef, method: MethodInfo, ctx: &mut Ctx) -> Option<plan::Call> {
+        let service = self.service_by_name(&call.service)?;
+        let request = self.message_template(&call.fields, &method.input, ctx);
+        let headers = self.headers(&call.headers, ctx);
+        let params: Vec<plan::NamedValue> = call
+            .params
+            .iter()
+            .filter_map(|(name, value)| {
+                let (value, _) = self.value(value, &Ty::String, ctx)?;
+                Some(plan::NamedValue { name: name.value.clone(), value: Some(value) })
+            })
+            .collect();
+        let transport = self.services.get(service as usize).map(|s| s.transport).unwrap_or_default();
+        let (http_method, path) = match &method.http {
+            Some(http) => {
+                let segments = parse_path(&http.endpoint);
+                for segment in &segments {
+                    if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment
+                    {
+                        let in_params = call.params.iter().any(|(p, _)| &p.value == name);
+                        let in_request = method.input.get_field_by_name(name).is_some();
+                        if !in_params && !in_request {
+                            self.reporter
+                                .error(
+                                    &call.method.span,
+                                    format!("the path `{}` of `{}` needs a value for `:{name}`", http.endpoint, method.full_name),
+                                )
+                                .label("no value for a path parameter")
+                                .note(format!(
+                                    "add `params {{ {name} = \"...\" }}` to the request, or a `{name}` field to `{}`",
+                                    method.input.full_name()
+                                ));
+                        }
+                    }
+                }
+                let verb =
+                    if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
+                (verb, segments)
+            }
+            None if transport == plan::Transport::Grpc as i32 => ("POST".to_string(), Vec::new()),
+            None => {
+                self.reporter
+                    .error(&call.method.span, format!("`{}` has no HTTP path", method.full_name))
+                    .label("an HTTP service needs the method's path")
+                    .note("add `option (semaphore.api.http) = { endpoint: \"/path/:id\" method: \"GET\" };` to the rpc");
+                return None;
+            }
+        };
+        let mut timeout_ms = DEFAULT_TIMEOUT_MS;
+        let mut retries = 0;
+        let mut retry_unsafe = false;
+        for (key, value) in &call.options {
+            match key.value.as_str() {
+                "timeout" => timeout_ms = self.duration_ms(value)?,
+                "retries" => match &value.value {
+                    Literal::Int(n) if (0..=10).contains(n) => retries = *n as u32,
+                    _ => drop(
+                        self.reporter
+                            .error(&value.span, "`retries` is a number from 0 to 10")
+                            .label("not a retry count"),
+                    ),
+                },
+                "retry_unsafe" => match &value.value {
+                    Literal::Bool(b) => retry_unsafe = *b,
+                    _ => drop(
+                        self.reporter
+                            .error(&value.span, "`retry_unsafe` is true or false")
+                            .label("not a bool"),
+                    ),
+                },
+                other => drop(
+                    self.reporter
+                        .warning(&key.span, format!("unknown option `{other}`"))
+                        .label("ignored")
+                        .suggest(other, ["timeout", "retries", "retry_unsafe"], None),
+                ),
+            }
+        }
+        Some(plan::Call {
+            service,
+            method: method.name.clone(),
+            http_method,
+            path,
+            request_message: self.layouts.layout(&method.input),
+            response_message: self.layouts.layout(&method.output),
+            request: Some(request),
+            headers,
+            params,
+            timeout_ms,
+            retries,
+            retry_unsafe,
+        })
+    }
+
+    fn duration_ms(&mut self, value: &Spanned<Literal>) -> Option<u32> {
+        let parsed = match &value.value {
+            Literal::Int(ms) => u32::try_from(*ms).ok(),
+            Literal::String(text) => services::parse_duration_ms(text),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.reporter
+                .error(
+                    &value.span,
+                    "expected a duration such as \"500ms\", \"5s\" or a number of milliseconds",
+                )
+                .label("not a duration");
+        }
+        parsed
+    }
+
+    fn output(&mut self, output: &ParamMap, scope: &Scope) -> Option<plan::Output> {
+        let message = self.message(&output.schema)?;
+        let mut ctx = Ctx::new(scope, Mode::Flow);
+        let body = self.message_template(&output.fields, &message, &mut ctx);
+        let headers = self.headers(&output.headers, &mut ctx);
+        Some(plan::Output { message: self.layouts.layout(&message), body: Some(body), headers })
+    }
+
+    fn error_object(&mut self, error: &ParamMap, scope: &Scope) -> Option<plan::ErrorObject> {
+        let mut ctx = Ctx::new(scope, Mode::Error);
+        self.error_object_in(error, &mut ctx)
+    }
+
+    fn error_object_in(&mut self, error: &ParamMap, ctx: &mut Ctx) -> Option<plan::ErrorObject> {
+        let message = self.message(&error.schema)?;
+        let body = self.message_template(&error.fields, &message, ctx);
+        let headers = self.headers(&error.headers, ctx);
+        Some(plan::ErrorObject { message: self.layouts.layout(&message), body: Some(body), headers })
+    }
+
+    fn on_error(&mut self, on_error: &OnErrorDef, scope: &Scope) -> Option<plan::OnError> {
+        let mut ctx = Ctx::new(scope, Mode::Error);
+        self.on_error_in(on_error, &mut ctx)
+    }
+
+    fn on_error_in(&mut self, on_error: &OnErrorDef, ctx: &mut Ctx) -> Option<plan::OnError> {
+        let schema = match &on_error.schema {
+            Some(schema) => self.message(schema).map(|m| self.layouts.layout(&m) + 1).unwrap_or(0),
+            None => 0,
+        };
+        let status = match &on_error.status {
+            Some(status) if matches!(status.value, Literal::String(_)) => {
+                self.value(status, &Ty::Int, ctx).map(|(v, _)| v)
+            }
+            Some(status) => self.status(status).map(|s| expr::literal_value(&Literal::Int(i64::from(s)))),
+            None => None,
+        };
+        let message = on_error.message.as_ref().and_then(|m| self.value(m, &Ty::String, ctx)).map(|(v, _)| v);
+        let params = on_error
+            .params
+            .iter()
+            .filter_map(|(name, value)| {
+                let (value, _) = self.value(value, &Ty::Dynamic, ctx)?;
+                Some(plan::NamedValue { name: name.value.clone(), value: Some(value) })
+            })
+            .collect();
+        Some(plan::OnError { status, message, params, schema })
+    }
+
+    fn rewrite(&mut self, pattern: &Spanned<String>, template: &Spanned<String>) -> Option<plan::Rewrite> {
+        let groups: Vec<&str> =
+            pattern.value.split("(?P<").skip(1).filter_map(|rest| rest.split('>').next()).collect();
+        let mut rest = template.value.as_str();
+        while let Some(open) = rest.find('<') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('>') else { break };
+            let name = &after[..close];
+            if !groups.contains(&name) {
+                self.reporter
+                    .error(
+                        &template.span,
+                        format!("the rewrite template uses `<{name}>`, which the pattern does not capture"),
+                    )
+                    .label("unknown group")
+                    .note("name groups in the pattern with `(?P<name>...)`");
+                return None;
+            }
+            rest = &after[close + 1..];
+        }
+        Some(plan::Rewrite { pattern: pattern.value.clone(), template: template.value.clone() })
+    }
+
+    fn headers(&mut self, headers: &[Pair], ctx: &mut Ctx) -> Vec<plan::HeaderTemplate> {
+        headers
+            .iter()
+            .filter_map(|(name, value)| {
+                if !matches!(value.value, Literal::String(_)) {
+                    self.reporter
+                        .error(&value.span, format!("header `{}` must be a string", name.value))
+                        .label("not a string")
+                        .note("quote it: headers are text");
+                    return None;
+                }
+                let (value, _) = self.value(value, &Ty::String, ctx)?;
+                Some(plan::HeaderTemplate { name: name.value.to_ascii_lowercase(), value: Some(value) })
+            })
+            .collect()
+    }
+
+    fn message_template(
+        &mut self,
+        fields: &[FieldDef],
+        message: &MessageDescriptor,
+        ctx: &mut Ctx,
+    ) -> plan::MessageTemplate {
+        let mut out = Vec::new();
+        let mut seen: HashMap<&str, &Span> = HashMap::new();
+        for field in fields {
+            if let Some(first) = seen.insert(&field.name.value, &field.name.span) {
+                let first = first.clone();
+                self.reporter
+                    .error(&field.name.span, format!("field `{}` is set twice", field.name.value))
+                    .label("second assignment")
+                    .secondary(&first, "first assignment");
+                continue;
+            }
+            let Some((index, descriptor)) =
+                message.fields().enumerate().find(|(_, f)| f.name() == field.name.value)
+            else {
+                let names: Vec<String> = message.fields().map(|f| f.name().to_string()).collect();
+                let listed = format!("its fields: {}", names.join(", "));
+                self.reporter
+                    .error(
+                        &field.name.span,
+                        format!("message `{}` has no field `{}`", message.full_name(), field.name.value),
+                    )
+                    .label("unknown field")
+                    .suggest(&field.name.value, names.iter().map(String::as_str), Some(listed));
+                continue;
+            };
+            let value = match &field.value {
+                FieldValue::Literal(value) => self.field_value(value, &descriptor, ctx).map(|(v, _)| v),
+                FieldValue::Message(nested) => self.nested_message(field, &descriptor, nested, ctx),
+                FieldValue::Repeated { source, fields } => {
+                    self.repeated(field, &descriptor, source, fields, ctx)
+                }
+            };
+            if let Some(value) = value {
+                out.push(plan::FieldTemplate { field: index as u32, value: Some(value) });
+            }
+        }
+        plan::MessageTemplate { fields: out }
+    }
+
+    fn nested_message(
+        &mut self,
+        field: &FieldDef,
+        descriptor: &FieldDescriptor,
+        nested: &[FieldDef],
+        ctx: &mut Ctx,
+    ) -> Option<plan::Value> {
+        match descriptor.kind() {
+            Kind::Message(inner) if !descriptor.is_list() && !descriptor.is_map() => {
+                let template = self.message_template(nested, &inner, ctx);
+                Some(plan::Value { kind: Some(plan::ValueKind::Message(template)) })
+            }
+            _ => {
+                self.reporter
+                    .error(&field.name.span, format!("field `{}` is not a message", field.name.value))
+                    .label(format!("`{}` is {}", field.name.value, describe_field(descriptor)))
+                    .note(if descriptor.is_list() {
+                        "use `repeated \"field\" \"resource:path\" { ... }`"
+                    } else {
+                        "assign it a value instead"
+                    });
+                None
+            }
+        }
+    }
+
+    fn repeated(
+        &mut self,
+        field: &FieldDef,
+        descriptor: &FieldDescriptor,
+        source: &Spanned<String>,
+        fields: &[FieldDef],
+        ctx: &mut Ctx,
+    ) -> Option<plan::Value> {
+        let Kind::Message(element) = descriptor.kind() else {
+            self.reporter
+                .error(
+                    &field.name.span,
+                    format!(
+                        "`repeated` builds messages, but `{}` is {}",
+                        field.name.value,
+                        describe_field(descriptor)
+                    ),
+                )
+                .label("not a repeated message")
+                .note("assign a list reference instead: `field = \"{{ resource:list }}\"`");
+            return None;
+        };
+        if !descriptor.is_list() {
+            self.reporter
+                .error(&field.name.span, format!("field `{}` is not repeated", field.name.value))
+                .label(format!("`{}` is {}", field.name.value, describe_field(descriptor)))
+                .note("use `message \"field\" { ... }`");
+            return None;
+        }
+        let (reference, ty) = self.source_reference(source, ctx)?;
+        let Ty::List(item_ty) = &ty else {
+            self.reporter
+                .error(&source.span, format!("`{}` is not a list", source.value))
+                .label(format!("this is {}", ty.describe()));
+            return None;
+        };
+        let item = if fields.is_empty() {
+            if !item_ty.assignable_to(&Ty::Message(element.clone())) {
+                self.reporter
+                    .error(
+                        &source.span,
+                        format!(
+                            "type mismatch: expected a list of `{}`, found {}",
+                            element.full_name(),
+                            ty.describe()
+                        ),
+                    )
+                    .label("elements cannot be copied as they are");
+                return None;
+            }
+            None
+        } else {
+            let Ty::Message(source_element) = item_ty.as_ref() else {
+                self.reporter
+                    .error(
+                        &source.span,
+                        format!("`{}` is a list of scalars; it has no fields to map", source.value),
+                    )
+                    .label(format!("this is {}", ty.describe()));
+                return None;
+            };
+            let outer = ctx.item.replace(Item { source: reference.clone(), element: source_element.clone() });
+            let template = self.message_template(fields, &element, ctx);
+            ctx.item = outer;
+            Some(template)
+        };
+        Some(plan::Value {
+            kind: Some(plan::ValueKind::Repeated(Box::new(plan::RepeatedTemplate {
+                source: Some(reference),
+                item,
+            }))),
+        })
+    }
+
+    fn endpoints(
+        &mut self,
+        flow_index: &HashMap<String, usize>,
+        flows: &[plan::Flow],
+    ) -> Vec<plan::Endpoint> {
+        let mut out = Vec::new();
+        let mut routes: HashMap<(String, String), Span> = HashMap::new();
+        for endpoint in &self.config.endpoints {
+            let Some(&flow) = flow_index.get(&endpoint.flow.value) else {
+                if !self.config.flows.iter().any(|f| f.name.value == endpoint.flow.value) {
+                    let names: Vec<&str> = self.config.flows.iter().map(|f| f.name.value.as_str()).collect();
+                    self.reporter
+                        .error(
+                            &endpoint.flow.span,
+                            format!("endpoint exposes unknown flow `{}`", endpoint.flow.value),
+                        )
+                        .label("no flow or proxy has this name")
+                        .suggest(&endpoint.flow.value, names, None);
+                }
+                continue;
+            };
+            match endpoint.kind.value.as_str() {
+                "http" => {}
+                "grpc" | "graphql" => {
+                    self.reporter
+                        .warning(
+                            &endpoint.kind.span,
+                            format!(
+                                "`{}` endpoints are not served inside Envoy; only `http` endpoints are",
+                                endpoint.kind.value
+                            ),
+                        )
+                        .label("ignored");
+                    continue;
+                }
+                other => {
+                    self.reporter
+                        .error(&endpoint.kind.span, format!("unknown endpoint kind `{other}`"))
+                        .label("not a listener")
+                        .suggest(
+                            other,
+                            ["http", "grpc", "graphql"],
+                            Some("expected \"http\", \"grpc\" or \"graphql\"".into()),
+                        );
+                    continue;
+                }
+            }
+            if let Some(endpoint) = self.endpoint(endpoint, flow, flows, &mut routes) {
+                out.push(endpoint);
+            }
+        }
+        out
+    }
+
+    fn endpoint(
+        &mut self,
+        endpoint: &EndpointDef,
+        flow: usize,
+        flows: &[plan::Flow],
+        routes: &mut HashMap<(String, String), Span>,
+    ) -> Option<plan::Endpoint> {
+        let Some(route) = &endpoint.route else {
+            self.reporter
+                .error(&endpoint.span, "http endpoint without `endpoint = \"/path\"`")
+                .label("no route")
+                .note("e.g. `endpoint = \"/users/:id\"`");
+            return None;
+        };
+        if !route.value.starts_with('/') {
+            self.reporter.error(&route.span, "a route starts with `/`").label("e.g. \"/user/:id\"");
+            return None;
+        }
+        let method =
+            endpoint.method.as_ref().map(|m| m.value.to_ascii_uppercase()).unwrap_or_else(|| "GET".into());
+        if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") {
+            let span = endpoint.method.as_ref().map(|m| m.span.clone()).unwrap_or_else(|| route.span.clone());
+            self.reporter.error(&span, format!("unknown HTTP method `{method}`")).label("not an HTTP method");
+            return None;
+        }
+        let path = parse_path(&route.value);
+        let shape = path
+            .iter()
+            .map(|s| match &s.segment {
+                Some(plan::Segment::Literal(l)) => l.clone(),
+                Some(plan::Segment::Param(_)) => ":".into(),
+                Some(plan::Segment::Wildcard(_)) => "*".into(),
+                None => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        if let Some(previous) = routes.insert((method.clone(), shape), route.span.clone()) {
+            self.reporter
+                .error(&route.span, format!("two endpoints serve {method} {}", route.value))
+                .label("this route is already taken")
+                .secondary(&previous, "by this endpoint");
+            return None;
+        }
+        let plan_flow = flows.get(flow);
+        let proxy = plan_flow.is_some_and(|f| f.forward.is_some());
+        let input = plan_flow.and_then(|f| self.layouts.messages.get(f.input as usize));
+        if !proxy {
+            for segment in &path {
+                if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
+                    if !input.is_some_and(|m| m.fields.iter().any(|f| &f.name == name)) {
+                        self.reporter
+                            .error(
+                                &route.span,
+                                format!("route parameter `{name}` is not a field of the flow's input"),
+                            )
+                            .label("unknown parameter")
+                            .note(format!(
+                                "add `{name}` to the input message `{}`",
+                                input.map(|m| m.name.as_str()).unwrap_or("(none)")
+                            ));
+                        return None;
+                    }
+                }
+            }
+        }
+        let status = match &endpoint.status {
+            None => 200,
+            Some(status) => self.status(status)?,
+        };
+        let mut codec_of = |value: &Option<Spanned<String>>| -> Option<plan::Codec> {
+            let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
+                return Some(plan::Codec::Json);
+            };
+            let parsed = services::parse_codec(&value.value);
+            if parsed.is_none() {
+                self.reporter
+                    .error(&value.span, format!("unknown codec `{}`", value.value))
+                    .label("not a codec")
+                    .suggest(
+                        &value.value,
+                        ["json", "proto", "form-urlencoded"],
+                        Some("expected \"json\", \"proto\" or \"form-urlencoded\"".into()),
+                    );
+            }
+            parsed
+        };
+        let request_codec = codec_of(&endpoint.request_codec)?;
+        let response_codec = codec_of(&endpoint.response_codec)?;
+        Some(plan::Endpoint {
+            method,
+            path,
+            flow: flow as u32,
+            status,
+            request_codec: request_codec as i32,
+            response_codec: response_codec as i32,
+            route: route.value.clone(),
+        })
+    }
+
+    /// The plan index of a service, resolving its host, transport and codecs once.
+    fn service_by_name(&mut self, name: &Spanned<String>) -> Option<u32> {
+        if let Some(&index) = self.service_index.get(&name.value) {
+            return Some(index);
+        }
+        let Some(info) = self.schemas.service_info(&name.value, self.config) else {
+            let names = self.schemas.service_names(self.config);
+            self.reporter
+                .error(&name.span, format!("unknown service `{}`", name.value))
+                .label("no proto or `service` block defines this service")
+                .suggest(&name.value, names.iter().map(String::as_str), None);
+            return None;
+        };
+        let service = services::resolve(&info, &name.span, self.reporter)?;
+        let index = self.services.len() as u32;
+        self.services.push(service);
+        self.service_index.insert(name.value.clone(), index);
+        Some(index)
+    }
+}

@@ -1,0 +1,198 @@
+//! Upstream services: where a call goes, over what, in which codec; and the routes and paths
+//! that address them.
+
+use semaphore_plan as plan;
+
+use crate::diagnostics::{Reporter, Span};
+use crate::schema::{ServiceInfo, Setting};
+
+/// The plan's view of a service: transport, codecs and the cluster that reaches its host.
+pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> Option<plan::Service> {
+    let name = &info.name;
+    let span_of = |setting: &Setting| setting.span.clone().unwrap_or_else(|| used_at.clone());
+    let transport = match info.transport.value.as_str() {
+        "" | "http" => plan::Transport::Http,
+        "grpc" => plan::Transport::Grpc,
+        other => {
+            reporter
+                .error(&span_of(&info.transport), format!("unknown transport `{other}` for service `{name}`"))
+                .label("not a transport")
+                .suggest(other, ["http", "grpc"], Some("expected \"http\" or \"grpc\"".into()));
+            return None;
+        }
+    };
+    let default_codec = if transport == plan::Transport::Grpc { "proto" } else { "json" };
+    let mut codec_of = |setting: &Setting| -> Option<plan::Codec> {
+        let setting = if setting.value.is_empty() { &info.codec } else { setting };
+        let value = if setting.value.is_empty() { default_codec } else { setting.value.as_str() };
+        let parsed = parse_codec(value);
+        if parsed.is_none() {
+            reporter
+                .error(&span_of(setting), format!("unknown codec `{value}` for service `{name}`"))
+                .label("not a codec")
+                .suggest(
+                    value,
+                    ["json", "proto", "form-urlencoded"],
+                    Some("expected \"json\", \"proto\" or \"form-urlencoded\"".into()),
+                );
+        }
+        parsed
+    };
+    let request_codec = codec_of(&info.request_codec)?;
+    let response_codec = codec_of(&info.response_codec)?;
+    let Some(upstream) = parse_host(&info.host.value) else {
+        let pattern =
+            name.rsplit_once('.').map(|(pkg, _)| format!("{pkg}.*")).unwrap_or_else(|| name.clone());
+        reporter
+            .error(&span_of(&info.host), format!("service `{name}` has no usable host (`{}`)", info.host.value))
+            .label("used here")
+            .note(format!(
+                "set `host` in the service's `semaphore.api.service` option, or in `services {{ select \"{pattern}\" {{ host = \"http://127.0.0.1:8080\" }} }}`"
+            ));
+        return None;
+    };
+    Some(plan::Service {
+        name: name.clone(),
+        cluster: upstream.cluster_name(),
+        authority: upstream.authority(),
+        transport: transport as i32,
+        request_codec: request_codec as i32,
+        response_codec: response_codec as i32,
+        base_path: upstream.base_path,
+        tls: upstream.tls,
+    })
+}
+
+pub fn parse_codec(value: &str) -> Option<plan::Codec> {
+    match value {
+        "json" => Some(plan::Codec::Json),
+        "proto" => Some(plan::Codec::Proto),
+        "form-urlencoded" => Some(plan::Codec::FormUrlencoded),
+        _ => None,
+    }
+}
+
+pub fn parse_duration_ms(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    let ms = value * scale;
+    (ms.is_finite() && ms >= 0.0 && ms <= f64::from(u32::MAX)).then_some(ms as u32)
+}
+
+/// `/user/:id/*rest` into segments; empty segments (double or trailing slashes) are dropped.
+pub fn parse_path(route: &str) -> Vec<plan::PathSegment> {
+    let path = route.split('?').next().unwrap_or("");
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let segment = if let Some(name) = s.strip_prefix(':') {
+                plan::Segment::Param(name.to_string())
+            } else if let Some(name) = s.strip_prefix('*') {
+                plan::Segment::Wildcard(name.to_string())
+            } else {
+                plan::Segment::Literal(s.to_string())
+            };
+            plan::PathSegment { segment: Some(segment) }
+        })
+        .collect()
+}
+
+/// A service host split into what the Envoy cluster and the callouts need.
+pub struct Upstream {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub base_path: String,
+}
+
+impl Upstream {
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub fn cluster_name(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+pub fn parse_host(host: &str) -> Option<Upstream> {
+    let host = host.trim();
+    let (tls, rest) = if let Some(rest) = host.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = host.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        (false, host)
+    };
+    let (authority, base) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    // `:8080` (all interfaces, as daemon configs write it) means this host.
+    let authority =
+        if authority.starts_with(':') { format!("127.0.0.1{authority}") } else { authority.to_string() };
+    let (name, port) = match authority.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
+            (name.to_string(), port.parse().ok()?)
+        }
+        _ => (authority.clone(), if tls { 443 } else { 80 }),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some(Upstream { tls, host: name, port, base_path: base.trim_end_matches('/').to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let u = parse_host("http://127.0.0.1:9090").unwrap();
+        assert_eq!(
+            (u.authority(), u.cluster_name(), u.base_path.as_str()),
+            ("127.0.0.1:9090".into(), "127.0.0.1:9090".into(), "")
+        );
+        let u = parse_host("https://jsonplaceholder.typicode.com/api/").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.authority(), "jsonplaceholder.typicode.com");
+        assert_eq!(u.cluster_name(), "jsonplaceholder.typicode.com:443");
+        assert_eq!(u.base_path, "/api");
+        let u = parse_host("users.svc:8080").unwrap();
+        assert_eq!(u.authority(), "users.svc:8080");
+        assert!(parse_host("").is_none());
+        assert!(parse_host("http://host:notaport").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("1.5s"), Some(1500));
+        assert_eq!(parse_duration_ms("2m"), Some(120_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+    }
+
+    #[test]
+    fn paths() {
+        let segments = parse_path("/files/:dir/*rest");
+        assert_eq!(segments.len(), 3);
+        assert_eq!(segments[1].segment, Some(plan::Segment::Param("dir".into())));
+        assert_eq!(segments[2].segment, Some(plan::Segment::Wildcard("rest".into())));
+        assert!(parse_path("/").is_empty());
+    }
+}

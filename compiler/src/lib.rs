@@ -3,6 +3,7 @@
 pub mod config;
 pub mod diagnostics;
 pub mod envoy;
+pub mod inspect;
 pub mod lower;
 pub mod schema;
 pub mod template;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use semaphore_compiler::envoy::{self, EnvoyOptions};
+use semaphore_compiler::inspect::{self, GraphFormat};
 use semaphore_compiler::{compile_file, Compiled};
 
 /// Semaphore for Envoy: compile HCL flows over protobuf schemas into a plan that the
@@ -29,6 +30,22 @@ enum Command {
         /// Where to write the plan.
         #[arg(short, long, default_value = "plan.bin")]
         output: PathBuf,
+    },
+    /// Print a compiled plan as readable text: services, endpoints, flows, nodes, dependencies,
+    /// templates.
+    Inspect {
+        /// A plan written by `semaphore compile`.
+        plan: PathBuf,
+    },
+    /// Print each flow's dependency graph: nodes, edges, conditions and rollbacks.
+    Graph {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
     },
     /// Write an Envoy 1.40 bootstrap that runs the configuration's flows.
     Envoy {
@@ -72,6 +89,23 @@ fn main() -> ExitCode {
             let bytes = compiled.plan.encode_to_bytes();
             std::fs::write(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
             eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
+            Ok(())
+        }),
+        Command::Inspect { plan } => std::fs::read(&plan)
+            .map_err(|e| format!("cannot read {}: {e}", plan.display()))
+            .and_then(|bytes| {
+                let decoded = semaphore_compiler::Plan::decode_from_bytes(&bytes)
+                    .map_err(|e| format!("{}: {e}", plan.display()))?;
+                print!("{}", inspect::text(&decoded, bytes.len()));
+                Ok(())
+            }),
+        Command::Graph { config, flow, format } => compile(&config).and_then(|compiled| {
+            if let Some(name) = &flow {
+                if !compiled.plan.flows.iter().any(|f| &f.name == name) {
+                    return Err(format!("{} has no flow `{name}`", config.display()));
+                }
+            }
+            print!("{}", inspect::graph(&compiled.plan, flow.as_deref(), format));
             Ok(())
         }),
         Command::Envoy { config, envoy, output } => compile(&config).and_then(|compiled| {

@@ -102,6 +102,8 @@ pub struct FlowDef {
     pub error: Option<ParamMap>,
     pub on_error: Option<OnErrorDef>,
     pub timeout: Option<Spanned<Literal>>,
+    /// `schema = "pkg.Service.Method"`: the flow takes that method's request as its input.
+    pub schema: Option<Spanned<String>>,
     pub forward: Option<ForwardDef>,
     pub rewrites: Vec<(Spanned<String>, Spanned<String>)>,
 }
@@ -238,8 +240,9 @@ fn load_file(
                         let found = reader.glob(&dir, &pattern);
                         if !found.is_empty() {
                             config.proto_files.extend(found);
-                            let base = pattern.value.split(['*', '?', '[']).next().unwrap_or("");
-                            let base_dir = Path::new(base).parent().unwrap_or(Path::new(""));
+                            // Imports resolve against the folder the pattern's files are in.
+                            let fixed = pattern.value.split(['*', '?', '[']).next().unwrap_or("");
+                            let base_dir = fixed.rfind('/').map(|i| &fixed[..i]).unwrap_or("");
                             config.proto_includes.push(dir.join(base_dir));
                         }
                     }
@@ -265,7 +268,7 @@ fn load_file(
                         )
                         .label("ignored");
                 }
-                other => reader.unknown(other, attr.span(), &["protobuffers", "include", "log_level"]),
+                other => reader.unknown(other, attr.key.span(), &["protobuffers", "include", "log_level"]),
             },
             Structure::Block(block) => match block.ident.as_str() {
                 "endpoint" => {
@@ -307,7 +310,7 @@ fn load_file(
                 }
                 other => reader.unknown(
                     other,
-                    block.span(),
+                    block.ident.span(),
                     &[
                         "endpoint",
                         "flow",
@@ -529,7 +532,7 @@ impl Reader<'_> {
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) => match attr.key.as_str() {
-                    key if !known.contains(&key) => self.unknown(key, attr.span(), known),
+                    key if !known.contains(&key) => self.unknown(key, attr.key.span(), known),
                     "endpoint" => endpoint.route = self.string(attr),
                     "method" => endpoint.method = self.string(attr),
                     "codec" => endpoint.codec = self.string(attr),
@@ -539,7 +542,9 @@ impl Reader<'_> {
                     _ => drop(self.string(attr)),
                 },
                 Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
-                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["options"]),
+                Structure::Block(inner) => {
+                    self.unknown(inner.ident.as_str(), inner.ident.span(), &["options"])
+                }
             }
         }
         Some(endpoint)
@@ -553,7 +558,7 @@ impl Reader<'_> {
             "request_codec" => &mut settings.request_codec,
             "response_codec" => &mut settings.response_codec,
             "resolver" => {
-                let span = self.span(attr.span());
+                let span = self.span(attr.key.span());
                 self.reporter
                     .warning(&span, "service discovery is Envoy's job here; `resolver` is ignored")
                     .label("ignored");
@@ -571,11 +576,11 @@ impl Reader<'_> {
     fn services(&mut self, block: &Block, selects: &mut Vec<ServiceSelect>) {
         for structure in block.body.iter() {
             let Structure::Block(select) = structure else {
-                self.unknown(structure_name(structure), structure.span(), &["select"]);
+                self.unknown(structure_name(structure), structure_span(structure), &["select"]);
                 continue;
             };
             if select.ident.as_str() != "select" {
-                self.unknown(select.ident.as_str(), select.span(), &["select"]);
+                self.unknown(select.ident.as_str(), select.ident.span(), &["select"]);
                 continue;
             }
             let Some(pattern) = self.labels(select, &["pattern"]).and_then(|l| l.into_iter().next()) else {
@@ -586,11 +591,13 @@ impl Reader<'_> {
                 match structure {
                     Structure::Attribute(attr) => {
                         if !self.settings(attr, &mut settings) {
-                            self.unknown(attr.key.as_str(), attr.span(), Self::SETTINGS);
+                            self.unknown(attr.key.as_str(), attr.key.span(), Self::SETTINGS);
                         }
                     }
                     Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
-                    Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["options"]),
+                    Structure::Block(inner) => {
+                        self.unknown(inner.ident.as_str(), inner.ident.span(), &["options"])
+                    }
                 }
             }
             selects.push(ServiceSelect { pattern, settings });
@@ -606,7 +613,7 @@ impl Reader<'_> {
             match structure {
                 Structure::Attribute(attr) => {
                     if !self.settings(attr, &mut service.settings) {
-                        self.unknown(attr.key.as_str(), attr.span(), Self::SETTINGS);
+                        self.unknown(attr.key.as_str(), attr.key.span(), Self::SETTINGS);
                     }
                 }
                 Structure::Block(inner) => match inner.ident.as_str() {
@@ -639,14 +646,14 @@ impl Reader<'_> {
                                 }
                                 other => self.unknown(
                                     structure_name(other),
-                                    other.span(),
+                                    structure_span(other),
                                     &["request", "response", "options"],
                                 ),
                             }
                         }
                         service.methods.push(method);
                     }
-                    other => self.unknown(other, inner.span(), &["method", "options"]),
+                    other => self.unknown(other, inner.ident.span(), &["method", "options"]),
                 },
             }
         }
@@ -664,6 +671,7 @@ impl Reader<'_> {
             error: None,
             on_error: None,
             timeout: None,
+            schema: None,
             forward: None,
             rewrites: Vec::new(),
         };
@@ -681,15 +689,29 @@ impl Reader<'_> {
                 "timeout",
             ]
         } else {
-            &["input", "resource", "resources", "if", "before", "error", "on_error", "output", "timeout"]
+            &[
+                "input",
+                "resource",
+                "resources",
+                "if",
+                "before",
+                "error",
+                "on_error",
+                "output",
+                "timeout",
+                "schema",
+            ]
         };
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) if attr.key.as_str() == "timeout" => {
                     flow.timeout = self.literal(&attr.value)
                 }
+                Structure::Attribute(attr) if !proxy && attr.key.as_str() == "schema" => {
+                    flow.schema = self.string(attr)
+                }
                 Structure::Block(inner) => match inner.ident.as_str() {
-                    name if !known.contains(&name) => self.unknown(name, inner.span(), known),
+                    name if !known.contains(&name) => self.unknown(name, inner.ident.span(), known),
                     "input" => flow.input = self.input(inner, proxy),
                     "output" => flow.output = self.param_map(inner),
                     "error" => flow.error = self.param_map(inner),
@@ -704,7 +726,11 @@ impl Reader<'_> {
                                     Structure::Block(h) if h.ident.as_str() == "header" => {
                                         headers = self.pairs(h)
                                     }
-                                    other => self.unknown(structure_name(other), other.span(), &["header"]),
+                                    other => self.unknown(
+                                        structure_name(other),
+                                        structure_span(other),
+                                        &["header"],
+                                    ),
                                 }
                             }
                             flow.forward = Some(ForwardDef { service, headers });
@@ -720,7 +746,7 @@ impl Reader<'_> {
                     }
                     _ => self.resources(inner, &mut Vec::new(), false, &mut flow.resources),
                 },
-                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.span(), known),
+                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.key.span(), known),
             }
         }
         if proxy && flow.forward.is_none() {
@@ -749,7 +775,7 @@ impl Reader<'_> {
             "resources" => {
                 for structure in block.body.iter() {
                     let Structure::Attribute(attr) = structure else {
-                        self.unknown(structure_name(structure), structure.span(), &[]);
+                        self.unknown(structure_name(structure), structure_span(structure), &[]);
                         continue;
                     };
                     let name =
@@ -788,7 +814,7 @@ impl Reader<'_> {
                         }
                         other => self.unknown(
                             structure_name(other),
-                            other.span(),
+                            structure_span(other),
                             &["resource", "resources", "if"],
                         ),
                     }
@@ -823,7 +849,7 @@ impl Reader<'_> {
                     drop(self.string(attr))
                 }
                 Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
-                other => self.unknown(structure_name(other), other.span(), &["header", "options"]),
+                other => self.unknown(structure_name(other), structure_span(other), &["header", "options"]),
             }
         }
         Some(input)
@@ -865,9 +891,9 @@ impl Reader<'_> {
                     "rollback" => resource.rollback = self.call(inner),
                     "error" => resource.error = self.param_map(inner),
                     "on_error" => resource.on_error = self.on_error(inner),
-                    other => self.unknown(other, inner.span(), KNOWN),
+                    other => self.unknown(other, inner.ident.span(), KNOWN),
                 },
-                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.span(), KNOWN),
+                Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.key.span(), KNOWN),
             }
         }
         Some(resource)
@@ -893,7 +919,7 @@ impl Reader<'_> {
                     "message" | "repeated" => call.fields.extend(self.nested(inner)),
                     other => self.unknown(
                         other,
-                        inner.span(),
+                        inner.ident.span(),
                         &["header", "params", "options", "message", "repeated"],
                     ),
                 },
@@ -913,7 +939,9 @@ impl Reader<'_> {
                     "header" => map.headers = self.pairs(inner),
                     "options" => drop(self.pairs(inner)),
                     "message" | "repeated" => map.fields.extend(self.nested(inner)),
-                    other => self.unknown(other, inner.span(), &["header", "message", "repeated", "options"]),
+                    other => {
+                        self.unknown(other, inner.ident.span(), &["header", "message", "repeated", "options"])
+                    }
                 },
                 Structure::Attribute(attr) => map.fields.extend(self.field(attr)),
             }
@@ -929,12 +957,14 @@ impl Reader<'_> {
                     "schema" => on_error.schema = self.string(attr),
                     "status" => on_error.status = self.literal(&attr.value),
                     "message" => on_error.message = self.literal(&attr.value),
-                    other => self.unknown(other, attr.span(), &["schema", "status", "message", "params"]),
+                    other => self.unknown(other, attr.key.span(), &["schema", "status", "message", "params"]),
                 },
                 Structure::Block(inner) if inner.ident.as_str() == "params" => {
                     on_error.params = self.pairs(inner)
                 }
-                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &["params"]),
+                Structure::Block(inner) => {
+                    self.unknown(inner.ident.as_str(), inner.ident.span(), &["params"])
+                }
             }
         }
         Some(on_error)
@@ -958,7 +988,7 @@ impl Reader<'_> {
                     fields.extend(self.nested(inner))
                 }
                 Structure::Block(inner) => {
-                    self.unknown(inner.ident.as_str(), inner.span(), &["message", "repeated"])
+                    self.unknown(inner.ident.as_str(), inner.ident.span(), &["message", "repeated"])
                 }
             }
         }
@@ -986,10 +1016,18 @@ impl Reader<'_> {
                         out.push((key, value));
                     }
                 }
-                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.span(), &[]),
+                Structure::Block(inner) => self.unknown(inner.ident.as_str(), inner.ident.span(), &[]),
             }
         }
         out
+    }
+}
+
+/// Where a structure is named: the key of an attribute, the identifier of a block.
+fn structure_span(structure: &Structure) -> Option<std::ops::Range<usize>> {
+    match structure {
+        Structure::Attribute(attr) => attr.key.span(),
+        Structure::Block(block) => block.ident.span(),
     }
 }
 

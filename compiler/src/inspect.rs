@@ -95,7 +95,7 @@ fn reference(flow: &Flow, reference: &plan::Reference) -> String {
     let resource = match reference.slot {
         plan::INPUT_SLOT => "input".to_string(),
         plan::ERROR_SLOT => "error".to_string(),
-        plan::ITEM_SLOT => "item".to_string(),
+        plan::ITEM_SLOT => "element".to_string(),
         slot => {
             flow.nodes.get(slot as usize - 1).map(|n| n.name.clone()).unwrap_or_else(|| format!("#{slot}"))
         }

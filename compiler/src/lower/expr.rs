@@ -393,9 +393,7 @@ impl Lowering<'_> {
             self.reporter
                 .error(
                     span,
-                    format!("cannot apply `{op:?}` to {} and {}", left.describe(), right.describe())
-                        .replace("`Eq`", "`==`")
-                        .replace("`Ne`", "`!=`"),
+                    format!("cannot apply `{}` to {} and {}", op.symbol(), left.describe(), right.describe()),
                 )
                 .label("incompatible operands");
         }
@@ -508,7 +506,8 @@ impl Lowering<'_> {
                 };
                 if property == plan::Property::Header {
                     let name = self.header_name(reference, span)?;
-                    if !scope.input_headers.contains(&name) {
+                    // A proxy forwards every header, so it may read any of them.
+                    if !scope.proxy && !scope.input_headers.contains(&name) {
                         self.reporter
                             .error(
                                 span,
@@ -533,7 +532,12 @@ impl Lowering<'_> {
                     return None;
                 }
                 let Some(input) = scope.input.clone() else {
-                    self.reporter.error(span, "this flow declares no `input`").label("nothing to reference");
+                    if !scope.input_failed {
+                        self.reporter
+                            .error(span, "this flow declares no `input`")
+                            .label("nothing to reference")
+                            .note("add `input \"pkg.Message\" {}` to the flow");
+                    }
                     return None;
                 };
                 self.typed_reference(

@@ -33,6 +33,8 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
         service_index: HashMap::new(),
         value_types: HashMap::new(),
     };
+    // The global error object is lowered in each flow's scope; its schema is reported once.
+    let global_error = config.error.as_ref().filter(|error| lowering.message(&error.schema).is_some());
     let mut flow_index: HashMap<String, usize> = HashMap::new();
     let mut flows = Vec::new();
     let mut defined: HashMap<&str, &Span> = HashMap::new();
@@ -47,7 +49,7 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
                 .secondary(&first, "first definition");
             continue;
         }
-        if let Some(lowered) = lowering.flow(flow) {
+        if let Some(lowered) = lowering.flow(flow, global_error) {
             flow_index.insert(flow.name.value.clone(), flows.len());
             flows.push(lowered);
         }
@@ -103,6 +105,8 @@ struct Item {
 struct Scope {
     proxy: bool,
     input: Option<MessageDescriptor>,
+    /// The input's message is unknown; that is already reported.
+    input_failed: bool,
     input_headers: Vec<String>,
     nodes: HashMap<String, NodeInfo>,
 }
@@ -138,16 +142,24 @@ impl Lowering<'_> {
         found
     }
 
-    fn flow(&mut self, flow: &FlowDef) -> Option<plan::Flow> {
+    fn flow(&mut self, flow: &FlowDef, global_error: Option<&ParamMap>) -> Option<plan::Flow> {
         let errors_before = self.reporter.errors();
         self.value_types.clear();
-        let input = flow.input.as_ref().and_then(|i| i.message.as_ref()).and_then(|m| self.message(m));
+        let input_message = flow.input.as_ref().and_then(|i| i.message.as_ref());
+        let input = match &flow.schema {
+            // The method's request is the input; the input block only declares headers.
+            Some(schema) => self.schema_method(schema).map(|method| method.input),
+            None => input_message.and_then(|m| self.message(m)),
+        };
+        let input_message = input_message.or(flow.schema.as_ref());
         let input_headers = flow
             .input
             .as_ref()
             .map(|i| i.headers.iter().map(|h| h.value.to_ascii_lowercase()).collect())
             .unwrap_or_default();
-        let mut scope = Scope { proxy: flow.proxy, input, input_headers, nodes: HashMap::new() };
+        let input_failed = input_message.is_some() && input.is_none();
+        let mut scope =
+            Scope { proxy: flow.proxy, input, input_failed, input_headers, nodes: HashMap::new() };
 
         // Names first, so that references may point at resources defined further down.
         for (index, resource) in flow.resources.iter().enumerate() {
@@ -204,8 +216,7 @@ impl Lowering<'_> {
             (Some(output), _) => self.output(output, &scope),
             (None, _) => None,
         };
-        let error =
-            flow.error.as_ref().or(self.config.error.as_ref()).and_then(|e| self.error_object(e, &scope));
+        let error = flow.error.as_ref().or(global_error).and_then(|e| self.error_object(e, &scope));
         let on_error = flow.on_error.as_ref().and_then(|e| self.on_error(e, &scope));
         let timeout_ms = match &flow.timeout {
             Some(timeout) => self.duration_ms(timeout)?,
@@ -319,6 +330,25 @@ impl Lowering<'_> {
             values,
         };
         (node, deps, rollback_ctx.refs)
+    }
+
+    /// `schema = "pkg.Service.Method"`.
+    fn schema_method(&mut self, schema: &Spanned<String>) -> Option<MethodInfo> {
+        let Some((service, method)) = schema.value.rsplit_once('.') else {
+            self.reporter
+                .error(&schema.span, "a flow schema names a method: `pkg.Service.Method`")
+                .label("not a method name");
+            return None;
+        };
+        let call = CallDef {
+            service: Spanned { value: service.to_string(), span: schema.span.clone() },
+            method: Spanned { value: method.to_string(), span: schema.span.clone() },
+            fields: Vec::new(),
+            headers: Vec::new(),
+            params: Vec::new(),
+            options: Vec::new(),
+        };
+        self.method(&call)
     }
 
     fn status(&mut self, status: &Spanned<Literal>) -> Option<u32> {
@@ -484,7 +514,21 @@ impl Lowering<'_> {
             })
             .collect();
         let transport = self.services.get(service as usize).map(|s| s.transport).unwrap_or_default();
-        let (http_method, path) = match &method.http {
+        // `options { endpoint, method }` on the request override the schema's HTTP annotation.
+        let option_text = |key: &str| {
+            call.options.iter().find(|(k, _)| k.value == key).and_then(|(_, v)| match &v.value {
+                Literal::String(text) => Some(text.clone()),
+                _ => None,
+            })
+        };
+        let mut http = method.http.clone();
+        if let Some(endpoint) = option_text("endpoint") {
+            http.get_or_insert_with(Default::default).endpoint = endpoint;
+        }
+        if let Some(verb) = option_text("method") {
+            http.get_or_insert_with(Default::default).method = verb;
+        }
+        let (http_method, path) = match &http {
             Some(http) => {
                 let segments = parse_path(&http.endpoint);
                 for segment in &segments {
@@ -510,7 +554,15 @@ impl Lowering<'_> {
                     if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
                 (verb, segments)
             }
-            None if transport == plan::Transport::Grpc as i32 => ("POST".to_string(), Vec::new()),
+            // gRPC addresses a method as `/package.Service/Method`.
+            None if transport == plan::Transport::Grpc as i32 => {
+                let (service_name, method_name) =
+                    method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
+                let segment = |text: &str| plan::PathSegment {
+                    segment: Some(plan::Segment::Literal(text.to_string())),
+                };
+                ("POST".to_string(), vec![segment(service_name), segment(method_name)])
+            }
             None => {
                 self.reporter
                     .error(&call.method.span, format!("`{}` has no HTTP path", method.full_name))
@@ -533,6 +585,7 @@ impl Lowering<'_> {
                             .label("not a retry count"),
                     ),
                 },
+                "endpoint" | "method" => {}
                 "retry_unsafe" => match &value.value {
                     Literal::Bool(b) => retry_unsafe = *b,
                     _ => drop(
@@ -545,7 +598,7 @@ impl Lowering<'_> {
                     self.reporter
                         .warning(&key.span, format!("unknown option `{other}`"))
                         .label("ignored")
-                        .suggest(other, ["timeout", "retries", "retry_unsafe"], None),
+                        .suggest(other, ["timeout", "retries", "retry_unsafe", "endpoint", "method"], None),
                 ),
             }
         }

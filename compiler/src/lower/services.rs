@@ -44,7 +44,14 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         let pattern =
             name.rsplit_once('.').map(|(pkg, _)| format!("{pkg}.*")).unwrap_or_else(|| name.clone());
         reporter
-            .error(&span_of(&info.host), format!("service `{name}` has no usable host (`{}`)", info.host.value))
+            .error(
+                &span_of(&info.host),
+                if info.host.value.is_empty() {
+                    format!("service `{name}` has no host")
+                } else {
+                    format!("service `{name}` has no usable host: `{}`", info.host.value)
+                },
+            )
             .label("used here")
             .note(format!(
                 "set `host` in the service's `semaphore.api.service` option, or in `services {{ select \"{pattern}\" {{ host = \"http://127.0.0.1:8080\" }} }}`"

@@ -87,3 +87,11 @@ fn includes_resolve_relative_to_the_including_file_and_daemon_blocks_warn() {
         compiled.warnings
     );
 }
+
+#[test]
+fn environment_variables_expand_in_strings() {
+    std::env::set_var("SEMAPHORE_TEST_USERS_HOST", "http://users.from.env:7000");
+    let config = "protobuffers = [\"./proto/*.proto\"]\nservices {\n  select \"proto.*\" {\n    host = \"$SEMAPHORE_TEST_USERS_HOST\"\n  }\n}\nflow \"F\" {\n  input \"proto.Query\" {}\n  resource \"u\" {\n    request \"proto.Users\" \"Get\" {\n      id = \"{{ input:id }}\"\n    }\n  }\n}\n";
+    let compiled = compile_with(&[("config.hcl", config)]).unwrap();
+    assert_eq!(compiled.plan.services[0].cluster, "users.from.env:7000");
+}

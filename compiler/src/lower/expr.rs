@@ -10,11 +10,14 @@ use crate::config::{Literal, Spanned};
 use crate::diagnostics::Span;
 use crate::template::{self, BinaryOp, Expr, ExprKind, Part, TemplateRef, UnaryOp};
 
+/// Whether an argument of this type is accepted.
+type Accepts = fn(&Ty) -> bool;
+
 /// Argument and result types of the built-in functions.
 struct Signature {
     function: plan::Function,
     /// Types of the leading arguments; `None` accepts any scalar.
-    args: &'static [Option<fn(&Ty) -> bool>],
+    args: &'static [Option<Accepts>],
     /// Further arguments, any scalar, are allowed.
     variadic: bool,
     returns: Ty,
@@ -34,7 +37,7 @@ fn anything(_: &Ty) -> bool {
 
 fn signature(name: &str) -> Option<Signature> {
     use plan::Function as F;
-    let (function, args, variadic, returns): (_, &'static [Option<fn(&Ty) -> bool>], _, _) = match name {
+    let (function, args, variadic, returns): (_, &'static [Option<Accepts>], _, _) = match name {
         "sprintf" => (F::Sprintf, &[Some(text)], true, Ty::String),
         "strconcat" => (F::Strconcat, &[None], true, Ty::String),
         "jwt" => (F::Jwt, &[Some(text)], false, Ty::Dynamic),

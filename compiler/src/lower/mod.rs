@@ -31,6 +31,7 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
         layouts: Layouts::default(),
         services: Vec::new(),
         service_index: HashMap::new(),
+        failed_services: Default::default(),
         value_types: HashMap::new(),
     };
     // The global error object is lowered in each flow's scope; its schema is reported once.
@@ -65,6 +66,8 @@ pub(crate) struct Lowering<'a> {
     layouts: Layouts,
     services: Vec<plan::Service>,
     service_index: HashMap<String, u32>,
+    /// Services whose settings are wrong; reported once, where first used.
+    failed_services: std::collections::HashSet<String>,
     /// The type of each `resources` value node of the flow being lowered, once lowered.
     value_types: HashMap<u32, Ty>,
 }
@@ -1027,6 +1030,9 @@ impl Lowering<'_> {
         if let Some(&index) = self.service_index.get(&name.value) {
             return Some(index);
         }
+        if self.failed_services.contains(&name.value) {
+            return None;
+        }
         let Some(info) = self.schemas.service_info(&name.value, self.config) else {
             let names = self.schemas.service_names(self.config);
             self.reporter
@@ -1035,7 +1041,10 @@ impl Lowering<'_> {
                 .suggest(&name.value, names.iter().map(String::as_str), None);
             return None;
         };
-        let service = services::resolve(&info, &name.span, self.reporter)?;
+        let Some(service) = services::resolve(&info, &name.span, self.reporter) else {
+            self.failed_services.insert(name.value.clone());
+            return None;
+        };
         let index = self.services.len() as u32;
         self.services.push(service);
         self.service_index.insert(name.value.clone(), index);

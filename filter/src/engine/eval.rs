@@ -311,9 +311,9 @@ fn sprintf(format: &str, args: &[Option<Value>]) -> String {
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
         let spec = &rest[at + 1..];
-        let (verb_len, arg) = if spec.starts_with('%') {
+        let (verb_len, arg) = if let Some(after) = spec.strip_prefix('%') {
             out.push('%');
-            rest = &spec[1..];
+            rest = after;
             continue;
         } else if spec.starts_with("json") {
             (4, args.next())

@@ -1,0 +1,93 @@
+//! The `semaphore` command as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+fn semaphore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_semaphore")).args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn graph_of_a_diamond_has_four_nodes_and_four_edges() {
+    let diamond = fixture("pass/diamond.hcl");
+    let dot = stdout(&semaphore(&["graph", diamond.to_str().unwrap()]));
+    let nodes: Vec<&str> = dot.lines().filter(|l| l.contains("[label=")).collect();
+    let edges: Vec<&str> = dot.lines().filter(|l| l.contains("->")).map(str::trim).collect();
+    assert_eq!(nodes.len(), 4, "{dot}");
+    assert_eq!(edges, ["n0 -> n1;", "n0 -> n2;", "n1 -> n3;", "n2 -> n3;"], "{dot}");
+    assert!(dot.contains("digraph \"diamond\""), "{dot}");
+    assert!(dot.contains(r#"n2 [label="right\ncatalog.Items.List\nif {{ top:available }}\nrollback catalog.Audit.Record", style=dashed];"#), "{dot}");
+
+    let mermaid =
+        stdout(&semaphore(&["graph", diamond.to_str().unwrap(), "--format", "mermaid", "--flow", "diamond"]));
+    assert!(mermaid.contains("flowchart LR"), "{mermaid}");
+    assert_eq!(mermaid.lines().filter(|l| l.contains("-->")).count(), 4, "{mermaid}");
+    assert_eq!(
+        mermaid.lines().filter(|l| l.trim_start().starts_with('n') && l.contains("[\"")).count(),
+        4,
+        "{mermaid}"
+    );
+}
+
+#[test]
+fn graph_of_an_unknown_flow_is_an_error() {
+    let output = semaphore(&["graph", fixture("pass/diamond.hcl").to_str().unwrap(), "--flow", "circle"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("has no flow `circle`"));
+}
+
+#[test]
+fn compile_then_inspect_shows_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.bin");
+    let compiled =
+        semaphore(&["compile", fixture("pass/diamond.hcl").to_str().unwrap(), "-o", plan.to_str().unwrap()]);
+    assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
+    let text = stdout(&semaphore(&["inspect", plan.to_str().unwrap()]));
+    for expected in [
+        "plan format v1, ",
+        "  catalog.Items  cluster catalog.svc:8080  authority catalog.svc:8080  http  json/json",
+        "flow diamond\n  input catalog.Query\n  node top\n    call catalog.Items.Get  GET /items/:id  timeout 10000ms",
+        "  node bottom  after left, right\n",
+        "    if {{ top:available }}\n",
+        "    rollback catalog.Audit.Record  POST /events",
+        "        reason = {{ json(right:items) }}",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("plan.bin");
+    std::fs::write(&garbage, b"not a plan").unwrap();
+    let output = semaphore(&["inspect", garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a semaphore plan"));
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["compile", "--help"],
+        &["inspect", "--help"],
+        &["graph", "--help"],
+        &["envoy", "--help"],
+        &["run", "--help"],
+    ] {
+        let text = stdout(&semaphore(command));
+        assert!(text.contains("Usage: semaphore"), "{command:?}: {text}");
+    }
+}

@@ -301,6 +301,7 @@ impl Layouts {
                     repeated: field.is_list() || field.is_map(),
                     message,
                     enum_values,
+                    map: field.is_map(),
                 }
             })
             .collect();

@@ -171,6 +171,10 @@ pub struct FieldLayout {
     /// For `Kind::Enum`: the enum's values.
     #[prost(message, repeated, tag = "7")]
     pub enum_values: Vec<EnumValue>,
+    /// A `map<K, V>`: `message` is its entry type, whose fields are `key` (1) and `value` (2).
+    /// `repeated` is set too, as maps are repeated entries on the wire.
+    #[prost(bool, tag = "8")]
+    pub map: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -42,12 +42,22 @@ impl std::fmt::Display for CodecError {
     }
 }
 
-fn kind(field: &FieldLayout) -> Kind {
+pub fn kind(field: &FieldLayout) -> Kind {
     Kind::try_from(field.kind).unwrap_or(Kind::String)
 }
 
 pub fn message(plan: &Plan, index: u32) -> Option<&MessageLayout> {
     plan.messages.get(index as usize)
+}
+
+/// The `value` field of a map's entry message.
+pub fn map_value_field<'p>(plan: &'p Plan, field: &FieldLayout) -> Option<&'p FieldLayout> {
+    message(plan, field.message)?.fields.iter().find(|f| f.number == 2)
+}
+
+/// The `key` field of a map's entry message.
+pub fn map_key_field<'p>(plan: &'p Plan, field: &FieldLayout) -> Option<&'p FieldLayout> {
+    message(plan, field.message)?.fields.iter().find(|f| f.number == 1)
 }
 
 pub fn field_by_name<'m>(layout: &'m MessageLayout, name: &str) -> Option<&'m FieldLayout> {
@@ -102,6 +112,23 @@ pub fn normalize_field(
     if value.is_null() {
         return Ok(None);
     }
+    if field.map {
+        let Value::Object(entries) = value else {
+            return Err(CodecError::new(format!("expected an object (a map), found {}", describe(value))));
+        };
+        let Some(value_field) = map_value_field(plan, field) else {
+            return Err(CodecError::new("map entry layout missing from the plan"));
+        };
+        let mut out = Map::new();
+        for (key, entry) in entries {
+            if let Some(entry) =
+                normalize_field(plan, value_field, entry, depth + 1).map_err(|e| e.within(key))?
+            {
+                out.insert(key.clone(), entry);
+            }
+        }
+        return Ok(Some(Value::Object(out)));
+    }
     if field.repeated {
         let Value::Array(items) = value else {
             return Err(CodecError::new(format!("expected a list, found {}", describe(value))));
@@ -141,11 +168,19 @@ fn normalize_single(
             _ => Err(mismatch("a bool", value)),
         },
         Kind::Enum => enum_value(field, value),
-        Kind::Double | Kind::Float => match value {
-            Value::Number(_) => Ok(value.clone()),
-            Value::String(s) => parse_float(s).ok_or_else(|| mismatch("a number", value)),
-            _ => Err(mismatch("a number", value)),
-        },
+        Kind::Double | Kind::Float => {
+            let number = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => parse_float(s).and_then(|v| v.as_f64()),
+                _ => None,
+            };
+            let Some(number) = number else {
+                return Err(mismatch("a number", value));
+            };
+            // A float holds what an f32 holds, as the proto3 JSON mapping writes it.
+            let number = if kind(field) == Kind::Float { f64::from(number as f32) } else { number };
+            Number::from_f64(number).map(Value::Number).ok_or_else(|| mismatch("a finite number", value))
+        }
         integer => {
             let (min, max) = integer_range(integer);
             let parsed = match value {
@@ -280,6 +315,12 @@ pub fn encode_json(plan: &Plan, layout: u32, value: &Map<String, Value>) -> Valu
     for field in &layout.fields {
         let Some(value) = value.get(&field.name) else { continue };
         let encoded = match value {
+            Value::Object(entries) if field.map => match map_value_field(plan, field) {
+                Some(value_field) => Value::Object(
+                    entries.iter().map(|(k, v)| (k.clone(), encode_single(plan, value_field, v))).collect(),
+                ),
+                None => continue,
+            },
             Value::Array(items) if field.repeated => {
                 Value::Array(items.iter().map(|item| encode_single(plan, field, item)).collect())
             }

@@ -3,6 +3,7 @@
 
 pub mod codec;
 mod eval;
+pub mod proto;
 pub mod route;
 mod upstream;
 

@@ -8,7 +8,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config::load_plan;
-use crate::engine::{Callout, Engine, Execution, Host, Match, Reply, Request, UpstreamResponse};
+use crate::engine::{
+    http_status_of_grpc, Callout, Engine, Execution, Host, Match, Reply, Request, UpstreamResponse,
+};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -77,6 +79,21 @@ struct EnvoyHost;
 
 impl Host for EnvoyHost {
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
+        let refused =
+            |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
+        if let Some(grpc) = &callout.grpc {
+            let metadata: Vec<(&str, &[u8])> =
+                callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+            return hostcalls::dispatch_grpc_call(
+                &grpc_service(&callout.cluster, &callout.authority),
+                &grpc.service,
+                &grpc.method,
+                metadata,
+                callout.body.as_deref(),
+                callout.timeout,
+            )
+            .map_err(refused);
+        }
         let headers: Vec<(&str, &str)> =
             callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         hostcalls::dispatch_http_call(
@@ -86,7 +103,7 @@ impl Host for EnvoyHost {
             vec![],
             callout.timeout,
         )
-        .map_err(|status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster))
+        .map_err(refused)
     }
 
     fn respond(&mut self, reply: Reply) {
@@ -98,6 +115,24 @@ impl Host for EnvoyHost {
             warn!("cannot send the response ({status:?})");
         }
     }
+}
+
+/// The `envoy.config.core.v3.GrpcService` Envoy reads a gRPC callout's target from: the
+/// cluster, and the `:authority` to send. Envoy takes a plain cluster name too, which is the
+/// fallback should the message not be text.
+fn grpc_service(cluster: &str, authority: &str) -> String {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let mut envoy_grpc = Vec::new();
+    for (number, text) in [(1, cluster), (2, authority)] {
+        encode_key(number, WireType::LengthDelimited, &mut envoy_grpc);
+        encode_varint(text.len() as u64, &mut envoy_grpc);
+        envoy_grpc.extend_from_slice(text.as_bytes());
+    }
+    let mut service = Vec::new();
+    encode_key(1, WireType::LengthDelimited, &mut service);
+    encode_varint(envoy_grpc.len() as u64, &mut service);
+    service.extend_from_slice(&envoy_grpc);
+    String::from_utf8(service).unwrap_or_else(|_| cluster.to_string())
 }
 
 impl Filter {
@@ -117,6 +152,24 @@ impl Filter {
 }
 
 impl Context for Filter {
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        let Stage::Running(execution) = &mut self.stage else { return };
+        let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
+        let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let response = UpstreamResponse {
+            status: Some(http_status_of_grpc(status_code)),
+            headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
+            body,
+        };
+        execution.on_response(token, response, &mut EnvoyHost);
+        if execution.is_finished() {
+            self.stage = Stage::Done;
+        }
+    }
+
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Stage::Running(execution) = &mut self.stage else { return };
         let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! enums by name, bytes as base64) with the proto field names as keys, as Semaphore always wrote
 //! them; decoding accepts both the field name and its lowerCamelCase JSON name.
 
-use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
+use semaphore_plan::{Codec, FieldLayout, Kind, MessageLayout, Plan};
 use serde_json::{Map, Number, Value};
 
 /// Deeper JSON is refused rather than walked, so hostile input cannot exhaust the stack.
@@ -347,5 +347,119 @@ pub fn to_text(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// Scalars and repeated scalars as `key=value` pairs; nested messages with dotted keys.
+pub fn encode_form(plan: &Plan, layout: u32, message: &Map<String, Value>) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    append_pairs(plan, layout, message, "", &mut serializer, 0);
+    serializer.finish()
+}
+
+fn append_pairs(
+    plan: &Plan,
+    layout: u32,
+    message: &Map<String, Value>,
+    prefix: &str,
+    out: &mut form_urlencoded::Serializer<String>,
+    depth: usize,
+) {
+    let Some(layout) = self::message(plan, layout) else { return };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for field in &layout.fields {
+        let Some(value) = message.get(&field.name) else { continue };
+        let key = format!("{prefix}{}", field.name);
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            match (kind(field), item) {
+                (Kind::Message, Value::Object(nested)) => {
+                    append_pairs(plan, field.message, nested, &format!("{key}."), out, depth + 1)
+                }
+                (_, item) => {
+                    out.append_pair(&key, &to_text(item));
+                }
+            }
+        }
+    }
+}
+
+/// `key=value` pairs (a query string or a form body) into a message: keys are field names,
+/// repeated keys fill repeated fields, values are typed by their field.
+pub fn decode_form(
+    plan: &Plan,
+    layout: u32,
+    text: &str,
+    into: &mut Map<String, Value>,
+) -> Result<(), CodecError> {
+    let Some(message) = message(plan, layout) else {
+        return Ok(());
+    };
+    let mut repeated: Vec<(String, Vec<Value>)> = Vec::new();
+    for (key, text) in form_urlencoded::parse(text.as_bytes()) {
+        let Some(field) = field_by_name(message, &key) else { continue };
+        let value = from_text(plan, field, &text).map_err(|e| e.within(&field.name))?;
+        if field.repeated {
+            match repeated.iter_mut().find(|(name, _)| name == &field.name) {
+                Some((_, values)) => values.push(value),
+                None => repeated.push((field.name.clone(), vec![value])),
+            }
+        } else {
+            into.insert(field.name.clone(), value);
+        }
+    }
+    for (name, values) in repeated {
+        into.insert(name, Value::Array(values));
+    }
+    Ok(())
+}
+
+/// A body in the given codec into a message.
+pub fn decode_body(
+    plan: &Plan,
+    layout: u32,
+    codec: Codec,
+    body: &[u8],
+) -> Result<Map<String, Value>, CodecError> {
+    match codec {
+        Codec::Json => decode_json(plan, layout, body),
+        Codec::Proto => super::proto::decode(plan, layout, body),
+        Codec::FormUrlencoded => {
+            let text =
+                std::str::from_utf8(body).map_err(|_| CodecError::new("the form body is not valid UTF-8"))?;
+            let mut out = Map::new();
+            decode_form(plan, layout, text, &mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// A message as a body in the given codec, with its content type.
+pub fn encode_body(
+    plan: &Plan,
+    layout: u32,
+    codec: Codec,
+    message: &Map<String, Value>,
+) -> (&'static str, Vec<u8>) {
+    match codec {
+        Codec::Json => ("application/json", encode_json(plan, layout, message).to_string().into_bytes()),
+        Codec::Proto => ("application/protobuf", super::proto::encode(plan, layout, message)),
+        Codec::FormUrlencoded => {
+            ("application/x-www-form-urlencoded", encode_form(plan, layout, message).into_bytes())
+        }
+    }
+}
+
+/// The content type a codec's bodies carry.
+pub fn content_type(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Json => "application/json",
+        Codec::Proto => "application/protobuf",
+        Codec::FormUrlencoded => "application/x-www-form-urlencoded",
     }
 }

@@ -7,6 +7,8 @@ pub mod proto;
 pub mod route;
 mod upstream;
 
+pub use upstream::http_status_of_grpc;
+
 #[cfg(test)]
 mod tests;
 
@@ -31,10 +33,22 @@ pub trait Host {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Callout {
     pub cluster: String,
-    /// Including the `:method`, `:path` and `:authority` pseudo-headers.
+    pub authority: String,
+    /// HTTP: including the `:method`, `:path` and `:authority` pseudo-headers. gRPC: the initial
+    /// metadata.
     pub headers: Vec<(String, String)>,
+    /// HTTP: the body, if any. gRPC: the encoded request message.
     pub body: Option<Vec<u8>>,
     pub timeout: Duration,
+    /// Set for a gRPC call.
+    pub grpc: Option<GrpcMethod>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcMethod {
+    /// `package.Service`
+    pub service: String,
+    pub method: String,
 }
 
 impl Callout {
@@ -51,6 +65,8 @@ pub struct Reply {
 }
 
 /// An upstream's answer; `status` is `None` when no response arrived (reset, refused, timeout).
+/// A gRPC answer carries its status as the HTTP status it stands for, with `grpc-status` and
+/// `grpc-message` among the headers.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamResponse {
     pub status: Option<u16>,
@@ -90,6 +106,7 @@ enum NodeState {
     Running {
         token: u32,
         request: Value,
+        params: Value,
     },
     Done(Completed),
     /// Its condition was false: it leaves its values absent.
@@ -106,6 +123,7 @@ struct Completed {
     request: Value,
     response: Value,
     headers: Vec<(String, String)>,
+    params: Value,
 }
 
 /// One request's run of a flow.
@@ -179,10 +197,10 @@ impl Execution {
             debug!("response for unknown call {token} ignored");
             return;
         };
-        let request = match self.nodes.get_mut(index) {
+        let (request, params) = match self.nodes.get_mut(index) {
             Some(state) => match std::mem::replace(state, NodeState::Waiting) {
-                NodeState::Running { request, .. } => request,
-                _ => Value::Null,
+                NodeState::Running { request, params, .. } => (request, params),
+                _ => (Value::Null, Value::Null),
             },
             None => return,
         };
@@ -200,7 +218,7 @@ impl Execution {
         match upstream::read_response(&engine.plan, call, response) {
             Ok((response, headers)) => {
                 if let Some(state) = self.nodes.get_mut(index) {
-                    *state = NodeState::Done(Completed { request, response, headers });
+                    *state = NodeState::Done(Completed { request, response, headers, params });
                 }
                 self.advance(host);
             }
@@ -226,11 +244,9 @@ impl Execution {
         else {
             return Err(Failure::new(500, "the plan's endpoint names no flow"));
         };
-        let mut input = match Codec::try_from(endpoint.request_codec) {
-            Ok(Codec::Json) => codec::decode_json(plan, flow.input, body)
-                .map_err(|e| Failure::new(400, format!("invalid request body: {e}")))?,
-            _ => return Err(Failure::new(415, "this endpoint's request codec is not supported yet")),
-        };
+        let codec = Codec::try_from(endpoint.request_codec).unwrap_or(Codec::Json);
+        let mut input = codec::decode_body(plan, flow.input, codec, body)
+            .map_err(|e| Failure::new(400, format!("invalid request body: {e}")))?;
         route::bind_input(plan, flow.input, matched, &mut input)
             .map_err(|e| Failure::new(400, format!("invalid request: {e}")))?;
         Ok(input)
@@ -271,12 +287,13 @@ impl Execution {
                             request: Value::Null,
                             response: self.node_values(node),
                             headers: Vec::new(),
+                            params: Value::Null,
                         })
                     }
                     Some(call) => match self.dispatch(call, host) {
-                        Ok((token, request)) => {
+                        Ok((token, request, params)) => {
                             debug!("flow `{}` dispatched `{}` (call {token})", flow.name, node.name);
-                            NodeState::Running { token, request }
+                            NodeState::Running { token, request, params }
                         }
                         Err(failure) => {
                             let message = format!("resource `{}`: {}", node.name, failure.message);
@@ -300,21 +317,27 @@ impl Execution {
         }
     }
 
-    fn dispatch(&self, call: &Call, host: &mut dyn Host) -> Result<(u32, Value), Failure> {
+    fn dispatch(&self, call: &Call, host: &mut dyn Host) -> Result<(u32, Value, Value), Failure> {
         let plan = &self.engine.plan;
         let request = self.build_message(call.request_message, call.request.as_ref())?;
-        let callout = upstream::build_callout(plan, call, &request, |value| self.evaluate(value))?;
-        let token =
-            host.dispatch(&callout).map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
-        Ok((token, Value::Object(request)))
+        let built =
+            upstream::build_callout(plan, call, &request, &self.headers, |value| self.evaluate(value))?;
+        let token = host
+            .dispatch(&built.callout)
+            .map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
+        Ok((token, Value::Object(request), Value::Object(built.params)))
     }
 
     fn respond_output(&mut self, flow: &Flow, host: &mut dyn Host) {
         let plan = &self.engine.plan;
-        let status = plan.endpoints.get(self.endpoint).map(|e| e.status as u16).unwrap_or(200);
+        let endpoint = plan.endpoints.get(self.endpoint);
+        let status = endpoint.map(|e| e.status as u16).unwrap_or(200);
+        let response_codec =
+            endpoint.and_then(|e| Codec::try_from(e.response_codec).ok()).unwrap_or(Codec::Json);
         let result = match &flow.output {
             Some(output) => self.build_message(output.message, output.body.as_ref()).and_then(|body| {
-                let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+                let (content_type, body) = codec::encode_body(plan, output.message, response_codec, &body);
+                let mut headers = vec![("content-type".to_string(), content_type.to_string())];
                 for header in &output.headers {
                     let value = header
                         .value
@@ -325,8 +348,7 @@ impl Execution {
                     upstream::check_header_value(&header.name, &value)?;
                     headers.push((header.name.clone(), value));
                 }
-                let body = codec::encode_json(plan, output.message, &body);
-                Ok(Reply { status, headers, body: body.to_string().into_bytes() })
+                Ok(Reply { status, headers, body })
             }),
             None => Ok(Reply {
                 status,
@@ -410,7 +432,8 @@ impl Execution {
                 Property::Header => return header(&completed.headers),
                 Property::Request => &completed.request,
                 Property::Response => &completed.response,
-                Property::Params | Property::Error => return None,
+                Property::Params => &completed.params,
+                Property::Error => return None,
             }
         };
         let mut current = root;

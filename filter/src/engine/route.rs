@@ -62,22 +62,7 @@ pub fn bind_input(
     let Some(message) = codec::message(plan, layout) else {
         return Ok(());
     };
-    let mut repeated: Vec<(String, Vec<Value>)> = Vec::new();
-    for (key, text) in form_urlencoded::parse(matched.query.as_bytes()) {
-        let Some(field) = codec::field_by_name(message, &key) else { continue };
-        let value = codec::from_text(plan, field, &text).map_err(|e| within(e, &field.name))?;
-        if field.repeated {
-            match repeated.iter_mut().find(|(name, _)| name == &field.name) {
-                Some((_, values)) => values.push(value),
-                None => repeated.push((field.name.clone(), vec![value])),
-            }
-        } else {
-            input.insert(field.name.clone(), value);
-        }
-    }
-    for (name, values) in repeated {
-        input.insert(name, Value::Array(values));
-    }
+    codec::decode_form(plan, layout, &matched.query, input)?;
     for (name, raw) in &matched.params {
         let Some(field) = codec::field_by_name(message, name) else { continue };
         let text = percent_decode_str(raw).decode_utf8().map_err(|_| CodecError {

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use semaphore_plan::{Call, Codec, Kind, Plan, Segment, Transport};
+use semaphore_plan::{Call, Codec, Plan, Segment, Transport};
 use serde_json::{Map, Value};
 
 use super::codec;
-use super::{Callout, Failure, UpstreamResponse};
+use super::{Callout, Failure, GrpcMethod, UpstreamResponse};
 
 /// Everything but RFC 3986 unreserved characters is escaped, so a value can never add a path
 /// segment, a query or a fragment.
@@ -18,23 +18,67 @@ fn has_body(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
 }
 
+/// Headers of the incoming request that every callout carries on, so a distributed trace
+/// stays whole.
+const TRACE_HEADERS: &[&str] = &[
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+];
+
+/// A call ready to dispatch, with the params it was built with (`{{ node.params:name }}`).
+pub(super) struct Built {
+    pub callout: Callout,
+    pub params: Map<String, Value>,
+}
+
 pub(super) fn build_callout(
     plan: &Plan,
     call: &Call,
     request: &Map<String, Value>,
+    incoming: &[(String, String)],
     evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
-) -> Result<Callout, Failure> {
+) -> Result<Built, Failure> {
     let Some(service) = plan.services.get(call.service as usize) else {
         return Err(Failure::new(500, "the plan names a service it does not define"));
     };
-    if service.transport == Transport::Grpc as i32 {
-        return Err(Failure::new(501, format!("gRPC upstream `{}` is not supported yet", service.name)));
-    }
-    let params: Vec<(&str, String)> = call
+    let params: Map<String, Value> = call
         .params
         .iter()
-        .filter_map(|p| Some((p.name.as_str(), codec::to_text(&evaluate(p.value.as_ref()?)?))))
+        .filter_map(|p| Some((p.name.clone(), Value::String(codec::to_text(&evaluate(p.value.as_ref()?)?)))))
         .collect();
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for header in &call.headers {
+        let value = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)).unwrap_or_default();
+        check_header_value(&header.name, &value)?;
+        headers.push((header.name.clone(), value));
+    }
+    for (name, value) in incoming {
+        if TRACE_HEADERS.contains(&name.as_str()) && !headers.iter().any(|(n, _)| n == name) {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+    let timeout = Duration::from_millis(u64::from(call.timeout_ms));
+
+    if service.transport == Transport::Grpc as i32 {
+        let body = super::proto::encode(plan, call.request_message, request);
+        let callout = Callout {
+            cluster: service.cluster.clone(),
+            authority: service.authority.clone(),
+            headers,
+            body: Some(body),
+            timeout,
+            grpc: Some(GrpcMethod { service: service.name.clone(), method: call.method.clone() }),
+        };
+        return Ok(Built { callout, params });
+    }
 
     let mut path = service.base_path.clone();
     let mut bound: Vec<&str> = Vec::new();
@@ -50,9 +94,8 @@ pub(super) fn build_callout(
             Segment::Wildcard(name) => (name.as_str(), true),
         };
         let value = params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
+            .get(name)
+            .map(codec::to_text)
             .or_else(|| request.get(name).map(codec::to_text))
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
@@ -78,55 +121,60 @@ pub(super) fn build_callout(
         .filter(|(k, _)| !bound.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let codec = Codec::try_from(service.request_codec).unwrap_or(Codec::Json);
-    let mut headers: Vec<(String, String)> = Vec::new();
     let method = call.http_method.to_ascii_uppercase();
+    let mut pseudo = vec![
+        (":method".to_string(), method.clone()),
+        (":path".to_string(), String::new()),
+        (":authority".to_string(), service.authority.clone()),
+        ("accept".to_string(), codec::content_type(codec_of(service.response_codec)).to_string()),
+    ];
     let body = if has_body(&method) {
-        match codec {
-            Codec::Json => {
-                headers.push(("content-type".into(), "application/json".into()));
-                Some(codec::encode_json(plan, layout, &remaining).to_string().into_bytes())
-            }
-            Codec::FormUrlencoded => {
-                headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
-                Some(form_encode(plan, layout, &remaining).into_bytes())
-            }
-            Codec::Proto => return Err(Failure::new(501, "the proto request codec is not supported yet")),
-        }
+        let (content_type, body) =
+            codec::encode_body(plan, layout, codec_of(service.request_codec), &remaining);
+        pseudo.push(("content-type".into(), content_type.into()));
+        Some(body)
     } else {
-        let query = form_encode(plan, layout, &remaining);
+        let query = codec::encode_form(plan, layout, &remaining);
         if !query.is_empty() {
             path.push('?');
             path.push_str(&query);
         }
         None
     };
-
-    let mut all = vec![
-        (":method".to_string(), method),
-        (":path".to_string(), path),
-        (":authority".to_string(), service.authority.clone()),
-        ("accept".to_string(), accept(service.response_codec).to_string()),
-    ];
-    all.append(&mut headers);
-    for header in &call.headers {
-        let value = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)).unwrap_or_default();
-        check_header_value(&header.name, &value)?;
-        all.push((header.name.clone(), value));
+    if let Some((_, value)) = pseudo.get_mut(1) {
+        *value = path;
     }
-    Ok(Callout {
+    pseudo.append(&mut headers);
+    let callout = Callout {
         cluster: service.cluster.clone(),
-        headers: all,
+        authority: service.authority.clone(),
+        headers: pseudo,
         body,
-        timeout: Duration::from_millis(u64::from(call.timeout_ms)),
-    })
+        timeout,
+        grpc: None,
+    };
+    Ok(Built { callout, params })
 }
 
-fn accept(codec: i32) -> &'static str {
-    match Codec::try_from(codec) {
-        Ok(Codec::Proto) => "application/protobuf",
-        Ok(Codec::FormUrlencoded) => "application/x-www-form-urlencoded",
-        _ => "application/json",
+fn codec_of(codec: i32) -> Codec {
+    Codec::try_from(codec).unwrap_or(Codec::Json)
+}
+
+/// The HTTP status a gRPC status code stands for.
+pub fn http_status_of_grpc(code: u32) -> u16 {
+    match code {
+        0 => 200,
+        1 => 499,
+        3 | 9 | 11 => 400,
+        4 => 504,
+        5 => 404,
+        6 | 10 => 409,
+        7 => 403,
+        8 => 429,
+        12 => 501,
+        14 => 503,
+        16 => 401,
+        _ => 500,
     }
 }
 
@@ -138,45 +186,6 @@ pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), Failure>
     Ok(())
 }
 
-/// Scalars and repeated scalars as `key=value` pairs; nested messages with dotted keys.
-fn form_encode(plan: &Plan, layout: u32, message: &Map<String, Value>) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    append_pairs(plan, layout, message, "", &mut serializer, 0);
-    serializer.finish()
-}
-
-fn append_pairs(
-    plan: &Plan,
-    layout: u32,
-    message: &Map<String, Value>,
-    prefix: &str,
-    out: &mut form_urlencoded::Serializer<String>,
-    depth: usize,
-) {
-    let Some(layout) = codec::message(plan, layout) else { return };
-    if depth > codec::MAX_DEPTH {
-        return;
-    }
-    for field in &layout.fields {
-        let Some(value) = message.get(&field.name) else { continue };
-        let key = format!("{prefix}{}", field.name);
-        let items: Vec<&Value> = match value {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for item in items {
-            match (Kind::try_from(field.kind), item) {
-                (Ok(Kind::Message), Value::Object(nested)) => {
-                    append_pairs(plan, field.message, nested, &format!("{key}."), out, depth + 1)
-                }
-                (_, item) => {
-                    out.append_pair(&key, &codec::to_text(item));
-                }
-            }
-        }
-    }
-}
-
 pub(super) fn read_response(
     plan: &Plan,
     call: &Call,
@@ -185,25 +194,26 @@ pub(super) fn read_response(
     let Some(status) = response.status else {
         return Err(Failure::new(502, "the upstream could not be reached"));
     };
+    let header = |name: &str| response.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     if !(200..300).contains(&status) {
-        let detail = serde_json::from_slice::<Value>(&response.body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
+        let detail = header("grpc-message").filter(|m| !m.is_empty()).or_else(|| {
+            serde_json::from_slice::<Value>(&response.body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        });
         let message = match detail {
             Some(detail) => format!("upstream answered {status}: {detail}"),
             None => format!("upstream answered {status}"),
         };
         return Err(Failure::new(status, message));
     }
-    let service_codec = plan
-        .services
-        .get(call.service as usize)
-        .and_then(|s| Codec::try_from(s.response_codec).ok())
-        .unwrap_or(Codec::Json);
-    let value = match service_codec {
-        Codec::Json => codec::decode_json(plan, call.response_message, &response.body)
-            .map_err(|e| Failure::new(502, format!("invalid upstream response: {e}")))?,
-        _ => return Err(Failure::new(501, "this upstream response codec is not supported yet")),
+    let service = plan.services.get(call.service as usize);
+    let codec = match service {
+        Some(s) if s.transport == Transport::Grpc as i32 => Codec::Proto,
+        Some(s) => codec_of(s.response_codec),
+        None => Codec::Json,
     };
+    let value = codec::decode_body(plan, call.response_message, codec, &response.body)
+        .map_err(|e| Failure::new(502, format!("invalid upstream response: {e}")))?;
     Ok((Value::Object(value), response.headers))
 }

@@ -47,6 +47,9 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
             "config": {
                 "name": "semaphore",
                 "root_id": "semaphore",
+                // Hold the request headers while the body of a flow's input arrives; without it
+                // Envoy would stop delivering the body to the filter too.
+                "allow_on_headers_stop_iteration": true,
                 "vm_config": {
                     "vm_id": "semaphore",
                     "runtime": "envoy.wasm.runtime.v8",

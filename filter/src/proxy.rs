@@ -155,6 +155,8 @@ impl Context for Filter {
     fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
         let Stage::Running(execution) = &mut self.stage else { return };
         let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
+        // Envoy appends where the status came from; the client wants the upstream's words.
+        let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
         let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
             Ok(body) => body.unwrap_or_default(),
             Err(_) => Vec::new(),

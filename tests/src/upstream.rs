@@ -16,7 +16,7 @@ use axum::{Extension, Router};
 use tokio::runtime::Runtime;
 
 /// One request as the upstream received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RecordedRequest {
     pub method: String,
     /// The path without the query string, as sent (not percent-decoded).
@@ -29,6 +29,8 @@ pub struct RecordedRequest {
     /// Path parameters of the [`UpstreamBuilder::route`] that answered, percent-decoded; empty
     /// for requests no such route matched.
     pub params: BTreeMap<String, String>,
+    /// When the upstream started reading it.
+    pub received_at: Instant,
 }
 
 impl RecordedRequest {
@@ -288,6 +290,25 @@ impl UpstreamBuilder {
         self
     }
 
+    /// Answer the gRPC method `/package.Service/Method` with `handler`, which gets the request
+    /// message's bytes and returns the response message's bytes, or a gRPC status code and
+    /// message. Served over HTTP/2 without TLS, as Envoy's gRPC clusters speak it.
+    pub fn grpc<F>(self, service: &str, method: &str, handler: F) -> UpstreamBuilder
+    where
+        F: Fn(&[u8]) -> Result<Vec<u8>, (u32, String)> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        let path = format!("/{service}/{method}");
+        let mut this = self;
+        let endpoint = move |Extension(recorded): Extension<RecordedAt>| {
+            let handler = Arc::clone(&handler);
+            async move { grpc_reply(handler(grpc_message(&recorded.request.body))) }
+        };
+        let methods = this.routes.remove(&path).unwrap_or_default().post(endpoint);
+        this.routes.insert(path, methods);
+        this
+    }
+
     pub fn start(self) -> Upstream {
         let router = self
             .routes
@@ -298,6 +319,7 @@ impl UpstreamBuilder {
 }
 
 async fn record(State(recording): State<Recording>, request: Request, next: Next) -> Response {
+    let received_at = Instant::now();
     let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -310,16 +332,21 @@ async fn record(State(recording): State<Recording>, request: Request, next: Next
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
+        // HTTP/2 carries the host as `:authority`, which arrives in the URI: record it as `host`.
         headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
+            .uri
+            .authority()
+            .filter(|_| !parts.headers.contains_key("host"))
+            .map(|authority| ("host".to_owned(), authority.to_string()))
+            .into_iter()
+            .chain(parts.headers.iter().map(|(name, value)| {
                 let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
                 (name.as_str().to_owned(), value)
-            })
+            }))
             .collect(),
         body: body.to_vec(),
         params: BTreeMap::new(),
+        received_at,
     };
     let index = {
         let mut requests = lock(&recording);
@@ -330,4 +357,40 @@ async fn record(State(recording): State<Recording>, request: Request, next: Next
     let mut request = Request::from_parts(parts, Body::from(body));
     request.extensions_mut().insert(RecordedAt { index, request: recorded, recording });
     next.run(request).await
+}
+
+/// The message inside a gRPC request body: after the 5-byte frame header.
+fn grpc_message(body: &[u8]) -> &[u8] {
+    body.get(5..).unwrap_or_default()
+}
+
+fn grpc_reply(result: Result<Vec<u8>, (u32, String)>) -> Response {
+    use axum::http::HeaderMap;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let (data, status, message) = match result {
+        Ok(message) => {
+            let mut framed = vec![0u8];
+            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&message);
+            (Some(framed), 0, String::new())
+        }
+        Err((status, message)) => (None, status, message),
+    };
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from(status));
+    if let Ok(message) = HeaderValue::from_str(&message) {
+        trailers.insert("grpc-message", message);
+    }
+    let frames = data
+        .map(|data| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(data))))
+        .into_iter()
+        .chain(std::iter::once(Ok(Frame::trailers(trailers))));
+    let body = Body::new(StreamBody::new(futures_util::stream::iter(frames)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/grpc")
+        .body(body)
+        .unwrap_or_default()
 }

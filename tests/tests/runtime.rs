@@ -296,3 +296,40 @@ async fn grpc_upstreams_are_called_through_envoys_grpc_client() {
         json!({"message": "resource `hello`: upstream answered 404: no such user", "status": 404})
     );
 }
+
+#[tokio::test]
+async fn the_remaining_functions() {
+    let envoy = start_semaphore("tests/fixtures/runtime/functions.hcl", &[]).await.unwrap();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let input = json!({
+        "id": "7", "name": "Ada", "visits": 3, "active": true, "tier": "GOLD",
+        "address": {"street": "Main St", "city": "LONDON"}, "orders": [{}, {}]
+    });
+    let first: Value =
+        http_client().post(envoy.url("/functions")).json(&input).send().await.unwrap().json().await.unwrap();
+    let second: Value =
+        http_client().post(envoy.url("/functions")).json(&input).send().await.unwrap().json().await.unwrap();
+
+    let uuid = first["id"].as_str().unwrap();
+    assert_eq!(uuid.len(), 36, "{uuid}");
+    assert_eq!(&uuid[14..15], "4", "a version 4 UUID: {uuid}");
+    assert_ne!(first["id"], second["id"], "a new UUID per call");
+    let now: u64 = first["visits"].as_str().unwrap().parse().unwrap();
+    assert!((before..before + 60).contains(&now), "now() is the Unix time in seconds: {now}");
+
+    let mut fixed = first.as_object().unwrap().clone();
+    fixed.remove("id");
+    fixed.remove("visits");
+    assert_eq!(
+        Value::Object(fixed),
+        json!({
+            "greeting": "Ada-7-true",
+            "path": "QWRh",
+            "audit": "semaphore",
+            "param": "{\"street\":\"Main St\",\"city\":\"LONDON\"}",
+            "sub": "london-MAIN ST",
+            "limit": 21,
+            "tenant": "Ada/3/\"GOLD\""
+        })
+    );
+}

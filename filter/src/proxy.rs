@@ -1,27 +1,228 @@
 //! The proxy-wasm adapter: Envoy's callbacks in, engine calls out.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::load_plan;
 use crate::engine::{
-    http_status_of_grpc, Callout, Engine, Execution, Host, Match, Reply, Request, UpstreamResponse,
+    http_status_of_grpc, Callout, Engine, Event, Execution, Host, Match, Reply, Request, Rollback,
+    UpstreamResponse,
 };
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { engine: None }));
+    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None, in_flight: Vec::new() }));
 }}
 
-struct Root {
-    engine: Option<Rc<Engine>>,
+/// What the root context and every HTTP context of this VM share: the plan, the metrics, and
+/// the compensations waiting to be dispatched.
+struct Shared {
+    engine: Rc<Engine>,
+    metrics: Metrics,
+    sagas: RefCell<VecDeque<Saga>>,
+    next_saga: std::cell::Cell<u64>,
 }
 
-impl Context for Root {}
+/// The rollbacks of one failed flow, run one after the other.
+struct Saga {
+    id: u64,
+    pending: VecDeque<Rollback>,
+    busy: bool,
+}
+
+#[derive(Default)]
+struct Metrics {
+    flows: Vec<FlowMetrics>,
+    rollbacks: Option<u32>,
+    rollback_failures: Option<u32>,
+}
+
+struct FlowMetrics {
+    requests: Option<u32>,
+    failures: Option<u32>,
+    duration: Option<u32>,
+    nodes: Vec<NodeMetrics>,
+}
+
+struct NodeMetrics {
+    calls: Option<u32>,
+    failures: Option<u32>,
+    duration: Option<u32>,
+}
+
+/// Stat names hold letters, digits and `_`; other characters of a flow or resource name become
+/// `_`.
+fn stat_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+impl Metrics {
+    fn define(engine: &Engine) -> Metrics {
+        let define = |kind: MetricType, name: String| match hostcalls::define_metric(kind, &name) {
+            Ok(id) => Some(id),
+            Err(status) => {
+                warn!("cannot define the metric {name}: {status:?}");
+                None
+            }
+        };
+        let flows = engine
+            .plan
+            .flows
+            .iter()
+            .map(|flow| {
+                let prefix = format!("semaphore.flow.{}", stat_name(&flow.name));
+                FlowMetrics {
+                    requests: define(MetricType::Counter, format!("{prefix}.requests")),
+                    failures: define(MetricType::Counter, format!("{prefix}.failures")),
+                    duration: define(MetricType::Histogram, format!("{prefix}.duration_ms")),
+                    nodes: flow
+                        .nodes
+                        .iter()
+                        .filter(|node| node.call.is_some())
+                        .map(|node| {
+                            let prefix = format!("{prefix}.resource.{}", stat_name(&node.name));
+                            NodeMetrics {
+                                calls: define(MetricType::Counter, format!("{prefix}.calls")),
+                                failures: define(MetricType::Counter, format!("{prefix}.failures")),
+                                duration: define(MetricType::Histogram, format!("{prefix}.duration_ms")),
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Metrics {
+            flows,
+            rollbacks: define(MetricType::Counter, "semaphore.rollbacks".into()),
+            rollback_failures: define(MetricType::Counter, "semaphore.rollback_failures".into()),
+        }
+    }
+
+    fn node(&self, engine: &Engine, flow: usize, node: usize) -> Option<&NodeMetrics> {
+        // Metrics exist for nodes with calls only; find this node's place among them.
+        let nodes = &engine.plan.flows.get(flow)?.nodes;
+        let position = nodes.get(..node)?.iter().filter(|n| n.call.is_some()).count();
+        self.flows.get(flow)?.nodes.get(position)
+    }
+
+    fn record(&self, engine: &Engine, event: Event) {
+        match event {
+            Event::Flow { flow, failed, duration_ms } => {
+                let Some(metrics) = self.flows.get(flow) else { return };
+                increment(metrics.requests);
+                if failed {
+                    increment(metrics.failures);
+                }
+                observe(metrics.duration, duration_ms);
+            }
+            Event::Call { flow, node, failed, duration_ms } => {
+                let Some(metrics) = self.node(engine, flow, node) else { return };
+                increment(metrics.calls);
+                if failed {
+                    increment(metrics.failures);
+                }
+                observe(metrics.duration, duration_ms);
+            }
+        }
+    }
+}
+
+fn increment(metric: Option<u32>) {
+    if let Some(id) = metric {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+fn observe(metric: Option<u32>, value: u64) {
+    if let Some(id) = metric {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+struct Root {
+    shared: Option<Rc<Shared>>,
+    /// Rollback calls in flight: token, the saga it belongs to, and the rollback.
+    in_flight: Vec<(u32, u64, Rollback)>,
+}
+
+impl Root {
+    /// Dispatches the next rollback of every saga that has none in flight. Runs in the root
+    /// context, so the answers come back here even when the request is long gone.
+    fn pump(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
+        let mut sagas = shared.sagas.borrow_mut();
+        for saga in sagas.iter_mut().filter(|s| !s.busy) {
+            while let Some(rollback) = saga.pending.pop_front() {
+                increment(shared.metrics.rollbacks);
+                match dispatch(&rollback.callout) {
+                    Ok(token) => {
+                        info!("flow `{}`: rolling back `{}`", rollback.flow, rollback.node);
+                        self.in_flight.push((token, saga.id, rollback));
+                        saga.busy = true;
+                        break;
+                    }
+                    Err(reason) => {
+                        increment(shared.metrics.rollback_failures);
+                        error!("flow `{}`: rollback of `{}` failed: {reason}", rollback.flow, rollback.node);
+                    }
+                }
+            }
+        }
+        sagas.retain(|s| s.busy || !s.pending.is_empty());
+        if sagas.is_empty() {
+            let _ = hostcalls::set_tick_period(Duration::ZERO);
+        }
+    }
+
+    fn rollback_answered(&mut self, token: u32, status: Option<u16>) {
+        let Some(position) = self.in_flight.iter().position(|(t, _, _)| *t == token) else { return };
+        let (_, saga_id, rollback) = self.in_flight.swap_remove(position);
+        let Some(shared) = self.shared.clone() else { return };
+        match status {
+            Some(200..=299) => info!("flow `{}`: rolled back `{}`", rollback.flow, rollback.node),
+            other => {
+                increment(shared.metrics.rollback_failures);
+                error!(
+                    "flow `{}`: rollback of `{}` failed: {}",
+                    rollback.flow,
+                    rollback.node,
+                    other.map(|s| format!("upstream answered {s}")).unwrap_or_else(|| "no answer".into())
+                );
+            }
+        }
+        if let Some(saga) = shared.sagas.borrow_mut().iter_mut().find(|s| s.id == saga_id) {
+            saga.busy = false;
+        }
+        self.pump();
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let status = read_http_response(body_size).status;
+        self.rollback_answered(token, status);
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, _response_size: usize) {
+        let status = if status_code == 0 { Some(200) } else { Some(http_status_of_grpc(status_code)) };
+        self.rollback_answered(token, status);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -41,7 +242,14 @@ impl RootContext for Root {
                     plan.flows.len(),
                     plan.services.len()
                 );
-                self.engine = Some(Engine::new(plan));
+                let engine = Engine::new(plan);
+                let metrics = Metrics::define(&engine);
+                self.shared = Some(Rc::new(Shared {
+                    engine,
+                    metrics,
+                    sagas: RefCell::new(VecDeque::new()),
+                    next_saga: std::cell::Cell::new(0),
+                }));
                 true
             }
             Err(reason) => {
@@ -51,12 +259,16 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        self.pump();
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Filter { engine: self.engine.clone(), stage: Stage::Idle, context_id }))
+        Some(Box::new(Filter { shared: self.shared.clone(), stage: Stage::Idle, context_id }))
     }
 }
 
@@ -69,41 +281,39 @@ enum Stage {
 }
 
 struct Filter {
-    engine: Option<Rc<Engine>>,
+    shared: Option<Rc<Shared>>,
     stage: Stage,
     context_id: u32,
 }
 
-/// The engine's view of Envoy for one HTTP context.
-struct EnvoyHost;
-
-impl Host for EnvoyHost {
-    fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
-        let refused =
-            |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
-        if let Some(grpc) = &callout.grpc {
-            let metadata: Vec<(&str, &[u8])> =
-                callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-            return hostcalls::dispatch_grpc_call(
-                &grpc_service(&callout.cluster, &callout.authority),
-                &grpc.service,
-                &grpc.method,
-                metadata,
-                callout.body.as_deref(),
-                callout.timeout,
-            )
-            .map_err(refused);
-        }
-        let headers: Vec<(&str, &str)> =
-            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        hostcalls::dispatch_http_call(
-            &callout.cluster,
-            headers,
+fn dispatch(callout: &Callout) -> Result<u32, String> {
+    let refused = |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
+    if let Some(grpc) = &callout.grpc {
+        let metadata: Vec<(&str, &[u8])> =
+            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        return hostcalls::dispatch_grpc_call(
+            &grpc_service(&callout.cluster, &callout.authority),
+            &grpc.service,
+            &grpc.method,
+            metadata,
             callout.body.as_deref(),
-            vec![],
             callout.timeout,
         )
+        .map_err(refused);
+    }
+    let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
         .map_err(refused)
+}
+
+/// The engine's view of Envoy for one HTTP context.
+struct EnvoyHost<'a> {
+    shared: &'a Shared,
+}
+
+impl Host for EnvoyHost<'_> {
+    fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
+        dispatch(callout)
     }
 
     fn respond(&mut self, reply: Reply) {
@@ -114,6 +324,14 @@ impl Host for EnvoyHost {
         {
             warn!("cannot send the response ({status:?})");
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn record(&mut self, event: Event) {
+        self.shared.metrics.record(&self.shared.engine, event);
     }
 }
 
@@ -135,25 +353,69 @@ fn grpc_service(cluster: &str, authority: &str) -> String {
     String::from_utf8(service).unwrap_or_else(|_| cluster.to_string())
 }
 
+/// An HTTP callout's answer. Envoy answers for an upstream it could not reach with a 503 of its
+/// own; that is no answer from the upstream, which the engine reports as 502.
+fn read_http_response(body_size: usize) -> UpstreamResponse {
+    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status =
+        headers.iter().find(|(name, _)| name == ":status").and_then(|(_, value)| value.parse::<u16>().ok());
+    let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+        Ok(body) => body.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let unreachable = status == Some(503)
+        && (body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream"));
+    UpstreamResponse { status: if unreachable { None } else { status }, headers, body }
+}
+
 impl Filter {
     fn start(&mut self, matched: Match, body: Vec<u8>) {
-        let Some(engine) = self.engine.clone() else { return };
+        let Some(shared) = self.shared.clone() else { return };
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-        let now_unix_ms = hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
+        let now_unix_ms = now_ms();
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
-        let execution = Execution::start(engine, matched, request, &mut EnvoyHost);
-        self.stage = if execution.is_finished() { Stage::Done } else { Stage::Running(execution) };
+        let execution =
+            Execution::start(Rc::clone(&shared.engine), matched, request, &mut EnvoyHost { shared: &shared });
+        self.stage = Stage::Running(execution);
+        self.settle();
+    }
+
+    /// Once the flow has answered, hands its compensations (if it failed) to the root context.
+    fn settle(&mut self) {
+        let Stage::Running(execution) = &mut self.stage else { return };
+        if !execution.is_finished() {
+            return;
+        }
+        let rollbacks = execution.take_rollbacks();
+        self.stage = Stage::Done;
+        if rollbacks.is_empty() {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            let id = shared.next_saga.get();
+            shared.next_saga.set(id.wrapping_add(1));
+            shared.sagas.borrow_mut().push_back(Saga { id, pending: rollbacks.into(), busy: false });
+            // Sets the tick of this VM's root context, which dispatches the rollbacks.
+            let _ = hostcalls::set_tick_period(Duration::from_millis(1));
+        }
+    }
+
+    fn answer(&mut self, token: u32, response: UpstreamResponse) {
+        let Some(shared) = self.shared.clone() else { return };
+        let Stage::Running(execution) = &mut self.stage else { return };
+        execution.on_response(token, response, &mut EnvoyHost { shared: &shared });
+        self.settle();
     }
 }
 
 impl Context for Filter {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let response = read_http_response(body_size);
+        self.answer(token, response);
+    }
+
     fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
-        let Stage::Running(execution) = &mut self.stage else { return };
         let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
         // Envoy appends where the status came from; the client wants the upstream's words.
         let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
@@ -166,38 +428,26 @@ impl Context for Filter {
             headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
             body,
         };
-        execution.on_response(token, response, &mut EnvoyHost);
-        if execution.is_finished() {
-            self.stage = Stage::Done;
-        }
+        self.answer(token, response);
     }
 
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let Stage::Running(execution) = &mut self.stage else { return };
-        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
-        let status = headers
-            .iter()
-            .find(|(name, _)| name == ":status")
-            .and_then(|(_, value)| value.parse::<u16>().ok());
-        let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
-            Ok(body) => body.unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        let response = UpstreamResponse { status, headers, body };
-        execution.on_response(token, response, &mut EnvoyHost);
-        if execution.is_finished() {
-            self.stage = Stage::Done;
+    fn on_done(&mut self) -> bool {
+        // The stream ended before the flow answered: the client went away.
+        if let (Stage::Running(execution), Some(shared)) = (&mut self.stage, self.shared.clone()) {
+            execution.abandon(&mut EnvoyHost { shared: &shared });
+            self.settle();
         }
+        true
     }
 }
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        let Some(engine) = &self.engine else { return Action::Continue };
+        let Some(shared) = &self.shared else { return Action::Continue };
         let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
         let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
         let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
-        let Some(matched) = engine.route(&method, &path) else { return Action::Continue };
+        let Some(matched) = shared.engine.route(&method, &path) else { return Action::Continue };
         if end_of_stream {
             self.start(matched, Vec::new());
         } else {

@@ -19,6 +19,8 @@ use log::{debug, warn};
 use semaphore_plan::{Call, Codec, Flow, MessageTemplate, Plan, Property, Reference, INPUT_SLOT};
 use serde_json::{json, Map, Value};
 
+use semaphore_plan::{ErrorObject, Node, OnError, ERROR_SLOT};
+
 pub use route::Match;
 
 /// What the engine asks of its host (the proxy-wasm adapter in Envoy, a fake in tests).
@@ -28,6 +30,19 @@ pub trait Host {
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String>;
     /// Answers the client. Called once per execution.
     fn respond(&mut self, reply: Reply);
+    /// A monotonic-enough clock in milliseconds, for deadlines and durations.
+    fn now_ms(&self) -> u64;
+    /// Counts what happened, for the flow's and resources' metrics.
+    fn record(&mut self, event: Event);
+}
+
+/// Something the metrics count. Indices are into the plan's flows and the flow's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A flow answered; `failed` when it answered with an error.
+    Flow { flow: usize, failed: bool, duration_ms: u64 },
+    /// A call of a node finished (after its retries).
+    Call { flow: usize, node: usize, failed: bool, duration_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,14 +118,23 @@ pub struct Request {
 
 enum NodeState {
     Waiting,
-    Running {
-        token: u32,
-        request: Value,
-        params: Value,
-    },
+    Running(Running),
     Done(Completed),
     /// Its condition was false: it leaves its values absent.
     Skipped,
+    /// Its call failed; `error` is its decoded error body, for `{{ node.error:path }}`.
+    Failed {
+        error: Value,
+    },
+}
+
+struct Running {
+    token: u32,
+    request: Value,
+    params: Value,
+    callout: Callout,
+    attempt: u32,
+    started_ms: u64,
 }
 
 impl NodeState {
@@ -134,7 +158,13 @@ pub struct Execution {
     input: Value,
     headers: Vec<(String, String)>,
     nodes: Vec<NodeState>,
+    /// Node indices in the order their calls completed, for compensation.
+    completed: Vec<usize>,
+    /// The failure being handled: `{message, status}` and the `on_error` params.
+    error: Option<(Value, Value)>,
     finished: bool,
+    started_ms: u64,
+    deadline_ms: Option<u64>,
     now_unix_ms: u64,
     random: std::cell::Cell<u64>,
 }
@@ -152,6 +182,23 @@ impl Failure {
     }
 }
 
+/// A compensating call to make because the flow failed, in the order they must run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollback {
+    pub flow: String,
+    pub node: String,
+    pub callout: Callout,
+}
+
+/// Failures worth another attempt: nothing arrived, or the upstream said it could not serve.
+fn transient(status: Option<u16>) -> bool {
+    matches!(status, None | Some(502..=504))
+}
+
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS")
+}
+
 impl Execution {
     /// Decodes the input and dispatches every node that depends on nothing.
     pub fn start(engine: Rc<Engine>, matched: Match, request: Request, host: &mut dyn Host) -> Execution {
@@ -159,7 +206,10 @@ impl Execution {
             Some(endpoint) => (matched.endpoint, endpoint.flow as usize),
             None => (matched.endpoint, usize::MAX),
         };
-        let node_count = engine.plan.flows.get(flow).map(|f| f.nodes.len()).unwrap_or(0);
+        let flow_def = engine.plan.flows.get(flow);
+        let node_count = flow_def.map(|f| f.nodes.len()).unwrap_or(0);
+        let now = host.now_ms();
+        let deadline_ms = flow_def.filter(|f| f.timeout_ms > 0).map(|f| now + u64::from(f.timeout_ms));
         let mut execution = Execution {
             engine,
             endpoint,
@@ -167,7 +217,11 @@ impl Execution {
             input: Value::Null,
             headers: request.headers,
             nodes: (0..node_count).map(|_| NodeState::Waiting).collect(),
+            completed: Vec::new(),
+            error: None,
             finished: false,
+            started_ms: now,
+            deadline_ms,
             now_unix_ms: request.now_unix_ms,
             random: std::cell::Cell::new(request.seed),
         };
@@ -187,47 +241,105 @@ impl Execution {
 
     /// Whether `token` belongs to a call of this execution that is still waiting.
     pub fn owns(&self, token: u32) -> bool {
-        self.nodes.iter().any(|n| matches!(n, NodeState::Running { token: t, .. } if *t == token))
+        self.nodes.iter().any(|n| matches!(n, NodeState::Running(r) if r.token == token))
     }
 
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
         let Some(index) =
-            self.nodes.iter().position(|n| matches!(n, NodeState::Running { token: t, .. } if *t == token))
+            self.nodes.iter().position(|n| matches!(n, NodeState::Running(r) if r.token == token))
         else {
             debug!("response for unknown call {token} ignored");
             return;
         };
-        let (request, params) = match self.nodes.get_mut(index) {
-            Some(state) => match std::mem::replace(state, NodeState::Waiting) {
-                NodeState::Running { request, params, .. } => (request, params),
-                _ => (Value::Null, Value::Null),
-            },
-            None => return,
+        let Some(NodeState::Running(running)) =
+            self.nodes.get_mut(index).map(|state| std::mem::replace(state, NodeState::Waiting))
+        else {
+            return;
         };
         if self.finished {
             return;
         }
         let engine = Rc::clone(&self.engine);
-        let Some((node_name, call)) = self
-            .flow_def(&engine)
-            .and_then(|f| f.nodes.get(index))
-            .and_then(|n| Some((n.name.as_str(), n.call.as_ref()?)))
+        let Some((node, call)) =
+            self.flow_def(&engine).and_then(|f| f.nodes.get(index)).and_then(|n| Some((n, n.call.as_ref()?)))
         else {
             return;
         };
-        match upstream::read_response(&engine.plan, call, response) {
+        let method = call.http_method.as_str();
+        let retry_allowed = running.attempt < call.retries && (idempotent(method) || call.retry_unsafe);
+        if transient(response.status) && retry_allowed && !self.past_deadline(host) {
+            debug!("flow `{}` retries `{}` (attempt {})", self.flow_name(), node.name, running.attempt + 2);
+            match host.dispatch(&running.callout) {
+                Ok(token) => {
+                    if let Some(state) = self.nodes.get_mut(index) {
+                        *state =
+                            NodeState::Running(Running { token, attempt: running.attempt + 1, ..running });
+                    }
+                    return;
+                }
+                Err(e) => warn!("flow `{}`: cannot retry `{}`: {e}", self.flow_name(), node.name),
+            }
+        }
+        let duration_ms = host.now_ms().saturating_sub(running.started_ms);
+        let body = response.body.clone();
+        match upstream::read_response(&engine.plan, call, &node.expect_status, response) {
             Ok((response, headers)) => {
+                host.record(Event::Call { flow: self.flow, node: index, failed: false, duration_ms });
                 if let Some(state) = self.nodes.get_mut(index) {
+                    let (request, params) = (running.request, running.params);
                     *state = NodeState::Done(Completed { request, response, headers, params });
                 }
+                self.completed.push(index);
                 self.advance(host);
             }
             Err(failure) => {
-                let message = format!("resource `{node_name}`: {}", failure.message);
-                warn!("flow `{}` failed: {message}", self.flow_name());
-                self.fail(Failure::new(failure.status, message), host);
+                host.record(Event::Call { flow: self.flow, node: index, failed: true, duration_ms });
+                self.fail_node(index, node, failure, &body, host);
             }
         }
+    }
+
+    /// The client went away before the flow answered: stop, and compensate what completed.
+    pub fn abandon(&mut self, host: &mut dyn Host) {
+        if self.finished {
+            return;
+        }
+        warn!("flow `{}`: the client went away before the answer", self.flow_name());
+        self.finished = true;
+        self.error = Some((json!({"message": "the client went away", "status": 499}), Value::Null));
+        let duration_ms = host.now_ms().saturating_sub(self.started_ms);
+        host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
+    }
+
+    /// The compensating calls of a failed flow: each completed node with a `rollback`, in reverse
+    /// completion order, so a node is compensated only after the completed nodes that depended
+    /// on it. Built once, from the state at failure; empty for a flow that succeeded.
+    pub fn take_rollbacks(&mut self) -> Vec<Rollback> {
+        if self.error.is_none() {
+            return Vec::new();
+        }
+        let engine = Rc::clone(&self.engine);
+        let Some(flow) = self.flow_def(&engine) else { return Vec::new() };
+        let mut rollbacks = Vec::new();
+        for index in std::mem::take(&mut self.completed).into_iter().rev() {
+            let Some(node) = flow.nodes.get(index) else { continue };
+            let Some(call) = &node.rollback else { continue };
+            let built = self.build_message(call.request_message, call.request.as_ref()).and_then(|request| {
+                upstream::build_callout(&engine.plan, call, &request, &self.headers, |v| self.evaluate(v))
+            });
+            match built {
+                Ok(built) => rollbacks.push(Rollback {
+                    flow: flow.name.clone(),
+                    node: node.name.clone(),
+                    callout: built.callout,
+                }),
+                Err(failure) => warn!(
+                    "flow `{}`: cannot build the rollback of `{}`: {}",
+                    flow.name, node.name, failure.message
+                ),
+            }
+        }
+        rollbacks
     }
 
     fn flow_def<'e>(&self, engine: &'e Engine) -> Option<&'e Flow> {
@@ -236,6 +348,10 @@ impl Execution {
 
     fn flow_name(&self) -> &str {
         self.engine.plan.flows.get(self.flow).map(|f| f.name.as_str()).unwrap_or("?")
+    }
+
+    fn past_deadline(&self, host: &dyn Host) -> bool {
+        self.deadline_ms.is_some_and(|deadline| host.now_ms() >= deadline)
     }
 
     fn decode_input(&self, matched: &Match, body: &[u8]) -> Result<Map<String, Value>, Failure> {
@@ -264,6 +380,9 @@ impl Execution {
         while !settled {
             settled = true;
             for (index, node) in flow.nodes.iter().enumerate() {
+                if self.finished {
+                    return;
+                }
                 if !matches!(self.nodes.get(index), Some(NodeState::Waiting)) {
                     continue;
                 }
@@ -283,6 +402,7 @@ impl Execution {
                     }
                     None => {
                         settled = false;
+                        self.completed.push(index);
                         NodeState::Done(Completed {
                             request: Value::Null,
                             response: self.node_values(node),
@@ -291,15 +411,14 @@ impl Execution {
                         })
                     }
                     Some(call) => match self.dispatch(call, host) {
-                        Ok((token, request, params)) => {
-                            debug!("flow `{}` dispatched `{}` (call {token})", flow.name, node.name);
-                            NodeState::Running { token, request, params }
+                        Ok(running) => {
+                            debug!(
+                                "flow `{}` dispatched `{}` (call {})",
+                                flow.name, node.name, running.token
+                            );
+                            NodeState::Running(running)
                         }
-                        Err(failure) => {
-                            let message = format!("resource `{}`: {}", node.name, failure.message);
-                            warn!("flow `{}` failed: {message}", flow.name);
-                            return self.fail(Failure::new(failure.status, message), host);
-                        }
+                        Err(failure) => return self.fail_node(index, node, failure, &[], host),
                     },
                 };
                 if let Some(slot) = self.nodes.get_mut(index) {
@@ -309,7 +428,7 @@ impl Execution {
         }
         if self.nodes.iter().all(NodeState::settled) {
             self.respond_output(flow, host);
-        } else if !self.nodes.iter().any(|n| matches!(n, NodeState::Running { .. })) {
+        } else if !self.nodes.iter().any(|n| matches!(n, NodeState::Running(_))) {
             self.fail(
                 Failure::new(500, "the flow cannot make progress (its plan has a dependency cycle)"),
                 host,
@@ -317,39 +436,41 @@ impl Execution {
         }
     }
 
-    fn dispatch(&self, call: &Call, host: &mut dyn Host) -> Result<(u32, Value, Value), Failure> {
+    fn dispatch(&self, call: &Call, host: &mut dyn Host) -> Result<Running, Failure> {
         let plan = &self.engine.plan;
+        let now = host.now_ms();
+        let mut timeout_ms = u64::from(call.timeout_ms);
+        if let Some(deadline) = self.deadline_ms {
+            if now >= deadline {
+                return Err(Failure::new(504, "the flow's deadline passed"));
+            }
+            timeout_ms = timeout_ms.min(deadline - now);
+        }
         let request = self.build_message(call.request_message, call.request.as_ref())?;
-        let built =
+        let mut built =
             upstream::build_callout(plan, call, &request, &self.headers, |value| self.evaluate(value))?;
+        built.callout.timeout = Duration::from_millis(timeout_ms);
         let token = host
             .dispatch(&built.callout)
             .map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
-        Ok((token, Value::Object(request), Value::Object(built.params)))
+        Ok(Running {
+            token,
+            request: Value::Object(request),
+            params: Value::Object(built.params),
+            callout: built.callout,
+            attempt: 0,
+            started_ms: now,
+        })
     }
 
     fn respond_output(&mut self, flow: &Flow, host: &mut dyn Host) {
         let plan = &self.engine.plan;
         let endpoint = plan.endpoints.get(self.endpoint);
         let status = endpoint.map(|e| e.status as u16).unwrap_or(200);
-        let response_codec =
-            endpoint.and_then(|e| Codec::try_from(e.response_codec).ok()).unwrap_or(Codec::Json);
         let result = match &flow.output {
-            Some(output) => self.build_message(output.message, output.body.as_ref()).and_then(|body| {
-                let (content_type, body) = codec::encode_body(plan, output.message, response_codec, &body);
-                let mut headers = vec![("content-type".to_string(), content_type.to_string())];
-                for header in &output.headers {
-                    let value = header
-                        .value
-                        .as_ref()
-                        .and_then(|v| self.evaluate(v))
-                        .map(|v| codec::to_text(&v))
-                        .unwrap_or_default();
-                    upstream::check_header_value(&header.name, &value)?;
-                    headers.push((header.name.clone(), value));
-                }
-                Ok(Reply { status, headers, body })
-            }),
+            Some(output) => self
+                .build_message(output.message, output.body.as_ref())
+                .and_then(|body| self.reply(status, output.message, &body, &output.headers)),
             None => Ok(Reply {
                 status,
                 headers: vec![("content-type".to_string(), "application/json".to_string())],
@@ -359,27 +480,140 @@ impl Execution {
         match result {
             Ok(reply) => {
                 self.finished = true;
+                let duration_ms = host.now_ms().saturating_sub(self.started_ms);
+                host.record(Event::Flow { flow: self.flow, failed: false, duration_ms });
                 host.respond(reply);
             }
             Err(failure) => self.fail(failure, host),
         }
     }
 
+    /// A message encoded with the endpoint's response codec, with templated headers.
+    fn reply(
+        &self,
+        status: u16,
+        layout: u32,
+        body: &Map<String, Value>,
+        templates: &[semaphore_plan::HeaderTemplate],
+    ) -> Result<Reply, Failure> {
+        let plan = &self.engine.plan;
+        let codec = plan
+            .endpoints
+            .get(self.endpoint)
+            .and_then(|e| Codec::try_from(e.response_codec).ok())
+            .unwrap_or(Codec::Json);
+        let (content_type, body) = codec::encode_body(plan, layout, codec, body);
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        for header in templates {
+            let value = header
+                .value
+                .as_ref()
+                .and_then(|v| self.evaluate(v))
+                .map(|v| codec::to_text(&v))
+                .unwrap_or_default();
+            upstream::check_header_value(&header.name, &value)?;
+            headers.push((header.name.clone(), value));
+        }
+        Ok(Reply { status, headers, body })
+    }
+
+    /// A node's call failed: its `on_error` (else the flow's) decides the status, message and
+    /// params; the error object answers the client.
+    fn fail_node(&mut self, index: usize, node: &Node, failure: Failure, body: &[u8], host: &mut dyn Host) {
+        let engine = Rc::clone(&self.engine);
+        let plan = &engine.plan;
+        let flow = self.flow_def(&engine);
+        let on_error: Option<&OnError> = node.on_error.as_ref().or(flow.and_then(|f| f.on_error.as_ref()));
+        let schema = on_error.map(|e| e.schema).filter(|s| *s > 0);
+        let node_error = match (schema, node.call.as_ref()) {
+            (Some(schema), Some(call)) => {
+                let codec = plan
+                    .services
+                    .get(call.service as usize)
+                    .and_then(|s| Codec::try_from(s.response_codec).ok())
+                    .unwrap_or(Codec::Json);
+                codec::decode_body(plan, schema - 1, codec, body).map(Value::Object).unwrap_or(Value::Null)
+            }
+            _ => serde_json::from_slice(body).unwrap_or(Value::Null),
+        };
+        if let Some(state) = self.nodes.get_mut(index) {
+            *state = NodeState::Failed { error: node_error };
+        }
+        let message = format!("resource `{}`: {}", node.name, failure.message);
+        self.error = Some((json!({"message": message, "status": failure.status}), Value::Null));
+        let mut status = failure.status;
+        let mut message = message;
+        if let Some(on_error) = on_error {
+            if let Some(value) = on_error.status.as_ref().and_then(|v| self.evaluate(v)) {
+                match value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok())) {
+                    Some(code @ 100..=599) => status = code as u16,
+                    _ => warn!("flow `{}`: on_error status {value} is not an HTTP status", self.flow_name()),
+                }
+            }
+            if let Some(value) = on_error.message.as_ref().and_then(|v| self.evaluate(v)) {
+                message = codec::to_text(&value);
+            }
+            let params: Map<String, Value> = on_error
+                .params
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), self.evaluate(p.value.as_ref()?)?)))
+                .collect();
+            self.error = Some((json!({"message": message, "status": status}), Value::Object(params)));
+        }
+        warn!("flow `{}` failed: {message} ({status})", self.flow_name());
+        let object = node.error.as_ref().or(flow.and_then(|f| f.error.as_ref()));
+        self.answer_error(status, message, object, host);
+    }
+
+    /// A failure outside any node (the input, the plan): the flow's error object answers it.
     fn fail(&mut self, failure: Failure, host: &mut dyn Host) {
         if self.finished {
             return;
         }
+        warn!("flow `{}` failed: {} ({})", self.flow_name(), failure.message, failure.status);
+        if self.error.is_none() {
+            self.error = Some((json!({"message": failure.message, "status": failure.status}), Value::Null));
+        }
+        let engine = Rc::clone(&self.engine);
+        let object = self.flow_def(&engine).and_then(|f| f.error.as_ref());
+        self.answer_error(failure.status, failure.message, object, host);
+    }
+
+    fn answer_error(
+        &mut self,
+        status: u16,
+        message: String,
+        object: Option<&ErrorObject>,
+        host: &mut dyn Host,
+    ) {
+        if self.finished {
+            return;
+        }
         self.finished = true;
-        let body = json!({ "message": failure.message, "status": failure.status });
-        host.respond(Reply {
-            status: failure.status,
-            headers: vec![("content-type".to_string(), "application/json".to_string())],
-            body: body.to_string().into_bytes(),
+        let duration_ms = host.now_ms().saturating_sub(self.started_ms);
+        host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
+        let custom = object.map(|object| {
+            self.build_message(object.message, object.body.as_ref())
+                .and_then(|body| self.reply(status, object.message, &body, &object.headers))
         });
+        let reply = match custom {
+            Some(Ok(reply)) => reply,
+            other => {
+                if let Some(Err(problem)) = other {
+                    warn!("flow `{}`: cannot build its error object: {}", self.flow_name(), problem.message);
+                }
+                Reply {
+                    status,
+                    headers: vec![("content-type".to_string(), "application/json".to_string())],
+                    body: json!({ "message": message, "status": status }).to_string().into_bytes(),
+                }
+            }
+        };
+        host.respond(reply);
     }
 
     /// What an intermediate node computes: its one unnamed value, or its named values.
-    fn node_values(&self, node: &semaphore_plan::Node) -> Value {
+    fn node_values(&self, node: &Node) -> Value {
         match node.values.as_slice() {
             [single] if single.name.is_empty() => {
                 single.value.as_ref().and_then(|v| self.evaluate(v)).unwrap_or(Value::Null)
@@ -419,22 +653,29 @@ impl Execution {
             let name = reference.path.first()?;
             headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| Value::String(v.clone()))
         };
-        let root = if reference.slot == INPUT_SLOT {
-            match property {
+        let root = match reference.slot {
+            INPUT_SLOT => match property {
                 Property::Header => return header(&self.headers),
                 _ => &self.input,
+            },
+            ERROR_SLOT => {
+                let (error, params) = self.error.as_ref()?;
+                match property {
+                    Property::Params => params,
+                    _ => error,
+                }
             }
-        } else {
-            let NodeState::Done(completed) = self.nodes.get(reference.slot as usize - 1)? else {
-                return None;
-            };
-            match property {
-                Property::Header => return header(&completed.headers),
-                Property::Request => &completed.request,
-                Property::Response => &completed.response,
-                Property::Params => &completed.params,
-                Property::Error => return None,
-            }
+            slot => match self.nodes.get(slot as usize - 1)? {
+                NodeState::Done(completed) => match property {
+                    Property::Header => return header(&completed.headers),
+                    Property::Request => &completed.request,
+                    Property::Response => &completed.response,
+                    Property::Params => &completed.params,
+                    Property::Error => return None,
+                },
+                NodeState::Failed { error } if property == Property::Error => error,
+                _ => return None,
+            },
         };
         let mut current = root;
         for name in &reference.path {

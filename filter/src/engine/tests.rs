@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Callout, Engine, Execution, Host, Reply, Request, UpstreamResponse};
+use super::{Callout, Engine, Event, Execution, Host, Reply, Request, UpstreamResponse};
 
 #[derive(Default)]
 struct RecordingHost {
@@ -18,6 +18,8 @@ struct RecordingHost {
     calls: Vec<(u32, Callout)>,
     replies: Vec<Reply>,
     refuse: bool,
+    now_ms: u64,
+    events: Vec<Event>,
 }
 
 impl Host for RecordingHost {
@@ -32,6 +34,14 @@ impl Host for RecordingHost {
 
     fn respond(&mut self, reply: Reply) {
         self.replies.push(reply);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn record(&mut self, event: Event) {
+        self.events.push(event);
     }
 }
 

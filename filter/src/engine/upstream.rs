@@ -189,13 +189,19 @@ pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), Failure>
 pub(super) fn read_response(
     plan: &Plan,
     call: &Call,
+    expect_status: &[u32],
     response: UpstreamResponse,
 ) -> Result<(Value, Vec<(String, String)>), Failure> {
     let Some(status) = response.status else {
         return Err(Failure::new(502, "the upstream could not be reached"));
     };
     let header = |name: &str| response.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    if !(200..300).contains(&status) {
+    let expected = if expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect_status.contains(&u32::from(status))
+    };
+    if !expected {
         let detail = header("grpc-message").filter(|m| !m.is_empty()).or_else(|| {
             serde_json::from_slice::<Value>(&response.body)
                 .ok()

@@ -252,9 +252,12 @@ impl RootContext for Root {
                 }));
                 true
             }
+            // Refused, but the filter stays in place and lets every request through, so that
+            // Envoy goes on serving its other routes.
             Err(reason) => {
-                error!("refusing the plugin configuration: {reason}");
-                false
+                error!("refusing the plugin configuration, no flow will run: {reason}");
+                self.shared = None;
+                true
             }
         }
     }

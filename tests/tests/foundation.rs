@@ -4,6 +4,8 @@
 
 use base64::Engine as _;
 use semaphore_compiler::envoy::{bootstrap, plugin_configuration, EnvoyOptions};
+use std::time::Duration;
+
 use semaphore_e2e::{http_client, start_semaphore, wasm_path, workspace_root, Envoy, Reply, Upstream};
 use serde_json::{json, Value};
 
@@ -127,10 +129,10 @@ async fn a_failing_dependency_stops_the_flow_before_its_dependents() {
     assert!(shop.stock.requests().is_empty());
 }
 
-/// A plan of another format version: Envoy refuses the filter configuration, and the log says
-/// why in one line.
+/// A plan of another format version, or one that does not decode, is refused with one clear log
+/// line, and Envoy goes on serving its other routes.
 #[tokio::test]
-async fn a_plan_of_another_version_is_refused_with_a_clear_log_line() {
+async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
     let compiled =
         semaphore_compiler::compile_file(&workspace_root().join("examples/getuser/config.hcl")).unwrap();
     let options = EnvoyOptions {
@@ -144,16 +146,37 @@ async fn a_plan_of_another_version_is_refused_with_a_clear_log_line() {
         json["plan"].as_str().unwrap().to_string()
     };
     let good = plan_b64(&plugin_configuration(&compiled));
-    let mut bytes = compiled.plan.encode_to_bytes();
-    bytes[4] = 2;
-    let bad = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let other_version = {
+        let mut bytes = compiled.plan.encode_to_bytes();
+        bytes[4] = 2;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let truncated = {
+        let bytes = compiled.plan.encode_to_bytes();
+        base64::engine::general_purpose::STANDARD.encode(&bytes[..bytes.len() / 2])
+    };
+    let other_route = "routes:\n              - match: {prefix: /other}\n                direct_response: {status: 200, body: {inline_string: other}}";
     let yaml = bootstrap(&compiled, &options);
-    assert!(yaml.contains(&good));
+    assert!(yaml.contains(&good) && yaml.contains("routes: []"));
 
-    let error = Envoy::start(&yaml.replace(&good, &bad)).await.expect_err("Envoy refuses the plan");
-    let message = error.to_string();
-    assert!(
-        message.contains("refusing the plugin configuration: plan format version 2 is not supported (this filter runs version 1)"),
-        "{message}"
-    );
+    for (bad, reason) in [
+        (other_version, "plan format version 2 is not supported (this filter runs version 1)"),
+        (truncated, "plan does not decode"),
+    ] {
+        let envoy = Envoy::start(&yaml.replace(&good, &bad).replace("routes: []", other_route))
+            .await
+            .expect("Envoy starts");
+        envoy
+            .wait_for_log(
+                &format!("refusing the plugin configuration, no flow will run: {reason}"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let other = http_client().get(envoy.url("/other")).send().await.unwrap();
+        assert_eq!(other.status(), 200);
+        assert_eq!(other.text().await.unwrap(), "other");
+        let flow = http_client().get(envoy.url("/user/1")).send().await.unwrap();
+        assert_eq!(flow.status(), 404, "no flow runs: the router answers");
+    }
 }

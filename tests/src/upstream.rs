@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Extension, Router};
+use example_upstream::grpc;
 use tokio::runtime::Runtime;
 
 /// One request as the upstream received it.
@@ -292,21 +293,17 @@ impl UpstreamBuilder {
 
     /// Answer the gRPC method `/package.Service/Method` with `handler`, which gets the request
     /// message's bytes and returns the response message's bytes, or a gRPC status code and
-    /// message. Served over HTTP/2 without TLS, as Envoy's gRPC clusters speak it.
-    pub fn grpc<F>(self, service: &str, method: &str, handler: F) -> UpstreamBuilder
+    /// message. Served over HTTP/2 without TLS, as Envoy's gRPC clusters speak it; the framing is
+    /// the examples' own ([`example_upstream::grpc`]).
+    pub fn grpc<F>(mut self, service: &str, method: &str, handler: F) -> UpstreamBuilder
     where
         F: Fn(&[u8]) -> Result<Vec<u8>, (u32, String)> + Send + Sync + 'static,
     {
-        let handler = Arc::new(handler);
         let path = format!("/{service}/{method}");
-        let mut this = self;
-        let endpoint = move |Extension(recorded): Extension<RecordedAt>| {
-            let handler = Arc::clone(&handler);
-            async move { grpc_reply(handler(grpc_message(&recorded.request.body))) }
-        };
-        let methods = this.routes.remove(&path).unwrap_or_default().post(endpoint);
-        this.routes.insert(path, methods);
-        this
+        let endpoint = grpc::unary(move |message: &[u8]| handler(message).map_err(grpc::Status::from));
+        let methods = self.routes.remove(&path).unwrap_or_default().merge(endpoint);
+        self.routes.insert(path, methods);
+        self
     }
 
     pub fn start(self) -> Upstream {
@@ -357,40 +354,4 @@ async fn record(State(recording): State<Recording>, request: Request, next: Next
     let mut request = Request::from_parts(parts, Body::from(body));
     request.extensions_mut().insert(RecordedAt { index, request: recorded, recording });
     next.run(request).await
-}
-
-/// The message inside a gRPC request body: after the 5-byte frame header.
-fn grpc_message(body: &[u8]) -> &[u8] {
-    body.get(5..).unwrap_or_default()
-}
-
-fn grpc_reply(result: Result<Vec<u8>, (u32, String)>) -> Response {
-    use axum::http::HeaderMap;
-    use http_body_util::StreamBody;
-    use hyper::body::Frame;
-
-    let (data, status, message) = match result {
-        Ok(message) => {
-            let mut framed = vec![0u8];
-            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            framed.extend_from_slice(&message);
-            (Some(framed), 0, String::new())
-        }
-        Err((status, message)) => (None, status, message),
-    };
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from(status));
-    if let Ok(message) = HeaderValue::from_str(&message) {
-        trailers.insert("grpc-message", message);
-    }
-    let frames = data
-        .map(|data| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(data))))
-        .into_iter()
-        .chain(std::iter::once(Ok(Frame::trailers(trailers))));
-    let body = Body::new(StreamBody::new(futures_util::stream::iter(frames)));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/grpc")
-        .body(body)
-        .unwrap_or_default()
 }

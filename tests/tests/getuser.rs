@@ -3,22 +3,14 @@
 
 use std::time::Duration;
 
-use semaphore_e2e::{http_client, start_semaphore, workspace_root, Reply, Upstream};
+use example_upstream::getuser;
+use semaphore_e2e::{http_client, start_semaphore, Upstream};
 use serde_json::{json, Value};
 
+/// The example's own upstream (what `example-upstream getuser` serves), on a port of its own.
 fn users_upstream() -> Upstream {
-    let data =
-        std::fs::read(workspace_root().join("examples/getuser/users.json")).expect("the example's users");
-    let users: Vec<Value> = serde_json::from_slice(&data).expect("users.json is a JSON list");
-    Upstream::builder()
-        .route("GET", "/user/{id}", move |request| {
-            let id = request.param("id").unwrap_or_default();
-            match users.iter().find(|u| u["id"] == id) {
-                Some(user) => Reply::json(200, user.clone()),
-                None => Reply::json(404, json!({ "message": format!("user {id} not found") })),
-            }
-        })
-        .start()
+    let users = getuser::load_users(&getuser::default_data_path()).expect("the example's users");
+    Upstream::serve(getuser::router(users))
 }
 
 #[tokio::test]

@@ -20,8 +20,12 @@ struct Cli {
 enum Task {
     /// Build the compiler and the wasm filter (release) and print the artifacts.
     Build,
-    /// Install what is missing, build, and serve the getuser example behind Envoy until Ctrl-C.
-    Up,
+    /// Install what is missing, build, and serve an example behind Envoy until Ctrl-C.
+    Up {
+        /// Which example under examples/ to serve.
+        #[arg(value_enum, default_value_t)]
+        example: up::Example,
+    },
     /// Install what is missing, build, run the engine tests on wasm32, then every workspace test.
     Test,
     /// Install what the other tasks need: the wasm32 target, Envoy in .venv, the wasm test runner.
@@ -33,7 +37,7 @@ fn main() -> ExitCode {
     let root = setup::workspace_root();
     let outcome = match cli.task {
         Task::Build => build::build(&root).map(drop),
-        Task::Up => up::up(&root),
+        Task::Up { example } => up::up(&root, example),
         Task::Test => test(&root),
         Task::Setup => setup_all(&root),
     };

@@ -1,4 +1,4 @@
-//! `cargo xtask up`: the getuser example, its upstream and Envoy, running until Ctrl-C.
+//! `cargo xtask up [example]`: one bundled example, its upstream and Envoy, running until Ctrl-C.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -8,6 +8,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
@@ -15,21 +16,66 @@ use crate::build::build;
 use crate::process::{cargo, describe, run, step};
 use crate::setup::{ensure_envoy, target_dir};
 
-const UPSTREAM_ADDRESS: &str = "127.0.0.1:9090";
 const LISTENER_ADDRESS: &str = "127.0.0.1:8080";
 const ADMIN_ADDRESS: &str = "127.0.0.1:9901";
-const EXAMPLE_CONFIG: &str = "examples/getuser/config.hcl";
+const UPSTREAM_PACKAGE: &str = "example-upstream";
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-pub fn up(root: &Path) -> Result<()> {
+/// The bundled examples, each under `examples/<name>/` and served by `example-upstream <name>`.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Example {
+    /// GET /user/:id from one HTTP/JSON service.
+    #[default]
+    Getuser,
+    /// POST /checkout fanning out to four HTTP/JSON services.
+    Checkout,
+    /// GET /hello/:name from a gRPC service.
+    Greeter,
+}
+
+impl Example {
+    fn name(self) -> &'static str {
+        match self {
+            Example::Getuser => "getuser",
+            Example::Checkout => "checkout",
+            Example::Greeter => "greeter",
+        }
+    }
+
+    /// Where the example's config.hcl expects its upstream.
+    fn upstream_address(self) -> &'static str {
+        match self {
+            Example::Getuser => "127.0.0.1:9090",
+            Example::Checkout => "127.0.0.1:9091",
+            Example::Greeter => "127.0.0.1:9092",
+        }
+    }
+
+    /// A request the example answers.
+    fn try_command(self) -> String {
+        match self {
+            Example::Getuser => format!("curl -s {LISTENER_ADDRESS}/user/1"),
+            Example::Checkout => format!(
+                r#"curl -s {LISTENER_ADDRESS}/checkout -H 'Authorization: Bearer demo-token' \
+      -H 'Content-Type: application/json' -d '{{"cart_id":"c-1001","user_id":"u-7","coupon":"WELCOME10"}}'"#
+            ),
+            Example::Greeter => format!("curl -s {LISTENER_ADDRESS}/hello/world"),
+        }
+    }
+}
+
+pub fn up(root: &Path, example: Example) -> Result<()> {
+    let name = example.name();
+    let upstream_address = example.upstream_address();
+    let config = format!("examples/{name}/config.hcl");
     let envoy = ensure_envoy(root)?;
     let artifacts = build(root)?;
-    step("Building the getuser upstream (release)");
-    run(cargo(root).args(["build", "--release", "-p", "getuser-upstream"]))?;
+    step("Building the examples' upstream (release)");
+    run(cargo(root).args(["build", "--release", "-p", UPSTREAM_PACKAGE]))?;
 
     // A leftover Envoy on the admin port would answer LIVE for us and hide that ours never started.
-    for address in [UPSTREAM_ADDRESS, LISTENER_ADDRESS, ADMIN_ADDRESS] {
+    for address in [upstream_address, LISTENER_ADDRESS, ADMIN_ADDRESS] {
         TcpListener::bind(address)
             .with_context(|| format!("{address} is already in use (is another `cargo xtask up` running?)"))?;
     }
@@ -41,18 +87,18 @@ pub fn up(root: &Path) -> Result<()> {
     .context("cannot install the Ctrl-C handler")?;
 
     let mut services = Services::default();
-    step(&format!("Starting getuser-upstream on {UPSTREAM_ADDRESS}"));
+    step(&format!("Starting `{UPSTREAM_PACKAGE} {name}` on {upstream_address}"));
     services.start(
-        "getuser-upstream",
-        Command::new(target_dir(root).join("release/getuser-upstream")).args(["--listen", UPSTREAM_ADDRESS]),
+        UPSTREAM_PACKAGE,
+        Command::new(target_dir(root).join("release").join(UPSTREAM_PACKAGE))
+            .args([name, "--listen", upstream_address])
+            .current_dir(root),
     )?;
-    step(&format!(
-        "Starting Envoy with {EXAMPLE_CONFIG} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
-    ));
+    step(&format!("Starting Envoy with {config} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"));
     services.start(
         "semaphore run",
         Command::new(&artifacts.compiler)
-            .args(["run", EXAMPLE_CONFIG, "--wasm"])
+            .args(["run", &config, "--wasm"])
             .arg(&artifacts.filter)
             .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
             .env("ENVOY_BIN", &envoy)
@@ -62,7 +108,8 @@ pub fn up(root: &Path) -> Result<()> {
     if !wait_until_live(&mut services, &interrupted)? {
         return Ok(());
     }
-    println!("Ready. Try:  curl -s {LISTENER_ADDRESS}/user/1");
+    println!("Ready. Try:\n  {}", example.try_command());
+    println!("More requests in examples/{name}/README.md.");
     println!("Ctrl-C stops everything.");
 
     loop {

@@ -1,76 +1,109 @@
-//! The getuser example's upstream: `GET /user/{id}` answers the user with that id from a JSON file.
+//! `example-upstream <example>`: serves the upstream of one bundled example until SIGINT or
+//! SIGTERM, logging every request.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-use axum::extract::{Path as UrlPath, Request, State};
-use axum::http::StatusCode;
+use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use clap::Parser;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use axum::response::Response;
+use axum::Router;
+use clap::{Parser, Subcommand};
+use example_upstream::{checkout, getuser, greeter, grpc};
 
 #[derive(Parser)]
-#[command(about = "Serves the getuser example's users over HTTP")]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    listen: SocketAddr,
-    /// JSON file holding an array of users.
-    #[arg(long, default_value_os_t = default_data_path())]
-    data: PathBuf,
+#[command(name = "example-upstream", about = "Serves the upstream services of the bundled examples")]
+struct Cli {
+    #[command(subcommand)]
+    example: Example,
 }
 
-fn default_data_path() -> PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.parent().unwrap_or(crate_dir).join("users.json")
+#[derive(Subcommand)]
+enum Example {
+    /// getuser: `GET /user/{id}` answers users from a JSON file.
+    Getuser {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// JSON file holding an array of users.
+        #[arg(long, default_value_os_t = getuser::default_data_path())]
+        data: PathBuf,
+    },
+    /// checkout: carts, customers, shipping quotes and discounts over HTTP/JSON.
+    Checkout {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        listen: SocketAddr,
+    },
+    /// greeter: the gRPC service helloworld.Greeter, over HTTP/2 without TLS.
+    Greeter {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        listen: SocketAddr,
+    },
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct User {
-    id: String,
-    name: String,
-    username: String,
-    email: String,
-}
-
-type UsersById = Arc<HashMap<String, User>>;
-
-fn load_users(path: &Path) -> Result<UsersById, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let users: Vec<User> = serde_json::from_str(&text)
-        .map_err(|error| format!("{} is not a JSON array of users: {error}", path.display()))?;
-    let mut by_id = HashMap::with_capacity(users.len());
-    for user in users {
-        let id = user.id.clone();
-        if by_id.insert(id.clone(), user).is_some() {
-            return Err(format!("{}: user id {id:?} appears twice", path.display()));
+#[tokio::main]
+async fn main() -> ExitCode {
+    let (name, listen, app, serving) = match Cli::parse().example {
+        Example::Getuser { listen, data } => {
+            let users = match getuser::load_users(&data) {
+                Ok(users) => users,
+                Err(message) => {
+                    eprintln!("example-upstream getuser: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let serving = format!("{} users from {}", users.len(), data.display());
+            ("getuser", listen, getuser::router(users), serving)
         }
-    }
-    Ok(Arc::new(by_id))
+        Example::Checkout { listen } => {
+            ("checkout", listen, checkout::router(), "carts, customers, shipping and discounts".to_owned())
+        }
+        Example::Greeter { listen } => {
+            ("greeter", listen, greeter::router(), "gRPC helloworld.Greeter (h2c)".to_owned())
+        }
+    };
+    serve(name, listen, app, &serving).await
 }
 
-async fn get_user(State(users): State<UsersById>, UrlPath(id): UrlPath<String>) -> Response {
-    match users.get(&id) {
-        Some(user) => Json(user.clone()).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "message": format!("user {id} not found") })))
-            .into_response(),
+async fn serve(name: &str, listen: SocketAddr, app: Router, serving: &str) -> ExitCode {
+    let app = app.layer(middleware::from_fn(log_request));
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("example-upstream {name}: cannot listen on {listen}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(listen);
+    println!("example-upstream {name}: {serving}, listening on http://{bound}");
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+        eprintln!("example-upstream {name}: {error}");
+        return ExitCode::FAILURE;
     }
+    println!("example-upstream {name}: stopped");
+    ExitCode::SUCCESS
 }
 
+/// `GET /user/1 -> 200 (12 µs)`; gRPC calls add their status: `-> 200 grpc-status 5`.
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let uri = request.uri().clone();
+    // HTTP/2 requests carry the scheme and authority in the URI; the path is what tells them apart.
+    let path = request.uri().path_and_query().map_or_else(|| request.uri().to_string(), ToString::to_string);
     let started = Instant::now();
     let response = next.run(request).await;
-    println!("{method} {uri} -> {} ({} µs)", response.status().as_u16(), started.elapsed().as_micros());
+    let grpc_status = match response.extensions().get::<grpc::Status>() {
+        Some(status) => format!(" grpc-status {}", status.code),
+        None => String::new(),
+    };
+    println!(
+        "{method} {path} -> {}{grpc_status} ({} µs)",
+        response.status().as_u16(),
+        started.elapsed().as_micros()
+    );
     response
 }
 
@@ -82,40 +115,4 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate.recv() => {}
     }
-}
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    let users = match load_users(&args.data) {
-        Ok(users) => users,
-        Err(message) => {
-            eprintln!("getuser-upstream: {message}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let app = Router::new()
-        .route("/user/{id}", get(get_user))
-        .layer(middleware::from_fn(log_request))
-        .with_state(users.clone());
-
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("getuser-upstream: cannot listen on {}: {error}", args.listen);
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let bound = listener.local_addr().unwrap_or(args.listen);
-    println!(
-        "getuser-upstream: {} users from {}, listening on http://{bound}",
-        users.len(),
-        args.data.display(),
-    );
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
-        eprintln!("getuser-upstream: {error}");
-        return std::process::ExitCode::FAILURE;
-    }
-    println!("getuser-upstream: stopped");
-    std::process::ExitCode::SUCCESS
 }

@@ -279,7 +279,7 @@ enum Stage {
     Idle,
     /// A flow endpoint matched; its body is still arriving.
     Buffering(Match),
-    Running(Execution),
+    Running(Box<Execution>),
     Done,
 }
 
@@ -380,7 +380,7 @@ impl Filter {
         let request = Request { headers, body, now_unix_ms, seed };
         let execution =
             Execution::start(Rc::clone(&shared.engine), matched, request, &mut EnvoyHost { shared: &shared });
-        self.stage = Stage::Running(execution);
+        self.stage = Stage::Running(Box::new(execution));
         self.settle();
     }
 

@@ -234,6 +234,7 @@ async fn checkout_errors_are_the_failing_services_answers() {
         r#"{"message":"resource `discount`: upstream answered 422: coupon BOGUS is not valid","status":422}"#
     );
 
+    let unauthorized = shop.requests().len();
     let response = post_checkout(&envoy, None, json!({"cart_id": "c-1001", "user_id": "u-7"})).await;
     assert_eq!(response.status(), 401);
     assert_eq!(
@@ -242,7 +243,17 @@ async fn checkout_errors_are_the_failing_services_answers() {
          Bearer token\",\"status\":401}"
     );
 
-    let before = shop.requests().len();
+    // Calls of the unauthorized checkout may still be landing (its cart, and the shipping quote
+    // if the cart answered before the user failed): let them settle first.
+    let mut before = shop.wait_for_requests(unauthorized + 2, Duration::from_secs(5)).await.len();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = shop.requests().len();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let response =
         post_checkout(&envoy, Some("Bearer demo-token"), json!({"cart_id": "c-404", "user_id": "u-7"})).await;
     assert_eq!(response.status(), 404);

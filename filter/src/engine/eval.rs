@@ -175,15 +175,13 @@ impl Env<'_> {
                 };
                 Some(Value::Bool(result))
             }
-            BinaryOp::Add => match (left?, right?) {
-                (Value::String(a), Value::String(b)) => Some(Value::String(a + &b)),
-                (Value::Number(a), Value::Number(b)) => arithmetic(op, &a, &b),
-                _ => None,
+            // An absent operand is its type's default: `''` beside text, `0` beside a number.
+            BinaryOp::Add => match (left, right) {
+                (Some(Value::String(a)), Some(Value::String(b))) => Some(Value::String(a + &b)),
+                (Some(Value::String(a)), None) | (None, Some(Value::String(a))) => Some(Value::String(a)),
+                (left, right) => arithmetic(op, &number_or_zero(left)?, &number_or_zero(right)?),
             },
-            _ => match (left?, right?) {
-                (Value::Number(a), Value::Number(b)) => arithmetic(op, &a, &b),
-                _ => None,
-            },
+            _ => arithmetic(op, &number_or_zero(left)?, &number_or_zero(right)?),
         }
     }
 
@@ -252,15 +250,36 @@ pub fn truthy(value: Option<&Value>) -> bool {
     }
 }
 
+/// Proto3 does not tell an absent scalar from its default, so neither does `==`: an absent
+/// value equals `''`, `0` and `false`.
+fn is_default(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Bool(b) => !b,
+        _ => false,
+    }
+}
+
 fn equal(left: Option<&Value>, right: Option<&Value>) -> bool {
     match (left, right) {
         (None | Some(Value::Null), None | Some(Value::Null)) => true,
+        (None | Some(Value::Null), Some(other)) | (Some(other), None | Some(Value::Null)) => {
+            is_default(other)
+        }
         (Some(Value::Number(a)), Some(Value::Number(b))) => match (a.as_i64(), b.as_i64()) {
             (Some(a), Some(b)) => a == b,
             _ => a.as_f64() == b.as_f64(),
         },
         (Some(a), Some(b)) => a == b,
-        _ => false,
+    }
+}
+
+fn number_or_zero(value: Option<Value>) -> Option<Number> {
+    match value {
+        None | Some(Value::Null) => Some(Number::from(0)),
+        Some(Value::Number(n)) => Some(n),
+        Some(_) => None,
     }
 }
 
@@ -388,6 +407,16 @@ mod tests {
         for true_ in [json!("x"), json!(1), json!(true), json!([]), json!({})] {
             assert!(truthy(Some(&true_)), "{true_}");
         }
+    }
+
+    #[test]
+    fn absent_values_are_their_defaults() {
+        assert!(equal(None, Some(&json!(""))));
+        assert!(equal(Some(&json!(0)), None));
+        assert!(equal(None, Some(&json!(false))));
+        assert!(!equal(None, Some(&json!("x"))));
+        assert_eq!(number_or_zero(None), Some(Number::from(0)));
+        assert_eq!(number_or_zero(Some(json!("x"))), None);
     }
 
     #[test]

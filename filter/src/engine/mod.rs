@@ -505,12 +505,12 @@ impl Execution {
         let (content_type, body) = codec::encode_body(plan, layout, codec, body);
         let mut headers = vec![("content-type".to_string(), content_type.to_string())];
         for header in templates {
-            let value = header
-                .value
-                .as_ref()
-                .and_then(|v| self.evaluate(v))
-                .map(|v| codec::to_text(&v))
-                .unwrap_or_default();
+            // A header whose value is absent is left out, not sent empty.
+            let Some(value) =
+                header.value.as_ref().and_then(|v| self.evaluate(v)).map(|v| codec::to_text(&v))
+            else {
+                continue;
+            };
             upstream::check_header_value(&header.name, &value)?;
             headers.push((header.name.clone(), value));
         }

@@ -56,7 +56,10 @@ pub(super) fn build_callout(
 
     let mut headers: Vec<(String, String)> = Vec::new();
     for header in &call.headers {
-        let value = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)).unwrap_or_default();
+        // A header whose value is absent is left out, not sent empty.
+        let Some(value) = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)) else {
+            continue;
+        };
         check_header_value(&header.name, &value)?;
         headers.push((header.name.clone(), value));
     }

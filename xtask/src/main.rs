@@ -1,6 +1,7 @@
 //! Development tasks, run as `cargo xtask <task>` from anywhere in the workspace.
 
 mod build;
+mod fuzz;
 mod process;
 mod setup;
 mod up;
@@ -30,6 +31,15 @@ enum Task {
     Test,
     /// Install what the other tasks need: the wasm32 target, Envoy in .venv, the wasm test runner.
     Setup,
+    /// Fuzz the filter's plan decoding, input decoding and template evaluation (nightly, libFuzzer).
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +50,8 @@ fn main() -> ExitCode {
         Task::Up { example } => up::up(&root, example),
         Task::Test => test(&root),
         Task::Setup => setup_all(&root),
+        Task::Fuzz { seconds, target } => build::build(&root)
+            .and_then(|artifacts| fuzz::fuzz(&root, &artifacts, seconds, target.as_deref())),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

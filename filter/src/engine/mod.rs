@@ -225,6 +225,11 @@ impl Execution {
             now_unix_ms: request.now_unix_ms,
             random: std::cell::Cell::new(request.seed),
         };
+        if execution.flow_def(&Rc::clone(&execution.engine)).is_some_and(|f| f.forward.is_some()) {
+            // Forwarding is not built yet; answering anything else would hide that.
+            execution.fail(Failure::new(501, "proxy forwarding is not supported by this filter yet"), host);
+            return execution;
+        }
         match execution.decode_input(&matched, &request.body) {
             Ok(input) => {
                 execution.input = Value::Object(input);

@@ -528,3 +528,19 @@ fn scheduler_dispatches_each_node_once_after_its_dependencies() {
         }
     }
 }
+
+#[test]
+fn a_proxy_answers_501_until_forwarding_exists() {
+    let engine = {
+        let mut plan = get_user().plan.clone();
+        plan.flows[0].forward = Some(Forward { service: 0, headers: vec![], rewrites: vec![] });
+        Engine::new(plan)
+    };
+    let mut host = RecordingHost::default();
+    run(&engine, "GET", "/user/1", b"", &mut host);
+    assert!(host.calls.is_empty(), "nothing is called");
+    assert_eq!(
+        host.reply_json(),
+        (501, json!({"message": "proxy forwarding is not supported by this filter yet", "status": 501}))
+    );
+}

@@ -1,5 +1,6 @@
 //! Development tasks, run as `cargo xtask <task>` from anywhere in the workspace.
 
+mod bench;
 mod build;
 mod fuzz;
 mod process;
@@ -31,6 +32,8 @@ enum Task {
     Test,
     /// Install what the other tasks need: the wasm32 target, Envoy in .venv, the wasm test runner.
     Setup,
+    /// Measure the filter against plain Envoy and a minimal filter; write BENCHMARKS.md.
+    Bench,
     /// Fuzz the filter's plan decoding, input decoding and template evaluation (nightly, libFuzzer).
     Fuzz {
         /// How long each target runs.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Task::Up { example } => up::up(&root, example),
         Task::Test => test(&root),
         Task::Setup => setup_all(&root),
+        Task::Bench => bench::bench(&root),
         Task::Fuzz { seconds, target } => build::build(&root)
             .and_then(|artifacts| fuzz::fuzz(&root, &artifacts, seconds, target.as_deref())),
     };

@@ -187,12 +187,17 @@ fn scalar(field: &FieldLayout, wire: WireType, buf: &mut &[u8]) -> Result<Value,
     })
 }
 
+/// Field numbers protobuf can carry; a plan naming others (a corrupt one) cannot be encoded.
+fn encodable(number: u32) -> bool {
+    (1..=0x1FFF_FFFF).contains(&number)
+}
+
 fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
     let Some(layout) = codec::message(plan, layout) else { return };
     if depth > MAX_DEPTH {
         return;
     }
-    for field in &layout.fields {
+    for field in layout.fields.iter().filter(|f| encodable(f.number)) {
         let Some(value) = message.get(&field.name) else { continue };
         match value {
             Value::Object(entries) if field.map => {
@@ -201,6 +206,9 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
                 else {
                     continue;
                 };
+                if !encodable(key_field.number) || !encodable(value_field.number) {
+                    continue;
+                }
                 for (key, entry) in entries {
                     let mut body = Vec::new();
                     let key = codec::from_text(plan, key_field, key).unwrap_or(Value::String(key.clone()));

@@ -1,0 +1,534 @@
+//! `cargo xtask bench`: the cost of orchestration, measured against Envoy itself in one run.
+//!
+//! Three Envoys run the same workload (a checkout of three upstream calls, `a` and `b` in
+//! parallel and `c` after `a`, about 1 KB of JSON in and out) against the same upstreams:
+//! (a) plain Envoy proxying to one upstream, the floor of one hop; (b) a minimal proxy-wasm
+//! filter making the three calls and concatenating their bodies, the floor for any filter of
+//! this shape; (c) the Semaphore filter running the flow. Each gets a closed loop (throughput
+//! at fixed connections) and an open loop (latency at a fixed rate), from oha. The results go
+//! to BENCHMARKS.md with the machine they ran on.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::build::{build, Artifacts};
+use crate::process::{capture, cargo, run, step};
+use crate::setup::{ensure_envoy, target_dir, WASM_TARGET};
+
+const SECONDS: u64 = 10;
+const CONNECTIONS: u32 = 32;
+const RATE: u32 = 500;
+/// Upstream delays for the latency run: `a` 20 ms, `b` 30 ms, `c` 10 ms after `a`: the
+/// critical path is 30 ms.
+const DELAYS: [u64; 3] = [20, 30, 10];
+const CRITICAL_PATH_MS: f64 = 30.0;
+const OHA_VERSION: &str = "1.16.0";
+
+pub fn bench(root: &Path) -> Result<()> {
+    let envoy = ensure_envoy(root)?;
+    let artifacts = build(root)?;
+    step("Building the benchmark's upstream and baseline filter (release)");
+    run(cargo(root).args(["build", "--release", "-p", "bench-upstream"]))?;
+    run(cargo(root).args(["build", "--release", "-p", "bench-baseline-filter", "--target", WASM_TARGET]))?;
+    let oha = ensure_oha(root)?;
+    let target = target_dir(root);
+    let tools = Tools {
+        envoy,
+        oha,
+        upstream: target.join("release/bench-upstream"),
+        baseline: target.join("wasm32-unknown-unknown/release/bench_baseline_filter.wasm"),
+        artifacts,
+        root: root.to_path_buf(),
+    };
+    let body = tools.input();
+
+    let mut report = Report::default();
+    {
+        let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0])?;
+        for scenario in Scenario::ALL {
+            step(&format!("Measuring {}", scenario.label()));
+            let bootstrap = tools.bootstrap(scenario, &upstreams)?;
+            let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap)?;
+            let url = envoy.url(scenario);
+            tools.oha(&url, &body, &["-z", "2s", "-c", "8"])?;
+            let closed =
+                tools.oha(&url, &body, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
+            let open = tools.oha(
+                &url,
+                &body,
+                &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string(), "-q", &RATE.to_string()],
+            )?;
+            report.runs.push(Run { scenario, closed, open, rss_kb: envoy.rss_kb() });
+        }
+    }
+    {
+        let upstreams = Upstreams::start(&tools.upstream, DELAYS)?;
+        for scenario in [Scenario::Baseline, Scenario::Semaphore] {
+            step(&format!("Measuring {} over delayed upstreams", scenario.label()));
+            let bootstrap = tools.bootstrap(scenario, &upstreams)?;
+            let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap)?;
+            let url = envoy.url(scenario);
+            tools.oha(&url, &body, &["-z", "2s", "-c", "8", "-q", "100"])?;
+            let open = tools.oha(
+                &url,
+                &body,
+                &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string(), "-q", &RATE.to_string()],
+            )?;
+            report.delayed.push((scenario, open));
+        }
+    }
+    step("Static figures");
+    report.wasm_kb = file_kb(&tools.artifacts.filter)?;
+    report.baseline_kb = file_kb(&tools.baseline)?;
+    for config in glob::glob(&root.join("examples/*/config.hcl").to_string_lossy())?.filter_map(Result::ok) {
+        let plan = std::env::temp_dir().join("semaphore-bench-plan.bin");
+        capture(Command::new(&tools.artifacts.compiler).arg("compile").arg(&config).arg("-o").arg(&plan))?;
+        let name = config.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        report.plans.push((name.unwrap_or_default(), std::fs::metadata(&plan)?.len()));
+    }
+    step("Criterion: compiling 1,000 flows");
+    report.criterion.extend(criterion(root, "semaphore-compiler", "compile")?);
+    step("Criterion: the engine's work per request");
+    report.criterion.extend(criterion(root, "semaphore-engine-bench", "engine")?);
+
+    let markdown = report.markdown(&machine());
+    std::fs::write(root.join("BENCHMARKS.md"), &markdown).context("writing BENCHMARKS.md")?;
+    println!("{markdown}");
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    Proxy,
+    Baseline,
+    Semaphore,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [Scenario::Proxy, Scenario::Baseline, Scenario::Semaphore];
+
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Proxy => "(a) Envoy proxying to one upstream",
+            Scenario::Baseline => "(b) minimal filter, three fixed callouts",
+            Scenario::Semaphore => "(c) Semaphore running the flow",
+        }
+    }
+}
+
+struct Tools {
+    envoy: PathBuf,
+    oha: PathBuf,
+    upstream: PathBuf,
+    baseline: PathBuf,
+    artifacts: Artifacts,
+    root: PathBuf,
+}
+
+impl Tools {
+    /// About 1 KB of JSON: the checkout the client posts.
+    fn input(&self) -> String {
+        let items: Vec<Value> = (0..8)
+            .map(|i| serde_json::json!({"sku": format!("sku-{i:04}"), "title": "A product with a plausible title", "quantity": i + 1, "price": 12.5}))
+            .collect();
+        serde_json::json!({"id": "order-1", "name": "Ada", "status": "NEW", "total": 100, "items": items})
+            .to_string()
+    }
+
+    fn bootstrap(&self, scenario: Scenario, upstreams: &Upstreams) -> Result<String> {
+        let [a, b, c] = upstreams.addrs;
+        let (listen, admin) = (free_port()?, free_port()?);
+        if scenario == Scenario::Proxy {
+            return Ok(proxy_bootstrap(listen, admin, a));
+        }
+        let output = capture(
+            Command::new(&self.artifacts.compiler)
+                .args(["envoy", "bench/flow/config.hcl", "--wasm"])
+                .arg(&self.artifacts.filter)
+                .args(["--listen", &format!("127.0.0.1:{listen}"), "--admin", &format!("127.0.0.1:{admin}")])
+                .env("BENCH_A_HOST", format!("http://{a}"))
+                .env("BENCH_B_HOST", format!("http://{b}"))
+                .env("BENCH_C_HOST", format!("http://{c}"))
+                .current_dir(&self.root),
+        )?;
+        let yaml = String::from_utf8(output.stdout).context("the bootstrap is not UTF-8")?;
+        if scenario == Scenario::Semaphore {
+            return Ok(yaml);
+        }
+        // The same Envoy, clusters and listener, with the minimal filter in the filter's place.
+        let mut bootstrap: Value =
+            serde_norway::from_str(&yaml).context("reading the generated bootstrap")?;
+        let config = bootstrap
+            .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
+            .context("the generated bootstrap has no wasm filter where expected")?;
+        config["vm_config"]["code"]["local"]["filename"] =
+            Value::String(self.baseline.to_string_lossy().into_owned());
+        config["configuration"]["value"] = Value::String(
+            serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c.to_string()}).to_string(),
+        );
+        Ok(serde_norway::to_string(&bootstrap)?)
+    }
+
+    fn oha(&self, url: &str, body: &str, load: &[&str]) -> Result<Value> {
+        let output = capture(
+            Command::new(&self.oha)
+                .args(load)
+                .args([
+                    "--no-tui",
+                    "--output-format",
+                    "json",
+                    "-m",
+                    "POST",
+                    "-H",
+                    "content-type: application/json",
+                ])
+                .args(["-d", body, url]),
+        )?;
+        let result: Value = serde_json::from_slice(&output.stdout).context("reading oha's JSON")?;
+        let statuses = result.get("statusCodeDistribution").cloned().unwrap_or(Value::Null);
+        if statuses.as_object().is_some_and(|s| s.keys().any(|status| status != "200")) {
+            bail!("{url} answered other than 200: {statuses}");
+        }
+        Ok(result)
+    }
+}
+
+fn ensure_oha(root: &Path) -> Result<PathBuf> {
+    let tools = root.join(".tools");
+    let oha = tools.join("bin/oha");
+    let installed = capture(Command::new(&oha).arg("--version"))
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(OHA_VERSION))
+        .unwrap_or(false);
+    if !installed {
+        step(&format!("Installing oha {OHA_VERSION} (the load generator) into .tools"));
+        run(cargo(root)
+            .args(["install", "oha", "--locked", "--version", OHA_VERSION, "--root"])
+            .arg(&tools))?;
+    }
+    Ok(oha)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn proxy_bootstrap(listen: u16, admin: u16, upstream: SocketAddr) -> String {
+    format!(
+        r#"
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: proxy
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listen} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: proxy
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{ socket_address: {{ address: {ip}, port_value: {port} }} }}
+"#,
+        ip = upstream.ip(),
+        port = upstream.port()
+    )
+}
+
+/// Three benchmark upstreams, stopped on drop.
+struct Upstreams {
+    children: Vec<Child>,
+    addrs: [SocketAddr; 3],
+}
+
+impl Upstreams {
+    fn start(binary: &Path, delays: [u64; 3]) -> Result<Upstreams> {
+        let mut children = Vec::new();
+        let mut addrs = Vec::new();
+        for (name, delay) in ["a", "b", "c"].iter().zip(delays) {
+            let mut child = Command::new(binary)
+                .args(["--name", name, "--delay-ms", &delay.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?;
+            let mut line = String::new();
+            if let Some(stdout) = child.stdout.take() {
+                BufReader::new(stdout).read_line(&mut line)?;
+            }
+            children.push(child);
+            addrs.push(
+                line.trim().parse::<SocketAddr>().with_context(|| format!("upstream address {line:?}"))?,
+            );
+        }
+        let addrs = [addrs[0], addrs[1], addrs[2]];
+        Ok(Upstreams { children, addrs })
+    }
+}
+
+impl Drop for Upstreams {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An Envoy on one worker thread, so the load generator has the other core; stopped on drop.
+struct EnvoyProcess {
+    child: Child,
+    listen: u16,
+}
+
+impl EnvoyProcess {
+    fn start(binary: &Path, bootstrap: &str) -> Result<EnvoyProcess> {
+        let file = std::env::temp_dir().join(format!("semaphore-bench-{}.yaml", std::process::id()));
+        std::fs::write(&file, bootstrap)?;
+        let value: Value = serde_norway::from_str(bootstrap)?;
+        let port = |pointer: &str| value.pointer(pointer).and_then(Value::as_u64).map(|p| p as u16);
+        let listen = port("/static_resources/listeners/0/address/socket_address/port_value")
+            .context("no listener port")?;
+        let admin = port("/admin/address/socket_address/port_value").context("no admin port")?;
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&file)
+            .args(["--disable-hot-restart", "--concurrency", "1", "-l", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let process = EnvoyProcess { child, listen };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .proxy(None)
+            .build()
+            .into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let live = agent
+                .get(format!("http://127.0.0.1:{admin}/ready"))
+                .call()
+                .and_then(|mut r| r.body_mut().read_to_string())
+                .is_ok_and(|body| body.trim() == "LIVE");
+            if live {
+                return Ok(process);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("Envoy did not become ready")
+    }
+
+    fn url(&self, scenario: Scenario) -> String {
+        let path = if scenario == Scenario::Proxy { "/a/order-1" } else { "/checkout" };
+        format!("http://127.0.0.1:{}{path}", self.listen)
+    }
+
+    /// Resident memory of the Envoy process, from /proc.
+    fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for EnvoyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn file_kb(path: &Path) -> Result<f64> {
+    Ok(std::fs::metadata(path).with_context(|| path.display().to_string())?.len() as f64 / 1024.0)
+}
+
+/// `(benchmark, median)` from criterion's output lines `name  time: [low median high]`.
+fn criterion(root: &Path, package: &str, bench: &str) -> Result<Vec<(String, String)>> {
+    let output = capture(cargo(root).args(["bench", "-p", package, "--bench", bench]))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut results = Vec::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.split("time:").nth(1) {
+            let before = trimmed.split("time:").next().unwrap_or("").trim();
+            if !before.is_empty() {
+                name = before.to_string();
+            }
+            let values: Vec<&str> = rest.trim().trim_matches(['[', ']']).split_whitespace().collect();
+            if let (Some(value), Some(unit)) = (values.get(2), values.get(3)) {
+                results.push((name.clone(), format!("{value} {unit}")));
+            }
+        } else if !trimmed.is_empty() && !trimmed.starts_with("Benchmarking") && !trimmed.contains(':') {
+            name = trimmed.to_string();
+        }
+    }
+    Ok(results)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory}")
+}
+
+struct Run {
+    scenario: Scenario,
+    closed: Value,
+    open: Value,
+    rss_kb: u64,
+}
+
+#[derive(Default)]
+struct Report {
+    runs: Vec<Run>,
+    delayed: Vec<(Scenario, Value)>,
+    wasm_kb: f64,
+    baseline_kb: f64,
+    plans: Vec<(String, u64)>,
+    criterion: Vec<(String, String)>,
+}
+
+fn throughput(result: &Value) -> f64 {
+    result.pointer("/summary/requestsPerSec").and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// A latency percentile in milliseconds.
+fn percentile(result: &Value, p: &str) -> f64 {
+    result.pointer(&format!("/latencyPercentiles/{p}")).and_then(Value::as_f64).unwrap_or(f64::NAN) * 1000.0
+}
+
+impl Report {
+    fn run(&self, scenario: Scenario) -> Option<&Run> {
+        self.runs.iter().find(|r| r.scenario == scenario)
+    }
+
+    fn markdown(&self, machine: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# Benchmarks\n");
+        let _ = writeln!(
+            out,
+            "Written by `cargo xtask bench` on {machine}. Each Envoy runs one worker thread (`--concurrency 1`); \
+             oha, on the same machine, sends the load. Shared machines are noisy: compare the ratios, \
+             which are measured in the same run.\n"
+        );
+        let _ = writeln!(
+            out,
+            "Workload: `POST /checkout` with about 1 KB of JSON; three upstream calls, `a` and `b` in parallel \
+             and `c` after `a`, each answering about 1 KB of JSON; the answer is about 1 KB of JSON \
+             (`bench/flow/config.hcl`). Throughput: closed loop, {CONNECTIONS} connections, {SECONDS} s. \
+             Latency: open loop at {RATE} requests/s, {SECONDS} s.\n"
+        );
+        let _ = writeln!(out, "| | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | Envoy RSS (MiB) |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        for run in &self.runs {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                run.scenario.label(),
+                throughput(&run.closed),
+                percentile(&run.open, "p50"),
+                percentile(&run.open, "p90"),
+                percentile(&run.open, "p99"),
+                run.rss_kb as f64 / 1024.0
+            );
+        }
+        if let (Some(a), Some(b), Some(c)) =
+            (self.run(Scenario::Proxy), self.run(Scenario::Baseline), self.run(Scenario::Semaphore))
+        {
+            let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+            let _ = writeln!(
+                out,
+                "\nThroughput ratios: c/b = {:.2} (target at least 0.85), c/a = {:.2}. Note that (a) makes one \
+                 upstream call per request and (b) and (c) three.\n",
+                ratio(throughput(&c.closed), throughput(&b.closed)),
+                ratio(throughput(&c.closed), throughput(&a.closed))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "Latency over the critical path (upstream delays {}, {} and {} ms; critical path {CRITICAL_PATH_MS} ms), \
+             open loop at {RATE} requests/s:\n",
+            DELAYS[0], DELAYS[1], DELAYS[2]
+        );
+        let _ = writeln!(out, "| | p50 (ms) | p99 (ms) | p50 − 30 ms | p99 − 30 ms |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
+        for (scenario, result) in &self.delayed {
+            let (p50, p99) = (percentile(result, "p50"), percentile(result, "p99"));
+            let _ = writeln!(
+                out,
+                "| {} | {p50:.2} | {p99:.2} | {:.2} | {:.2} |",
+                scenario.label(),
+                p50 - CRITICAL_PATH_MS,
+                p99 - CRITICAL_PATH_MS
+            );
+        }
+        let _ =
+            writeln!(out, "\nTargets for (c): at most 0.5 ms over the critical path at p50, 2 ms at p99.\n");
+        let _ = writeln!(out, "Static figures:\n");
+        let _ = writeln!(out, "| | |\n| --- | ---: |");
+        let _ = writeln!(out, "| semaphore_filter.wasm | {:.1} KiB (target at most 400 KB) |", self.wasm_kb);
+        let _ = writeln!(out, "| minimal filter (b) | {:.1} KiB |", self.baseline_kb);
+        for (example, bytes) in &self.plans {
+            let _ = writeln!(out, "| plan of examples/{example} | {bytes} bytes |");
+        }
+        if let (Some(a), Some(c)) = (self.run(Scenario::Proxy), self.run(Scenario::Semaphore)) {
+            let _ = writeln!(
+                out,
+                "| Envoy RSS without / with the filter | {:.1} / {:.1} MiB |",
+                a.rss_kb as f64 / 1024.0,
+                c.rss_kb as f64 / 1024.0
+            );
+        }
+        for (name, median) in &self.criterion {
+            let _ = writeln!(out, "| criterion `{name}` (median) | {median} |");
+        }
+        let _ = writeln!(out, "\nCommand: `cargo xtask bench`.");
+        out
+    }
+}

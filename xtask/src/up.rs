@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use serde_json::Value;
 
-use crate::build::build;
+use crate::build::{build, Artifacts};
 use crate::process::{cargo, describe, run, step};
 use crate::setup::{ensure_envoy, target_dir};
 
@@ -32,6 +33,8 @@ pub enum Example {
     Checkout,
     /// GET /hello/:name from a gRPC service.
     Greeter,
+    /// GET /me from a profile service, behind Envoy's JWT authentication.
+    Jwt,
 }
 
 impl Example {
@@ -40,6 +43,7 @@ impl Example {
             Example::Getuser => "getuser",
             Example::Checkout => "checkout",
             Example::Greeter => "greeter",
+            Example::Jwt => "jwt",
         }
     }
 
@@ -49,6 +53,7 @@ impl Example {
             Example::Getuser => "127.0.0.1:9090",
             Example::Checkout => "127.0.0.1:9091",
             Example::Greeter => "127.0.0.1:9092",
+            Example::Jwt => "127.0.0.1:9093",
         }
     }
 
@@ -61,6 +66,18 @@ impl Example {
       -H 'Content-Type: application/json' -d '{{"cart_id":"c-1001","user_id":"u-7","coupon":"WELCOME10"}}'"#
             ),
             Example::Greeter => format!("curl -s {LISTENER_ADDRESS}/hello/world"),
+            Example::Jwt => format!(
+                r#"curl -s {LISTENER_ADDRESS}/me -H "Authorization: Bearer $(python3 examples/jwt/token.py ada)""#
+            ),
+        }
+    }
+
+    /// Envoy HTTP filters the example needs before the semaphore filter: a file holding a YAML
+    /// list of them, relative to the workspace root.
+    fn filters_before_semaphore(self) -> Option<&'static str> {
+        match self {
+            Example::Getuser | Example::Checkout | Example::Greeter => None,
+            Example::Jwt => Some("examples/jwt/jwt_authn.yaml"),
         }
     }
 }
@@ -94,16 +111,38 @@ pub fn up(root: &Path, example: Example) -> Result<()> {
             .args([name, "--listen", upstream_address])
             .current_dir(root),
     )?;
-    step(&format!("Starting Envoy with {config} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"));
-    services.start(
-        "semaphore run",
-        Command::new(&artifacts.compiler)
-            .args(["run", &config, "--wasm"])
-            .arg(&artifacts.filter)
-            .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
-            .env("ENVOY_BIN", &envoy)
-            .current_dir(root),
-    )?;
+    match example.filters_before_semaphore() {
+        None => {
+            step(&format!(
+                "Starting Envoy with {config} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
+            ));
+            services.start(
+                "semaphore run",
+                Command::new(&artifacts.compiler)
+                    .args(["run", &config, "--wasm"])
+                    .arg(&artifacts.filter)
+                    .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
+                    .env("ENVOY_BIN", &envoy)
+                    .current_dir(root),
+            )?;
+        }
+        // `semaphore run` knows only the semaphore filter: write its bootstrap, add the
+        // example's filters in front, and run Envoy on the result.
+        Some(filters) => {
+            let bootstrap = bootstrap_with_filters_before_semaphore(root, &artifacts, example, filters)?;
+            step(&format!(
+                "Starting Envoy with {config} behind {filters} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
+            ));
+            services.start(
+                "envoy",
+                Command::new(&envoy)
+                    .arg("-c")
+                    .arg(&bootstrap)
+                    .args(["--disable-hot-restart", "--log-level", "info"])
+                    .current_dir(root),
+            )?;
+        }
+    }
 
     if !wait_until_live(&mut services, &interrupted)? {
         return Ok(());
@@ -121,6 +160,63 @@ pub fn up(root: &Path, example: Example) -> Result<()> {
             Err(RecvTimeoutError::Timeout) => services.fail_if_any_exited()?,
         }
     }
+}
+
+/// Writes the example's bootstrap, as `semaphore envoy` generates it, with the HTTP filters of
+/// `filters_file` inserted before the semaphore filter, under the target dir; returns its path.
+fn bootstrap_with_filters_before_semaphore(
+    root: &Path,
+    artifacts: &Artifacts,
+    example: Example,
+    filters_file: &str,
+) -> Result<PathBuf> {
+    let name = example.name();
+    let dir = target_dir(root).join("xtask-up");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{name}-envoy.yaml"));
+    step(&format!("Writing the Envoy bootstrap of examples/{name}/config.hcl"));
+    run(Command::new(&artifacts.compiler)
+        .args(["envoy", &format!("examples/{name}/config.hcl"), "--wasm"])
+        .arg(&artifacts.filter)
+        .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS, "-o"])
+        .arg(&path)
+        .current_dir(root))?;
+
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut bootstrap: Value =
+        serde_norway::from_str(&read(&path)?).with_context(|| format!("{} is not YAML", path.display()))?;
+    let filters: Vec<Value> = serde_norway::from_str(&read(&root.join(filters_file))?)
+        .with_context(|| format!("{filters_file} is not a YAML list of HTTP filters"))?;
+    insert_before_semaphore(&mut bootstrap, &filters)
+        .with_context(|| format!("cannot add {filters_file} to {}", path.display()))?;
+    let yaml = serde_norway::to_string(&bootstrap).context("cannot write the bootstrap as YAML")?;
+    std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Inserts `filters` just before the semaphore filter in the HTTP connection manager that runs it.
+fn insert_before_semaphore(bootstrap: &mut Value, filters: &[Value]) -> Result<()> {
+    let http_filter_lists = elements(bootstrap.pointer_mut("/static_resources/listeners"))
+        .flat_map(|listener| elements(listener.get_mut("filter_chains")))
+        .flat_map(|chain| elements(chain.get_mut("filters")))
+        .filter(|filter| filter["name"] == "envoy.filters.network.http_connection_manager")
+        .filter_map(|manager| {
+            manager.pointer_mut("/typed_config/http_filters").and_then(Value::as_array_mut)
+        });
+    for http_filters in http_filter_lists {
+        if let Some(semaphore) = http_filters.iter().position(|filter| filter["name"] == "semaphore") {
+            http_filters.splice(semaphore..semaphore, filters.iter().cloned());
+            return Ok(());
+        }
+    }
+    bail!("no HTTP connection manager runs the semaphore filter")
+}
+
+/// The elements of an array; none when the value is absent or not an array.
+fn elements(value: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
+    value.and_then(Value::as_array_mut).into_iter().flatten()
 }
 
 /// Waits for Envoy's admin to report LIVE; false when the user interrupted the wait.

@@ -6,3 +6,4 @@ pub mod checkout;
 pub mod getuser;
 pub mod greeter;
 pub mod grpc;
+pub mod jwt;

@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use clap::{Parser, Subcommand};
-use example_upstream::{checkout, getuser, greeter, grpc};
+use example_upstream::{checkout, getuser, greeter, grpc, jwt};
 
 #[derive(Parser)]
 #[command(name = "example-upstream", about = "Serves the upstream services of the bundled examples")]
@@ -43,6 +43,12 @@ enum Example {
         #[arg(long, default_value = "127.0.0.1:9092")]
         listen: SocketAddr,
     },
+    /// jwt: `GET /profiles/{id}`, the profiles behind the jwt example's `GET /me`.
+    Jwt {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9093")]
+        listen: SocketAddr,
+    },
 }
 
 #[tokio::main]
@@ -65,6 +71,7 @@ async fn main() -> ExitCode {
         Example::Greeter { listen } => {
             ("greeter", listen, greeter::router(), "gRPC helloworld.Greeter (h2c)".to_owned())
         }
+        Example::Jwt { listen } => ("jwt", listen, jwt::router(), "profiles".to_owned()),
     };
     serve(name, listen, app, &serving).await
 }

@@ -20,8 +20,12 @@ pub fn build(root: &Path) -> Result<Artifacts> {
     step("Building the compiler (release)");
     run(cargo(root).args(["build", "--release", "-p", "semaphore-compiler"]))?;
 
-    step("Building the filter (release, wasm32)");
-    run(cargo(root).args(["build", "--release", "-p", "semaphore-filter", "--target", WASM_TARGET]))?;
+    step("Building the filter (release, wasm32, optimized for size)");
+    // Every Envoy worker loads its own copy: the filter is built small rather than fast, which
+    // only this build does, so the rest of the workspace keeps the release profile as it is.
+    run(cargo(root)
+        .args(["build", "--release", "-p", "semaphore-filter", "--target", WASM_TARGET])
+        .args(["--config", "profile.release.opt-level=\"z\"", "--config", "profile.release.strip=\"symbols\""]))?;
 
     let target = target_dir(root);
     let artifacts = Artifacts {

@@ -95,3 +95,38 @@ fn environment_variables_expand_in_strings() {
     let compiled = compile_with(&[("config.hcl", config)]).unwrap();
     assert_eq!(compiled.plan.services[0].cluster, "users.from.env:7000");
 }
+
+#[test]
+fn a_proxy_compiles_with_its_forward_and_a_bootstrap_route_to_reach_it() {
+    use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
+    let options = EnvoyOptions {
+        wasm: "semaphore_filter.wasm".into(),
+        listen: None,
+        admin: "127.0.0.1:9901".into(),
+        upstream_overrides: Default::default(),
+    };
+    let language = compile_file(&workspace("compiler/tests/fixtures/pass/language.hcl")).unwrap();
+    let proxy = language.plan.flows.iter().find(|flow| flow.name == "files").unwrap();
+    let forward = proxy.forward.as_ref().unwrap();
+    assert_eq!(language.plan.services[forward.service as usize].name, "catalog.Items");
+    assert_eq!(forward.headers[0].name, "x-item");
+    assert_eq!(forward.rewrites[0].anchored_pattern(), "^(?:/files/(?P<path>.*))$");
+
+    let yaml: serde_json::Value = serde_norway::from_str(&bootstrap(&language, &options)).unwrap();
+    let routes = &yaml["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"];
+    let header = semaphore_plan::FORWARD_CLUSTER_HEADER;
+    assert_eq!(
+        routes,
+        &serde_json::json!([{
+            "name": "semaphore_forward",
+            "match": { "prefix": "/", "headers": [{ "name": header, "present_match": true }] },
+            "route": { "cluster_header": header },
+            "request_headers_to_remove": [header],
+        }]),
+        "only requests that carry the header, which never goes upstream"
+    );
+
+    let getuser = compile_file(&workspace("examples/getuser/config.hcl")).unwrap();
+    assert!(bootstrap(&getuser, &options).contains("routes: []"), "no proxy, no route");
+}

@@ -5,15 +5,17 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+use semaphore_plan::FORWARD_CLUSTER_HEADER;
+
 use crate::config::load_plan;
 use crate::engine::{
-    http_status_of_grpc, Callout, Engine, Event, Execution, Host, Match, Reply, Request, Rollback,
-    UpstreamResponse,
+    http_status_of_grpc, Callout, Engine, Event, Execution, Forwarding, Host, Match, Reply, Request,
+    Rollback, UpstreamResponse,
 };
 
 proxy_wasm::main! {{
@@ -279,8 +281,13 @@ enum Stage {
     Idle,
     /// A flow endpoint matched; its body is still arriving.
     Buffering(Match),
+    /// The flow runs; the request is held. A proxy's body arriving meanwhile is buffered by
+    /// Envoy.
     Running(Box<Execution>),
+    /// The flow answered the client.
     Done,
+    /// The proxy's request went on to Envoy's router, which streams its body upstream.
+    Forwarded,
 }
 
 struct Filter {
@@ -312,6 +319,44 @@ fn dispatch(callout: &Callout) -> Result<u32, String> {
 /// The engine's view of Envoy for one HTTP context.
 struct EnvoyHost<'a> {
     shared: &'a Shared,
+    /// The engine forwarded the request: the filter lets it go on instead of holding it.
+    forwarded: bool,
+}
+
+impl<'a> EnvoyHost<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        EnvoyHost { shared, forwarded: false }
+    }
+}
+
+/// Changes a request header while the request is held (`None` removes it). The SDK traps on a
+/// refusal, which Envoy gives only when the request headers are gone; the filter never changes
+/// them after it let the request go on.
+fn set_request_header(name: &str, value: Option<&str>) -> Result<(), String> {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
+        .map_err(|status| format!("Envoy refused to set the request header `{name}` ({status:?})"))
+}
+
+/// Envoy picked the route before the filter ran; a router using that stale pick would ignore
+/// the changed headers. Whether a wasm filter's header changes alone make Envoy pick again has
+/// changed between releases; the `clear_route_cache` foreign function makes it so in those that
+/// have it (1.40 does), and older ones, which lack it, re-pick on every header change.
+fn refresh_route() {
+    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+        debug!("Envoy has no clear_route_cache ({status:?}); it re-picks routes on header changes");
+    }
+}
+
+/// A client naming the forward cluster itself would pick any cluster Envoy knows: the header is
+/// the filter's alone.
+fn remove_client_forward_cluster() {
+    let sent = hostcalls::get_map_value(MapType::HttpRequestHeaders, FORWARD_CLUSTER_HEADER);
+    if matches!(sent, Ok(Some(_))) {
+        warn!("removed the `{FORWARD_CLUSTER_HEADER}` header a client sent");
+        if set_request_header(FORWARD_CLUSTER_HEADER, None).is_ok() {
+            refresh_route();
+        }
+    }
 }
 
 impl Host for EnvoyHost<'_> {
@@ -327,6 +372,19 @@ impl Host for EnvoyHost<'_> {
         {
             warn!("cannot send the response ({status:?})");
         }
+    }
+
+    fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
+        for (name, value) in &forwarding.headers {
+            set_request_header(name, value.as_deref())?;
+        }
+        // After the proxy's own headers, so that none of them can change where the request goes.
+        set_request_header(":authority", Some(&forwarding.authority))?;
+        set_request_header(":path", Some(&forwarding.path))?;
+        set_request_header(FORWARD_CLUSTER_HEADER, Some(&forwarding.cluster))?;
+        refresh_route();
+        self.forwarded = true;
+        Ok(())
     }
 
     fn now_ms(&self) -> u64 {
@@ -378,20 +436,21 @@ impl Filter {
         let now_unix_ms = now_ms();
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
-        let execution =
-            Execution::start(Rc::clone(&shared.engine), matched, request, &mut EnvoyHost { shared: &shared });
+        let mut host = EnvoyHost::new(&shared);
+        let execution = Execution::start(Rc::clone(&shared.engine), matched, request, &mut host);
         self.stage = Stage::Running(Box::new(execution));
-        self.settle();
+        self.settle(host.forwarded);
     }
 
-    /// Once the flow has answered, hands its compensations (if it failed) to the root context.
-    fn settle(&mut self) {
+    /// Once the flow has answered or forwarded, hands its compensations (if it failed) to the
+    /// root context.
+    fn settle(&mut self, forwarded: bool) {
         let Stage::Running(execution) = &mut self.stage else { return };
         if !execution.is_finished() {
             return;
         }
         let rollbacks = execution.take_rollbacks();
-        self.stage = Stage::Done;
+        self.stage = if forwarded { Stage::Forwarded } else { Stage::Done };
         if rollbacks.is_empty() {
             return;
         }
@@ -407,8 +466,14 @@ impl Filter {
     fn answer(&mut self, token: u32, response: UpstreamResponse) {
         let Some(shared) = self.shared.clone() else { return };
         let Stage::Running(execution) = &mut self.stage else { return };
-        execution.on_response(token, response, &mut EnvoyHost { shared: &shared });
-        self.settle();
+        let mut host = EnvoyHost::new(&shared);
+        execution.on_response(token, response, &mut host);
+        self.settle(host.forwarded);
+        if matches!(self.stage, Stage::Forwarded) {
+            if let Err(status) = hostcalls::resume_http_request() {
+                warn!("cannot resume the forwarded request ({status:?})");
+            }
+        }
     }
 }
 
@@ -437,8 +502,8 @@ impl Context for Filter {
     fn on_done(&mut self) -> bool {
         // The stream ended before the flow answered: the client went away.
         if let (Stage::Running(execution), Some(shared)) = (&mut self.stage, self.shared.clone()) {
-            execution.abandon(&mut EnvoyHost { shared: &shared });
-            self.settle();
+            execution.abandon(&mut EnvoyHost::new(&shared));
+            self.settle(false);
         }
         true
     }
@@ -446,11 +511,22 @@ impl Context for Filter {
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        // Every request, even with no plan loaded: the forward route must stay out of reach.
+        remove_client_forward_cluster();
         let Some(shared) = &self.shared else { return Action::Continue };
         let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
         let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
         let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
         let Some(matched) = shared.engine.route(&method, &path) else { return Action::Continue };
+        if shared.engine.forwards(&matched) {
+            // A proxy's resources cannot read the body: run them now, and hold the request
+            // until they settle.
+            self.start(matched, Vec::new());
+            return match self.stage {
+                Stage::Forwarded => Action::Continue,
+                _ => Action::Pause,
+            };
+        }
         if end_of_stream {
             self.start(matched, Vec::new());
         } else {
@@ -461,9 +537,10 @@ impl HttpContext for Filter {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match &self.stage {
-            Stage::Idle => return Action::Continue,
+            Stage::Idle | Stage::Forwarded => return Action::Continue,
             Stage::Buffering(_) if end_of_stream => {}
-            // Envoy buffers the body until the end of the stream (up to its buffer limit).
+            // Envoy buffers the body (up to its buffer limit, past which it answers 413): until
+            // the end of the stream for a flow, until the resources settle for a proxy.
             _ => return Action::Pause,
         }
         let Stage::Buffering(matched) = std::mem::replace(&mut self.stage, Stage::Done) else {
@@ -475,5 +552,14 @@ impl HttpContext for Filter {
         };
         self.start(matched, body);
         Action::Pause
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        match self.stage {
+            // Going on here would let the held request go on to the router before the flow
+            // settled.
+            Stage::Running(_) => Action::Pause,
+            _ => Action::Continue,
+        }
     }
 }

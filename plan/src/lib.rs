@@ -279,6 +279,19 @@ pub struct Rewrite {
     pub template: String,
 }
 
+impl Rewrite {
+    /// The pattern as the compiler checks it and the filter runs it: it must match the whole
+    /// path (without the query), as Envoy's own regex route matching does.
+    pub fn anchored_pattern(&self) -> String {
+        format!("^(?:{})$", self.pattern)
+    }
+}
+
+/// The request header that names the cluster a proxy's request goes on to. The Envoy route that
+/// reads its cluster from it (`cluster_header`) matches only requests that carry it, and the
+/// filter removes it from every request a client sends, so only a proxy's forwarding sets it.
+pub const FORWARD_CLUSTER_HEADER: &str = "x-semaphore-forward-cluster";
+
 /// `error "schema" { ... }`: the body answered to the client when a flow fails.
 #[derive(Clone, PartialEq, Message)]
 pub struct ErrorObject {

@@ -687,9 +687,24 @@ impl Lowering<'_> {
         Some(plan::OnError { status, message, params, schema })
     }
 
+    /// A `rewrite` rule, checked with the regex engine the filter runs it with, so that a plan
+    /// the compiler accepts never holds a rule the filter refuses.
     fn rewrite(&mut self, pattern: &Spanned<String>, template: &Spanned<String>) -> Option<plan::Rewrite> {
-        let groups: Vec<&str> =
-            pattern.value.split("(?P<").skip(1).filter_map(|rest| rest.split('>').next()).collect();
+        let rewrite = plan::Rewrite { pattern: pattern.value.clone(), template: template.value.clone() };
+        let regex = match regex_lite::Regex::new(&rewrite.anchored_pattern()) {
+            Ok(regex) => regex,
+            Err(error) => {
+                // The anchored form's own wrapping is no part of the user's pattern: report
+                // the pattern alone, whose error is what they wrote.
+                let reason = regex_lite::Regex::new(&pattern.value).err().unwrap_or(error);
+                self.reporter
+                    .error(&pattern.span, "invalid rewrite pattern")
+                    .label("not a regular expression")
+                    .note(reason.to_string().trim_end().to_string());
+                return None;
+            }
+        };
+        let groups: Vec<&str> = regex.capture_names().flatten().collect();
         let mut rest = template.value.as_str();
         while let Some(open) = rest.find('<') {
             let after = &rest[open + 1..];
@@ -707,7 +722,7 @@ impl Lowering<'_> {
             }
             rest = &after[close + 1..];
         }
-        Some(plan::Rewrite { pattern: pattern.value.clone(), template: template.value.clone() })
+        Some(rewrite)
     }
 
     fn headers(&mut self, headers: &[Pair], ctx: &mut Ctx) -> Vec<plan::HeaderTemplate> {

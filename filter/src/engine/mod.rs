@@ -3,6 +3,7 @@
 
 pub mod codec;
 mod eval;
+mod forward;
 pub mod proto;
 pub mod route;
 mod upstream;
@@ -15,8 +16,8 @@ mod tests;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::{debug, warn};
-use semaphore_plan::{Call, Codec, Flow, MessageTemplate, Plan, Property, Reference, INPUT_SLOT};
+use log::{debug, error, warn};
+use semaphore_plan::{Call, Codec, Flow, Forward, MessageTemplate, Plan, Property, Reference, INPUT_SLOT};
 use serde_json::{json, Map, Value};
 
 use semaphore_plan::{ErrorObject, Node, OnError, ERROR_SLOT};
@@ -28,8 +29,15 @@ pub trait Host {
     /// Starts an upstream call; the answer comes back through [`Execution::on_response`] with the
     /// returned token.
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String>;
-    /// Answers the client. Called once per execution.
+    /// Answers the client. Called at most once per execution, and never with `forward`.
     fn respond(&mut self, reply: Reply);
+    /// Sends a proxy's request, as it came but for these changes, on to its service; the
+    /// service's answer goes to the client as it is. Called at most once per execution, once
+    /// every node of the proxy has settled, and never with `respond`. An error fails the flow
+    /// with 502; a host with nothing to forward through keeps this default, which refuses.
+    fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
+        Err(format!("this host cannot forward to cluster `{}`", forwarding.cluster))
+    }
     /// A monotonic-enough clock in milliseconds, for deadlines and durations.
     fn now_ms(&self) -> u64;
     /// Counts what happened, for the flow's and resources' metrics.
@@ -72,6 +80,22 @@ impl Callout {
     }
 }
 
+/// How a proxy's request goes on: to `cluster`, with these request headers changed. Its body is
+/// not the engine's: Envoy streams it to the service as it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarding {
+    pub cluster: String,
+    /// Sent as `:authority`.
+    pub authority: String,
+    /// Sent as `:path`: the service's base path, then the path the first matching rewrite rule
+    /// built (else the request's own), then the request's query string.
+    pub path: String,
+    /// The proxy's `header {}`, lower-cased names. Each replaces the client's header of that
+    /// name; `None`, for a value that is absent, removes it, so the service never mistakes a
+    /// client's header for the proxy's.
+    pub headers: Vec<(String, Option<String>)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
@@ -92,16 +116,40 @@ pub struct UpstreamResponse {
 /// The plan, loaded once per VM and shared read-only by every request.
 pub struct Engine {
     pub plan: Plan,
+    /// Each flow's rewrite rules, by flow index, compiled here so that no request compiles a
+    /// regex. Refused rules fail the requests of their proxy.
+    rewrites: Vec<Result<Vec<forward::Rule>, String>>,
 }
 
 impl Engine {
     pub fn new(plan: Plan) -> Rc<Engine> {
-        Rc::new(Engine { plan })
+        let rewrites = plan
+            .flows
+            .iter()
+            .map(|flow| {
+                let rules = forward::compile(flow);
+                if let Err(reason) = &rules {
+                    error!("proxy `{}` will answer 500: {reason}", flow.name);
+                }
+                rules
+            })
+            .collect();
+        Rc::new(Engine { plan, rewrites })
     }
 
     /// The endpoint serving this request, if any; requests that match none pass through.
     pub fn route(&self, method: &str, path: &str) -> Option<Match> {
         route::find(&self.plan, method, path)
+    }
+
+    /// Whether the endpoint belongs to a proxy. A proxy never reads the request body, so its
+    /// execution starts at the request headers, with an empty body.
+    pub fn forwards(&self, matched: &Match) -> bool {
+        self.plan
+            .endpoints
+            .get(matched.endpoint)
+            .and_then(|endpoint| self.plan.flows.get(endpoint.flow as usize))
+            .is_some_and(|flow| flow.forward.is_some())
     }
 }
 
@@ -225,9 +273,10 @@ impl Execution {
             now_unix_ms: request.now_unix_ms,
             random: std::cell::Cell::new(request.seed),
         };
-        if execution.flow_def(&Rc::clone(&execution.engine)).is_some_and(|f| f.forward.is_some()) {
-            // Forwarding is not built yet; answering anything else would hide that.
-            execution.fail(Failure::new(501, "proxy forwarding is not supported by this filter yet"), host);
+        if let Some(Err(reason)) = execution.engine.rewrites.get(flow) {
+            // Refused before any resource runs, so nothing needs compensating.
+            let failure = Failure::new(500, reason.clone());
+            execution.fail(failure, host);
             return execution;
         }
         match execution.decode_input(&matched, &request.body) {
@@ -374,7 +423,7 @@ impl Execution {
     }
 
     /// Dispatches every waiting node whose dependencies are all done, the moment they are, and
-    /// answers once every node is done.
+    /// answers (or, for a proxy, forwards) once every node is done.
     fn advance(&mut self, host: &mut dyn Host) {
         let engine = Rc::clone(&self.engine);
         let Some(flow) = self.flow_def(&engine) else {
@@ -432,7 +481,10 @@ impl Execution {
             }
         }
         if self.nodes.iter().all(NodeState::settled) {
-            self.respond_output(flow, host);
+            match &flow.forward {
+                Some(forward) => self.forward(forward, host),
+                None => self.respond_output(flow, host),
+            }
         } else if !self.nodes.iter().any(|n| matches!(n, NodeState::Running(_))) {
             self.fail(
                 Failure::new(500, "the flow cannot make progress (its plan has a dependency cycle)"),
@@ -491,6 +543,51 @@ impl Execution {
             }
             Err(failure) => self.fail(failure, host),
         }
+    }
+
+    /// Hands a proxy's request to the host to send on; a failure to build or send it answers
+    /// as any failure of the flow does.
+    fn forward(&mut self, forward: &Forward, host: &mut dyn Host) {
+        let sent = self.forwarding(forward).and_then(|forwarding| {
+            host.forward(forwarding)
+                .map_err(|e| Failure::new(502, format!("cannot forward the request: {e}")))
+        });
+        match sent {
+            Ok(()) => {
+                self.finished = true;
+                let duration_ms = host.now_ms().saturating_sub(self.started_ms);
+                host.record(Event::Flow { flow: self.flow, failed: false, duration_ms });
+            }
+            Err(failure) => self.fail(failure, host),
+        }
+    }
+
+    fn forwarding(&self, forward: &Forward) -> Result<Forwarding, Failure> {
+        let Some(service) = self.engine.plan.services.get(forward.service as usize) else {
+            return Err(Failure::new(500, "the plan names a service it does not define"));
+        };
+        let Some((_, original)) = self.headers.iter().find(|(name, _)| name == ":path") else {
+            return Err(Failure::new(400, "the request has no path"));
+        };
+        let rules = match self.engine.rewrites.get(self.flow) {
+            Some(Ok(rules)) => rules.as_slice(),
+            _ => &[],
+        };
+        let path = format!("{}{}", service.base_path, forward::rewrite(rules, original));
+        let mut headers = Vec::new();
+        for header in &forward.headers {
+            let value = header.value.as_ref().and_then(|v| self.evaluate(v)).map(|v| codec::to_text(&v));
+            if let Some(value) = &value {
+                upstream::check_header_value(&header.name, value)?;
+            }
+            headers.push((header.name.clone(), value));
+        }
+        Ok(Forwarding {
+            cluster: service.cluster.clone(),
+            authority: service.authority.clone(),
+            path,
+            headers,
+        })
     }
 
     /// A message encoded with the endpoint's response codec, with templated headers.

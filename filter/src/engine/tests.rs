@@ -10,14 +10,16 @@ use serde_json::{json, Value as Json};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Callout, Engine, Event, Execution, Host, Reply, Request, UpstreamResponse};
+use super::{Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, UpstreamResponse};
 
 #[derive(Default)]
 struct RecordingHost {
     next_token: u32,
     calls: Vec<(u32, Callout)>,
     replies: Vec<Reply>,
+    forwarded: Vec<Forwarding>,
     refuse: bool,
+    refuse_forward: bool,
     now_ms: u64,
     events: Vec<Event>,
 }
@@ -34,6 +36,14 @@ impl Host for RecordingHost {
 
     fn respond(&mut self, reply: Reply) {
         self.replies.push(reply);
+    }
+
+    fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
+        if self.refuse_forward {
+            return Err("the request headers are gone".into());
+        }
+        self.forwarded.push(forwarding);
+        Ok(())
     }
 
     fn now_ms(&self) -> u64 {
@@ -95,9 +105,10 @@ fn segments(route: &str) -> Vec<PathSegment> {
         .split('/')
         .filter(|s| !s.is_empty())
         .map(|s| PathSegment {
-            segment: Some(match s.strip_prefix(':') {
-                Some(name) => Segment::Param(name.into()),
-                None => Segment::Literal(s.into()),
+            segment: Some(match (s.strip_prefix(':'), s.strip_prefix('*')) {
+                (Some(name), _) => Segment::Param(name.into()),
+                (_, Some(name)) => Segment::Wildcard(name.into()),
+                _ => Segment::Literal(s.into()),
             }),
         })
         .collect()
@@ -529,18 +540,206 @@ fn scheduler_dispatches_each_node_once_after_its_dependencies() {
     }
 }
 
+/// `proxy "files"` on GET /files/*path: resource `auth` (GET /auth, its id from the
+/// Authorization header), then forward to the `blobs` service (plan service 1) with
+/// `X-Item = "{{ auth:id }}"` and the given rewrite rules.
+fn files_proxy(rewrites: &[(&str, &str)], nodes: Vec<Node>) -> Rc<Engine> {
+    let mut plan = plan("/files/*path", "GET", nodes, vec![]).plan.clone();
+    plan.services.push(Service {
+        name: "blobs.Blobs".into(),
+        cluster: "blobs:8080".into(),
+        authority: "blobs.svc:8080".into(),
+        base_path: "/v1".into(),
+        ..service()
+    });
+    let flow = &mut plan.flows[0];
+    flow.output = None;
+    flow.forward = Some(Forward {
+        service: 1,
+        headers: vec![HeaderTemplate {
+            name: "x-item".into(),
+            value: Some(reference(1, Property::Response, &["id"])),
+        }],
+        rewrites: rewrites
+            .iter()
+            .map(|(pattern, template)| Rewrite {
+                pattern: pattern.to_string(),
+                template: template.to_string(),
+            })
+            .collect(),
+    });
+    Engine::new(plan)
+}
+
+fn auth() -> Node {
+    node("auth", &[], call("/auth", "GET", reference(INPUT_SLOT, Property::Header, &["authorization"])))
+}
+
+fn request_to(path_and_query: &str) -> Request {
+    Request {
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), path_and_query.into()),
+            ("authorization".into(), "token-1".into()),
+        ],
+        body: vec![],
+        now_unix_ms: 0,
+        seed: 1,
+    }
+}
+
+fn run_proxy(engine: &Rc<Engine>, path_and_query: &str, host: &mut RecordingHost) -> Execution {
+    let matched = engine.route("GET", path_and_query).expect("route matches");
+    assert!(engine.forwards(&matched));
+    Execution::start(Rc::clone(engine), matched, request_to(path_and_query), host)
+}
+
 #[test]
-fn a_proxy_answers_501_until_forwarding_exists() {
-    let engine = {
-        let mut plan = get_user().plan.clone();
-        plan.flows[0].forward = Some(Forward { service: 0, headers: vec![], rewrites: vec![] });
-        Engine::new(plan)
-    };
+fn only_a_proxys_endpoints_forward() {
+    let proxy = files_proxy(&[], vec![]);
+    assert!(proxy.forwards(&proxy.route("GET", "/files/a").unwrap()));
+    let flow = get_user();
+    assert!(!flow.forwards(&flow.route("GET", "/user/1").unwrap()));
+}
+
+#[test]
+fn a_proxy_forwards_once_its_resources_settle() {
+    let engine = files_proxy(&[("/files/(?P<path>.*)", "/blobs/<path>")], vec![auth()]);
+    let mut host = RecordingHost { now_ms: 100, ..Default::default() };
+    let mut execution = run_proxy(&engine, "/files/a/b.txt?size=2&x=%20", &mut host);
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1.header(":path"), Some("/auth?id=token-1"));
+    assert!(host.forwarded.is_empty(), "the resource has not answered yet");
+    assert!(!execution.is_finished());
+
+    host.now_ms = 130;
+    execution.on_response(host.calls[0].0, ok(json!({"id": "item-7"})), &mut host);
+    assert!(execution.is_finished());
+    assert!(host.replies.is_empty(), "the forward service answers the client");
+    assert_eq!(
+        host.forwarded,
+        vec![Forwarding {
+            cluster: "blobs:8080".into(),
+            authority: "blobs.svc:8080".into(),
+            path: "/v1/blobs/a/b.txt?size=2&x=%20".into(),
+            headers: vec![("x-item".into(), Some("item-7".into()))],
+        }]
+    );
+    assert!(host.events.contains(&Event::Flow { flow: 0, failed: false, duration_ms: 30 }));
+    assert!(execution.take_rollbacks().is_empty());
+}
+
+#[test]
+fn a_proxy_without_resources_forwards_at_once() {
+    let engine = files_proxy(&[], vec![]);
     let mut host = RecordingHost::default();
-    run(&engine, "GET", "/user/1", b"", &mut host);
-    assert!(host.calls.is_empty(), "nothing is called");
+    let execution = run_proxy(&engine, "/files/a", &mut host);
+    assert!(execution.is_finished());
+    assert_eq!(host.forwarded.len(), 1);
+    assert_eq!(host.forwarded[0].path, "/v1/files/a", "no rule: the path is kept");
+    assert_eq!(
+        host.forwarded[0].headers,
+        vec![("x-item".to_string(), None)],
+        "an absent value removes the client's header of that name"
+    );
+}
+
+#[test]
+fn the_first_rule_matching_the_whole_path_rewrites_it() {
+    let engine = files_proxy(
+        &[
+            ("/files", "/never"),
+            ("/files/(?P<kind>img|doc)/(?P<name>[^/]+)", "/<kind>s/<name>$1<open"),
+            ("/files/(?P<rest>.*)", "/all/<rest>"),
+        ],
+        vec![],
+    );
+    for (path, expected) in [
+        ("/files/img/cat.png", "/v1/imgs/cat.png$1<open"),
+        ("/files/doc/a?q=1", "/v1/docs/a$1<open?q=1"),
+        ("/files/img/a/b", "/v1/all/img/a/b"),
+        ("/files/other", "/v1/all/other"),
+    ] {
+        let mut host = RecordingHost::default();
+        run_proxy(&engine, path, &mut host);
+        assert_eq!(host.forwarded[0].path, expected, "{path}");
+    }
+}
+
+#[test]
+fn a_rule_matching_only_part_of_the_path_leaves_it_alone() {
+    let engine = files_proxy(&[("/img/(?P<name>.*)", "/images/<name>")], vec![]);
+    let mut host = RecordingHost::default();
+    run_proxy(&engine, "/files/img/cat.png", &mut host);
+    assert_eq!(host.forwarded[0].path, "/v1/files/img/cat.png");
+}
+
+#[test]
+fn a_group_that_took_no_part_in_the_match_is_empty() {
+    let engine = files_proxy(&[("/files/(?P<a>x)?(?P<b>.*)", "/<a>-<b>")], vec![]);
+    let mut host = RecordingHost::default();
+    run_proxy(&engine, "/files/yz", &mut host);
+    assert_eq!(host.forwarded[0].path, "/v1/-yz");
+}
+
+#[test]
+fn a_failing_resource_answers_the_proxys_error_and_nothing_is_forwarded() {
+    let mut rolled_back = auth();
+    rolled_back.rollback = Some(call("/auth/undo", "POST", reference(1, Property::Response, &["id"])));
+    let second = node("check", &[0], call("/check", "GET", reference(1, Property::Response, &["id"])));
+    let engine = files_proxy(&[], vec![rolled_back, second]);
+    let mut host = RecordingHost::default();
+    let mut execution = run_proxy(&engine, "/files/a", &mut host);
+    execution.on_response(host.token_for("/auth?id=token-1"), ok(json!({"id": "item-7"})), &mut host);
+    let refused =
+        UpstreamResponse { status: Some(403), headers: vec![], body: br#"{"message":"not yours"}"#.to_vec() };
+    execution.on_response(host.token_for("/check?id=item-7"), refused, &mut host);
+
+    assert!(host.forwarded.is_empty());
     assert_eq!(
         host.reply_json(),
-        (501, json!({"message": "proxy forwarding is not supported by this filter yet", "status": 501}))
+        (403, json!({"message": "resource `check`: upstream answered 403: not yours", "status": 403}))
     );
+    let rollbacks = execution.take_rollbacks();
+    assert_eq!(rollbacks.len(), 1, "the completed resource is compensated");
+    assert_eq!(rollbacks[0].callout.header(":path"), Some("/auth/undo"));
+}
+
+#[test]
+fn a_header_value_with_a_line_break_is_refused_before_forwarding() {
+    let engine = files_proxy(&[], vec![auth()]);
+    let mut host = RecordingHost::default();
+    let mut execution = run_proxy(&engine, "/files/a", &mut host);
+    execution.on_response(host.calls[0].0, ok(json!({"id": "a\r\nx-admin: 1"})), &mut host);
+    assert!(host.forwarded.is_empty());
+    assert_eq!(host.reply_json().0, 400);
+}
+
+#[test]
+fn a_host_that_cannot_forward_fails_the_proxy_with_502() {
+    let engine = files_proxy(&[], vec![]);
+    let mut host = RecordingHost { refuse_forward: true, ..Default::default() };
+    let execution = run_proxy(&engine, "/files/a", &mut host);
+    assert!(execution.is_finished());
+    assert_eq!(
+        host.reply_json(),
+        (502, json!({"message": "cannot forward the request: the request headers are gone", "status": 502}))
+    );
+    assert!(host.events.contains(&Event::Flow { flow: 0, failed: true, duration_ms: 0 }));
+}
+
+#[test]
+fn rewrite_rules_the_compiler_would_refuse_fail_their_proxy_before_any_call() {
+    for (rule, reason) in [
+        (("/files/(?P<path>", "/<path>"), "the rewrite pattern `/files/(?P<path>` is invalid"),
+        (("/files/(?P<path>.*)", "/<file>"), "uses `<file>`, which its pattern does not capture"),
+    ] {
+        let engine = files_proxy(&[rule], vec![auth()]);
+        let mut host = RecordingHost::default();
+        run_proxy(&engine, "/files/a", &mut host);
+        assert!(host.calls.is_empty() && host.forwarded.is_empty());
+        let (status, body) = host.reply_json();
+        assert_eq!(status, 500);
+        assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
+    }
 }

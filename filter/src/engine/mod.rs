@@ -211,6 +211,9 @@ pub struct Execution {
     /// The failure being handled: `{message, status}` and the `on_error` params.
     error: Option<(Value, Value)>,
     finished: bool,
+    /// The flow failed while calls were in flight: its answer waits for them, so that those
+    /// that complete are compensated too.
+    failing: Option<Reply>,
     started_ms: u64,
     deadline_ms: Option<u64>,
     now_unix_ms: u64,
@@ -268,6 +271,7 @@ impl Execution {
             completed: Vec::new(),
             error: None,
             finished: false,
+            failing: None,
             started_ms: now,
             deadline_ms,
             now_unix_ms: request.now_unix_ms,
@@ -319,6 +323,30 @@ impl Execution {
         else {
             return;
         };
+        if self.failing.is_some() {
+            // No retries and no new calls: record how the call ended, and answer once none is
+            // left in flight.
+            let duration_ms = host.now_ms().saturating_sub(running.started_ms);
+            let outcome = upstream::read_response(&engine.plan, call, &node.expect_status, response);
+            host.record(Event::Call { flow: self.flow, node: index, failed: outcome.is_err(), duration_ms });
+            if let Some(state) = self.nodes.get_mut(index) {
+                *state = match outcome {
+                    Ok((response, headers)) => {
+                        self.completed.push(index);
+                        let (request, params) = (running.request, running.params);
+                        NodeState::Done(Completed { request, response, headers, params })
+                    }
+                    Err(_) => NodeState::Failed { error: Value::Null },
+                };
+            }
+            if !self.nodes.iter().any(|n| matches!(n, NodeState::Running(_))) {
+                if let Some(reply) = self.failing.take() {
+                    self.finished = true;
+                    host.respond(reply);
+                }
+            }
+            return;
+        }
         let method = call.http_method.as_str();
         let retry_allowed = running.attempt < call.retries && (idempotent(method) || call.retry_unsafe);
         if transient(response.status) && retry_allowed && !self.past_deadline(host) {
@@ -425,6 +453,9 @@ impl Execution {
     /// Dispatches every waiting node whose dependencies are all done, the moment they are, and
     /// answers (or, for a proxy, forwards) once every node is done.
     fn advance(&mut self, host: &mut dyn Host) {
+        if self.failing.is_some() {
+            return;
+        }
         let engine = Rc::clone(&self.engine);
         let Some(flow) = self.flow_def(&engine) else {
             return self.fail(Failure::new(500, "the plan's endpoint names no flow"), host);
@@ -434,7 +465,7 @@ impl Execution {
         while !settled {
             settled = true;
             for (index, node) in flow.nodes.iter().enumerate() {
-                if self.finished {
+                if self.finished || self.failing.is_some() {
                     return;
                 }
                 if !matches!(self.nodes.get(index), Some(NodeState::Waiting)) {
@@ -688,10 +719,9 @@ impl Execution {
         object: Option<&ErrorObject>,
         host: &mut dyn Host,
     ) {
-        if self.finished {
+        if self.finished || self.failing.is_some() {
             return;
         }
-        self.finished = true;
         let duration_ms = host.now_ms().saturating_sub(self.started_ms);
         host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
         let custom = object.map(|object| {
@@ -711,6 +741,13 @@ impl Execution {
                 }
             }
         };
+        let in_flight = self.nodes.iter().filter(|n| matches!(n, NodeState::Running(_))).count();
+        if in_flight > 0 {
+            debug!("flow `{}` answers once its {in_flight} call(s) in flight have ended", self.flow_name());
+            self.failing = Some(reply);
+            return;
+        }
+        self.finished = true;
         host.respond(reply);
     }
 

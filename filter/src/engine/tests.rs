@@ -459,9 +459,12 @@ fn late_and_unknown_responses_are_ignored() {
         UpstreamResponse { status: Some(500), ..Default::default() },
         &mut host,
     );
-    assert_eq!(host.replies.len(), 1);
+    assert!(host.replies.is_empty(), "B is still in flight: the answer waits for it");
     execution.on_response(b, ok(json!({})), &mut host);
-    assert_eq!(host.replies.len(), 1, "no second reply after the flow failed");
+    assert_eq!(host.replies.len(), 1, "answered once B ended");
+    assert_eq!(host.replies[0].status, 500);
+    execution.on_response(b, ok(json!({})), &mut host);
+    assert_eq!(host.replies.len(), 1, "no second reply");
     assert_eq!(host.calls.len(), 2, "nothing dispatched after the failure");
 }
 
@@ -742,4 +745,32 @@ fn rewrite_rules_the_compiler_would_refuse_fail_their_proxy_before_any_call() {
         assert_eq!(status, 500);
         assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
     }
+}
+
+/// A and B in parallel, B fails while A is still in flight: the answer waits for A, so that
+/// A, having completed, is compensated.
+#[test]
+fn a_failure_waits_for_calls_in_flight_and_compensates_those_that_complete() {
+    let mut a = call("/a", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    a.http_method = "POST".into();
+    let mut undo = call("/a/undo", "POST", reference(1, Property::Response, &["id"]));
+    undo.http_method = "POST".into();
+    let mut node_a = node("a", &[], a);
+    node_a.rollback = Some(undo);
+    let b = call("/b", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    let engine = plan("/user/:id", "GET", vec![node_a, node("b", &[], b)], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let (token_a, token_b) = (host.token_for("/a"), host.token_for("/b"));
+
+    execution.on_response(token_b, UpstreamResponse { status: Some(500), ..Default::default() }, &mut host);
+    assert!(host.replies.is_empty(), "the answer waits for A");
+    assert!(!execution.is_finished());
+    execution.on_response(token_a, ok(json!({"id": "a-1"})), &mut host);
+    assert_eq!(host.reply_json().0, 500);
+    assert!(execution.is_finished());
+    let rollbacks = execution.take_rollbacks();
+    assert_eq!(rollbacks.len(), 1);
+    assert_eq!(rollbacks[0].node, "a");
+    assert_eq!(rollbacks[0].callout.body.as_deref(), Some(br#"{"id":"a-1"}"#.as_slice()));
 }

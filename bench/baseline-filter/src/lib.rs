@@ -92,4 +92,9 @@ impl HttpContext for Calls {
         self.tokens[1] = self.call(&self.clusters.b.clone());
         Action::Pause
     }
+
+    /// The body is held too: the answer is local, nothing goes on to the router.
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        Action::Pause
+    }
 }

@@ -326,7 +326,7 @@ async fn the_remaining_functions() {
             "greeting": "Ada-7-true",
             "path": "QWRh",
             "audit": "semaphore",
-            "param": "{\"street\":\"Main St\",\"city\":\"LONDON\"}",
+            "param": "{\"city\":\"LONDON\",\"street\":\"Main St\"}",
             "sub": "london-MAIN ST",
             "limit": 21,
             "tenant": "Ada/3/\"GOLD\""

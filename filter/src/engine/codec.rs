@@ -71,42 +71,65 @@ pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, 
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
-    match normalize_message(plan, layout, &value, 0)? {
+    match normalize_message(plan, layout, value, 0)? {
         Value::Object(map) => Ok(map),
         _ => Ok(Map::new()),
     }
 }
 
-/// Coerces a JSON object into the canonical typed form of the message.
-pub fn normalize_message(plan: &Plan, layout: u32, value: &Value, depth: usize) -> Result<Value, CodecError> {
+/// Coerces a JSON object into the canonical typed form of the message. Takes the value, so
+/// that what is already in its form (most of it) moves instead of being copied.
+pub fn normalize_message(plan: &Plan, layout: u32, value: Value, depth: usize) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::new(format!("nested deeper than {MAX_DEPTH} levels")));
     }
     let Some(layout) = message(plan, layout) else {
         return Err(CodecError::new("message layout missing from the plan"));
     };
-    let Value::Object(object) = value else {
+    let Value::Object(mut object) = value else {
         return Err(CodecError::new(format!(
             "expected an object for `{}`, found {}",
             layout.name,
-            describe(value)
+            describe(&value)
         )));
     };
-    let mut out = Map::new();
-    for (key, value) in object {
-        let Some(field) = field_by_name(layout, key) else { continue };
-        if let Some(value) = normalize_field(plan, field, value, depth).map_err(|e| e.within(&field.name))? {
-            out.insert(field.name.clone(), value);
+    // In place: unknown fields and nulls leave, values are typed where they are, and only
+    // fields given by their JSON name are moved to their proto name.
+    let mut renamed = Vec::new();
+    let mut failure = None;
+    object.retain(|key, value| {
+        if failure.is_some() {
+            return false;
         }
+        let Some(field) = field_by_name(layout, key) else { return false };
+        match normalize_field(plan, field, std::mem::take(value), depth) {
+            Ok(Some(typed)) if *key == field.name => {
+                *value = typed;
+                true
+            }
+            Ok(Some(typed)) => {
+                renamed.push((field.name.clone(), typed));
+                false
+            }
+            Ok(None) => false,
+            Err(error) => {
+                failure = Some(error.within(&field.name));
+                false
+            }
+        }
+    });
+    if let Some(error) = failure {
+        return Err(error);
     }
-    Ok(Value::Object(out))
+    object.extend(renamed);
+    Ok(Value::Object(object))
 }
 
 /// `None` for a null, which leaves the field absent.
 pub fn normalize_field(
     plan: &Plan,
     field: &FieldLayout,
-    value: &Value,
+    value: Value,
     depth: usize,
 ) -> Result<Option<Value>, CodecError> {
     if value.is_null() {
@@ -114,7 +137,7 @@ pub fn normalize_field(
     }
     if field.map {
         let Value::Object(entries) = value else {
-            return Err(CodecError::new(format!("expected an object (a map), found {}", describe(value))));
+            return Err(CodecError::new(format!("expected an object (a map), found {}", describe(&value))));
         };
         let Some(value_field) = map_value_field(plan, field) else {
             return Err(CodecError::new("map entry layout missing from the plan"));
@@ -122,19 +145,19 @@ pub fn normalize_field(
         let mut out = Map::new();
         for (key, entry) in entries {
             if let Some(entry) =
-                normalize_field(plan, value_field, entry, depth + 1).map_err(|e| e.within(key))?
+                normalize_field(plan, value_field, entry, depth + 1).map_err(|e| e.within(&key))?
             {
-                out.insert(key.clone(), entry);
+                out.insert(key, entry);
             }
         }
         return Ok(Some(Value::Object(out)));
     }
     if field.repeated {
         let Value::Array(items) = value else {
-            return Err(CodecError::new(format!("expected a list, found {}", describe(value))));
+            return Err(CodecError::new(format!("expected a list, found {}", describe(&value))));
         };
         let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let item =
                 normalize_single(plan, field, item, depth + 1).map_err(|e| e.within(&i.to_string()))?;
             out.push(item);
@@ -147,43 +170,43 @@ pub fn normalize_field(
 fn normalize_single(
     plan: &Plan,
     field: &FieldLayout,
-    value: &Value,
+    value: Value,
     depth: usize,
 ) -> Result<Value, CodecError> {
     match kind(field) {
         Kind::Message => normalize_message(plan, field.message, value, depth + 1),
         Kind::String => match value {
-            Value::String(_) => Ok(value.clone()),
+            Value::String(_) => Ok(value),
             Value::Number(n) => Ok(Value::String(n.to_string())),
             Value::Bool(b) => Ok(Value::String(b.to_string())),
-            _ => Err(mismatch("a string", value)),
+            _ => Err(mismatch("a string", &value)),
         },
         Kind::Bytes => match value {
-            Value::String(_) => Ok(value.clone()),
-            _ => Err(mismatch("base64 text", value)),
+            Value::String(_) => Ok(value),
+            _ => Err(mismatch("base64 text", &value)),
         },
-        Kind::Bool => match value {
-            Value::Bool(_) => Ok(value.clone()),
-            Value::String(s) => parse_bool(s).map(Value::Bool).ok_or_else(|| mismatch("a bool", value)),
-            _ => Err(mismatch("a bool", value)),
+        Kind::Bool => match &value {
+            Value::Bool(_) => Ok(value),
+            Value::String(s) => parse_bool(s).map(Value::Bool).ok_or_else(|| mismatch("a bool", &value)),
+            _ => Err(mismatch("a bool", &value)),
         },
-        Kind::Enum => enum_value(field, value),
+        Kind::Enum => enum_value(field, &value),
         Kind::Double | Kind::Float => {
-            let number = match value {
+            let number = match &value {
                 Value::Number(n) => n.as_f64(),
                 Value::String(s) => parse_float(s).and_then(|v| v.as_f64()),
                 _ => None,
             };
             let Some(number) = number else {
-                return Err(mismatch("a number", value));
+                return Err(mismatch("a number", &value));
             };
             // A float holds what an f32 holds, as the proto3 JSON mapping writes it.
             let number = if kind(field) == Kind::Float { f64::from(number as f32) } else { number };
-            Number::from_f64(number).map(Value::Number).ok_or_else(|| mismatch("a finite number", value))
+            Number::from_f64(number).map(Value::Number).ok_or_else(|| mismatch("a finite number", &value))
         }
         integer => {
             let (min, max) = integer_range(integer);
-            let parsed = match value {
+            let parsed = match &value {
                 Value::Number(n) => number_as_i128(n),
                 Value::String(s) => s.trim().parse::<i128>().ok(),
                 _ => None,
@@ -191,7 +214,7 @@ fn normalize_single(
             match parsed {
                 Some(n) if (min..=max).contains(&n) => Ok(integer_value(n)),
                 Some(n) => Err(CodecError::new(format!("{n} is out of range for {}", kind_name(integer)))),
-                None => Err(mismatch(&format!("an integer ({})", kind_name(integer)), value)),
+                None => Err(mismatch(&format!("an integer ({})", kind_name(integer)), &value)),
             }
         }
     }
@@ -202,7 +225,7 @@ pub fn from_text(plan: &Plan, field: &FieldLayout, text: &str) -> Result<Value, 
     let value = Value::String(text.to_string());
     match kind(field) {
         Kind::Message => Err(CodecError::new("a message cannot be given as text")),
-        _ => normalize_single(plan, field, &value, 0),
+        _ => normalize_single(plan, field, value, 0),
     }
 }
 
@@ -307,38 +330,77 @@ fn describe(value: &Value) -> String {
 
 /// The proto3 JSON form of a typed message: proto field names, 64-bit integers as strings,
 /// fields in schema order, absent fields omitted.
-pub fn encode_json(plan: &Plan, layout: u32, value: &Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    let Some(layout) = message(plan, layout) else {
-        return Value::Object(out);
-    };
-    for field in &layout.fields {
-        let Some(value) = value.get(&field.name) else { continue };
-        let encoded = match value {
-            Value::Object(entries) if field.map => match map_value_field(plan, field) {
-                Some(value_field) => Value::Object(
-                    entries.iter().map(|(k, v)| (k.clone(), encode_single(plan, value_field, v))).collect(),
-                ),
-                None => continue,
-            },
-            Value::Array(items) if field.repeated => {
-                Value::Array(items.iter().map(|item| encode_single(plan, field, item)).collect())
-            }
-            other => encode_single(plan, field, other),
-        };
-        out.insert(field.name.clone(), encoded);
-    }
-    Value::Object(out)
+pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_message(plan, layout, message, &mut out, 0);
+    out
 }
 
-fn encode_single(plan: &Plan, field: &FieldLayout, value: &Value) -> Value {
-    match (kind(field), value) {
-        (Kind::Message, Value::Object(map)) => encode_json(plan, field.message, map),
-        (Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64, Value::Number(n)) => {
-            Value::String(n.to_string())
+/// Written straight to bytes in the layout's order, with no intermediate map.
+fn write_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+    out.push(b'{');
+    let layout = self::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
+    let mut first = true;
+    for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
+        let Some(value) = message.get(&field.name) else { continue };
+        if !first {
+            out.push(b',');
         }
-        _ => value.clone(),
+        first = false;
+        write_string(&field.name, out);
+        out.push(b':');
+        match value {
+            Value::Object(entries) if field.map => {
+                let value_field = map_value_field(plan, field);
+                out.push(b'{');
+                for (index, (key, entry)) in entries.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    write_string(key, out);
+                    out.push(b':');
+                    match value_field {
+                        Some(value_field) => write_single(plan, value_field, entry, out, depth),
+                        None => write_plain(entry, out),
+                    }
+                }
+                out.push(b'}');
+            }
+            Value::Array(items) if field.repeated => {
+                out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    write_single(plan, field, item, out, depth);
+                }
+                out.push(b']');
+            }
+            other => write_single(plan, field, other, out, depth),
+        }
     }
+    out.push(b'}');
+}
+
+fn write_single(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
+    match (kind(field), value) {
+        (Kind::Message, Value::Object(nested)) => write_message(plan, field.message, nested, out, depth + 1),
+        (Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64, Value::Number(n)) => {
+            out.push(b'"');
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.push(b'"');
+        }
+        _ => write_plain(value, out),
+    }
+}
+
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_plain(value: &Value, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// A typed value as text, for interpolation, headers, paths and query strings.
@@ -447,7 +509,7 @@ pub fn encode_body(
     message: &Map<String, Value>,
 ) -> (&'static str, Vec<u8>) {
     match codec {
-        Codec::Json => ("application/json", encode_json(plan, layout, message).to_string().into_bytes()),
+        Codec::Json => ("application/json", encode_json(plan, layout, message)),
         Codec::Proto => ("application/protobuf", super::proto::encode(plan, layout, message)),
         Codec::FormUrlencoded => {
             ("application/x-www-form-urlencoded", encode_form(plan, layout, message).into_bytes())

@@ -68,7 +68,7 @@ impl Env<'_> {
                 None => None,
             };
             let Some(value) = value else { continue };
-            let typed = codec::normalize_field(self.plan, field, &value, depth)
+            let typed = codec::normalize_field(self.plan, field, value, depth)
                 .map_err(|e| format!("cannot build `{}`: field `{}`: {e}", message.name, field.name))?;
             if let Some(typed) = typed {
                 out.insert(field.name.clone(), typed);

@@ -63,7 +63,15 @@ pub fn bench(root: &Path) -> Result<()> {
             let open = tools.oha(
                 &url,
                 &body,
-                &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string(), "-q", &RATE.to_string()],
+                &[
+                    "-z",
+                    &format!("{SECONDS}s"),
+                    "-c",
+                    &CONNECTIONS.to_string(),
+                    "-q",
+                    &RATE.to_string(),
+                    "--latency-correction",
+                ],
             )?;
             report.runs.push(Run { scenario, closed, open, rss_kb: envoy.rss_kb() });
         }
@@ -79,7 +87,15 @@ pub fn bench(root: &Path) -> Result<()> {
             let open = tools.oha(
                 &url,
                 &body,
-                &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string(), "-q", &RATE.to_string()],
+                &[
+                    "-z",
+                    &format!("{SECONDS}s"),
+                    "-c",
+                    &CONNECTIONS.to_string(),
+                    "-q",
+                    &RATE.to_string(),
+                    "--latency-correction",
+                ],
             )?;
             report.delayed.push((scenario, open));
         }

@@ -388,9 +388,12 @@ impl Execution {
         }
         warn!("flow `{}`: the client went away before the answer", self.flow_name());
         self.finished = true;
-        self.error = Some((json!({"message": "the client went away", "status": 499}), Value::Null));
-        let duration_ms = host.now_ms().saturating_sub(self.started_ms);
-        host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
+        // A flow already failing keeps its own error (and has counted itself) for its rollbacks.
+        if self.failing.take().is_none() {
+            self.error = Some((json!({"message": "the client went away", "status": 499}), Value::Null));
+            let duration_ms = host.now_ms().saturating_sub(self.started_ms);
+            host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
+        }
     }
 
     /// The compensating calls of a failed flow: each completed node with a `rollback`, in reverse

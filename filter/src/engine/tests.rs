@@ -774,3 +774,38 @@ fn a_failure_waits_for_calls_in_flight_and_compensates_those_that_complete() {
     assert_eq!(rollbacks[0].node, "a");
     assert_eq!(rollbacks[0].callout.body.as_deref(), Some(br#"{"id":"a-1"}"#.as_slice()));
 }
+
+#[test]
+fn a_client_leaving_a_failing_flow_keeps_its_error_for_the_rollbacks() {
+    let mut a = call("/a", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    a.http_method = "POST".into();
+    let mut undo = call("/a/undo", "POST", reference(ERROR_SLOT, Property::Error, &["message"]));
+    undo.http_method = "POST".into();
+    let mut node_a = node("a", &[], a);
+    node_a.rollback = Some(undo);
+    let b = call("/b", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    let engine = plan("/user/:id", "GET", vec![node_a, node("b", &[], b)], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let (token_a, token_b) = (host.token_for("/a"), host.token_for("/b"));
+    execution.on_response(token_a, ok(json!({"id": "a-1"})), &mut host);
+    execution.on_response(token_b, UpstreamResponse { status: Some(503), ..Default::default() }, &mut host);
+    assert!(execution.is_finished(), "nothing in flight: answered at once");
+    let rollbacks = execution.take_rollbacks();
+    assert_eq!(
+        rollbacks[0].callout.body.as_deref(),
+        Some(br#"{"id":"resource `b`: upstream answered 503"}"#.as_slice())
+    );
+
+    // B fails while A is in flight, then the client goes: the flow counts one failure, answers
+    // nobody, and A's late answer changes nothing.
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let (token_a, token_b) = (host.token_for("/a"), host.token_for("/b"));
+    execution.on_response(token_b, UpstreamResponse { status: Some(503), ..Default::default() }, &mut host);
+    execution.abandon(&mut host);
+    assert!(execution.is_finished());
+    execution.on_response(token_a, ok(json!({"id": "a-1"})), &mut host);
+    assert!(host.replies.is_empty());
+    assert_eq!(host.events.iter().filter(|e| matches!(e, Event::Flow { failed: true, .. })).count(), 1);
+}

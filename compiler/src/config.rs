@@ -47,6 +47,8 @@ pub struct ServiceSettings {
     pub codec: Option<Spanned<String>>,
     pub request_codec: Option<Spanned<String>>,
     pub response_codec: Option<Spanned<String>>,
+    /// `int64_as_string = true`: JSON bodies sent to the service write 64-bit integers as strings.
+    pub int64_as_string: Option<Spanned<Literal>>,
 }
 
 /// `service "pkg" "Name" { ... }`: a service defined (or configured) in HCL.
@@ -88,6 +90,8 @@ pub struct EndpointDef {
     pub request_codec: Option<Spanned<String>>,
     pub response_codec: Option<Spanned<String>>,
     pub status: Option<Spanned<Literal>>,
+    /// `int64_as_string = true`: JSON answers write 64-bit integers as strings.
+    pub int64_as_string: Option<Spanned<Literal>>,
     pub span: Span,
 }
 
@@ -521,10 +525,19 @@ impl Reader<'_> {
             request_codec: None,
             response_codec: None,
             status: None,
+            int64_as_string: None,
             span: self.span(block.span()),
         };
         let known: &[&str] = match endpoint.kind.value.as_str() {
-            "http" => &["endpoint", "method", "codec", "request_codec", "response_codec", "status"],
+            "http" => &[
+                "endpoint",
+                "method",
+                "codec",
+                "request_codec",
+                "response_codec",
+                "status",
+                "int64_as_string",
+            ],
             "grpc" => &["package", "service", "method"],
             "graphql" => &["path", "name", "base"],
             _ => &[],
@@ -539,6 +552,7 @@ impl Reader<'_> {
                     "request_codec" => endpoint.request_codec = self.string(attr),
                     "response_codec" => endpoint.response_codec = self.string(attr),
                     "status" => endpoint.status = self.literal(&attr.value),
+                    "int64_as_string" => endpoint.int64_as_string = self.literal(&attr.value),
                     _ => drop(self.string(attr)),
                 },
                 Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),
@@ -557,6 +571,10 @@ impl Reader<'_> {
             "codec" => &mut settings.codec,
             "request_codec" => &mut settings.request_codec,
             "response_codec" => &mut settings.response_codec,
+            "int64_as_string" => {
+                settings.int64_as_string = self.literal(&attr.value);
+                return true;
+            }
             "resolver" => {
                 let span = self.span(attr.key.span());
                 self.reporter
@@ -571,7 +589,7 @@ impl Reader<'_> {
     }
 
     const SETTINGS: &'static [&'static str] =
-        &["host", "transport", "codec", "request_codec", "response_codec", "resolver"];
+        &["host", "transport", "codec", "request_codec", "response_codec", "int64_as_string", "resolver"];
 
     fn services(&mut self, block: &Block, selects: &mut Vec<ServiceSelect>) {
         for structure in block.body.iter() {

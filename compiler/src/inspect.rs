@@ -15,6 +15,10 @@ pub fn value(plan: &Plan, flow: &Flow, value: &plan::Value) -> String {
             Some(plan::LiteralKind::Uint(u)) => u.to_string(),
             Some(plan::LiteralKind::Double(d)) => d.to_string(),
             Some(plan::LiteralKind::Bool(b)) => b.to_string(),
+            Some(plan::LiteralKind::Empty(empty)) => match plan::Empty::try_from(*empty) {
+                Ok(plan::Empty::List) => "[]".into(),
+                _ => "{}".into(),
+            },
             None => "null".into(),
         },
         Some(ValueKind::Reference(reference)) => format!("{{{{ {} }}}}", self::reference(flow, reference)),
@@ -260,13 +264,14 @@ pub fn text(plan: &Plan, size: usize) -> String {
         let transport = if service.transport == plan::Transport::Grpc as i32 { "grpc" } else { "http" };
         let _ = writeln!(
             out,
-            "  {}  cluster {}  authority {}{}  {transport}  {}/{}",
+            "  {}  cluster {}  authority {}{}  {transport}  {}/{}{}",
             service.name,
             service.cluster,
             service.authority,
             if service.tls { " (tls)" } else { "" },
             codec(service.request_codec),
-            codec(service.response_codec)
+            codec(service.response_codec),
+            if service.int64_as_string { "  int64 as string" } else { "" }
         );
     }
     let _ = writeln!(out, "\nendpoints:");
@@ -274,12 +279,13 @@ pub fn text(plan: &Plan, size: usize) -> String {
         let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
         let _ = writeln!(
             out,
-            "  {} {} -> {flow}  status {}  {}/{}",
+            "  {} {} -> {flow}  status {}  {}/{}{}",
             endpoint.method,
             path("", &endpoint.path),
             endpoint.status,
             codec(endpoint.request_codec),
-            codec(endpoint.response_codec)
+            codec(endpoint.response_codec),
+            if endpoint.int64_as_string { "  int64 as string" } else { "" }
         );
     }
     for flow in &plan.flows {

@@ -42,11 +42,8 @@ impl std::error::Error for Diagnostics {}
 pub fn compile_file(path: &Path) -> Result<Compiled, Diagnostics> {
     let mut reporter = Reporter::default();
     let config = config::load(path, &mut reporter);
+    // Every phase runs whatever went wrong before it, so that one run reports every mistake.
     let schemas = schema::Schemas::load(&config, &mut reporter);
-    // Without its schemas, every name would be reported unknown: the proto errors say enough.
-    if reporter.errors() > 0 {
-        return Err(Diagnostics { rendered: reporter.render(), errors: reporter.errors() });
-    }
     let plan = lower::lower(&config, &schemas, &mut reporter);
     if reporter.errors() > 0 {
         return Err(Diagnostics { rendered: reporter.render(), errors: reporter.errors() });

@@ -31,9 +31,21 @@ fn relative(rendered: &str) -> String {
 
 #[test]
 fn passing_fixtures_and_the_seeds_flows_compile() {
+    let bless = std::env::var_os("SEMAPHORE_BLESS").is_some();
     for config in configs("pass").into_iter().chain(configs("seeds")) {
-        if let Err(diagnostics) = compile_file(&config) {
-            panic!("{} does not compile:\n{}", config.display(), relative(&diagnostics.rendered));
+        let compiled = match compile_file(&config) {
+            Ok(compiled) => compiled,
+            Err(diagnostics) => {
+                panic!("{} does not compile:\n{}", config.display(), relative(&diagnostics.rendered))
+            }
+        };
+        // A passing fixture with a `.stderr` pins its warnings.
+        let expected_path = config.with_extension("stderr");
+        let warnings = relative(&compiled.warnings);
+        if bless && !warnings.is_empty() && expected_path.exists() {
+            std::fs::write(&expected_path, &warnings).unwrap();
+        } else if let Ok(expected) = std::fs::read_to_string(&expected_path) {
+            assert_eq!(warnings, expected, "warnings of {}", config.display());
         }
     }
 }
@@ -77,6 +89,12 @@ fn the_cli_exits_1_on_errors_and_0_otherwise() {
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("(3 errors)"), "{stderr}");
+
+    // One mistake from each phase (a proto, a service, types, names, the graph): all reported.
+    let failed = check(&fixtures().join("fail/five_mistakes.hcl"));
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("(5 errors)"), "{stderr}");
 
     let passed = check(&fixtures().join("pass/language.hcl"));
     assert_eq!(passed.status.code(), Some(0), "{}", String::from_utf8_lossy(&passed.stderr));

@@ -15,7 +15,7 @@ use semaphore_plan::FORWARD_CLUSTER_HEADER;
 use crate::config::load_plan;
 use crate::engine::{
     http_status_of_grpc, Callout, Engine, Event, Execution, Forwarding, Host, Match, Reply, Request,
-    Rollback, UpstreamResponse,
+    Rollback, Route, UpstreamResponse,
 };
 
 proxy_wasm::main! {{
@@ -517,7 +517,14 @@ impl HttpContext for Filter {
         let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
         let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
         let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
-        let Some(matched) = shared.engine.route(&method, &path) else { return Action::Continue };
+        let matched = match shared.engine.route(&method, &path) {
+            Route::Endpoint(matched) => matched,
+            Route::NoEndpoint => return Action::Continue,
+            Route::MethodNotAllowed(allowed) => {
+                EnvoyHost::new(shared).respond(Engine::method_not_allowed(&method, &path, &allowed));
+                return Action::Pause;
+            }
+        };
         if shared.engine.forwards(&matched) {
             // A proxy's resources cannot read the body: run them now, and hold the request
             // until they settle.

@@ -9,6 +9,8 @@ use std::fmt;
 
 use prost::Message;
 
+pub mod format;
+
 pub const MAGIC: [u8; 4] = *b"SMPH";
 pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 8;
@@ -118,6 +120,10 @@ pub struct Service {
     /// The cluster reaches the service over TLS (`https://` host).
     #[prost(bool, tag = "8")]
     pub tls: bool,
+    /// JSON bodies sent to it write 64-bit integers as strings (the proto3 JSON mapping)
+    /// instead of numbers.
+    #[prost(bool, tag = "9")]
+    pub int64_as_string: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -206,6 +212,10 @@ pub struct Endpoint {
     /// The route as written, for logs.
     #[prost(string, tag = "7")]
     pub route: String,
+    /// JSON answers write 64-bit integers as strings (the proto3 JSON mapping) instead of
+    /// numbers.
+    #[prost(bool, tag = "8")]
+    pub int64_as_string: bool,
 }
 
 /// One `/`-separated piece of a route or upstream path template.
@@ -543,7 +553,7 @@ pub struct RepeatedTemplate {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Literal {
-    #[prost(oneof = "LiteralKind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "LiteralKind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: Option<LiteralKind>,
 }
 
@@ -559,6 +569,16 @@ pub enum LiteralKind {
     Double(f64),
     #[prost(bool, tag = "5")]
     Bool(bool),
+    /// An empty message or list: the proto3 default of a message or repeated field.
+    #[prost(enumeration = "Empty", tag = "6")]
+    Empty(i32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Empty {
+    Message = 0,
+    List = 1,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -589,6 +609,11 @@ pub struct Reference {
     /// single element is the lower-cased header name.
     #[prost(string, repeated, tag = "3")]
     pub path: Vec<String>,
+    /// What the reference reads when its value is absent: its type's proto3 default, set where
+    /// the value is formatted into text (`sprintf` arguments, text with templates), so that an
+    /// absent integer prints `0`, not nothing.
+    #[prost(message, optional, tag = "4")]
+    pub absent: Option<Literal>,
 }
 
 pub const INPUT_SLOT: u32 = 0;
@@ -607,6 +632,7 @@ mod tests {
                 slot: INPUT_SLOT,
                 property: Property::Request as i32,
                 path: vec!["id".into()],
+                absent: None,
             })),
         }
     }
@@ -617,6 +643,7 @@ mod tests {
                 slot: INPUT_SLOT,
                 property: Property::Request as i32,
                 path: vec!["id".into()],
+                absent: Some(Literal { kind: Some(LiteralKind::Empty(Empty::List as i32)) }),
             })),
         };
         Plan {
@@ -629,6 +656,7 @@ mod tests {
                 response_codec: Codec::Json as i32,
                 base_path: String::new(),
                 tls: false,
+                int64_as_string: false,
             }],
             messages: vec![MessageLayout {
                 name: "proto.Query".into(),

@@ -62,7 +62,7 @@ async fn a_flow_composes_three_upstreams_into_one_typed_response() {
     assert_eq!(response.headers()["x-order"], "7");
     assert_eq!(
         response.text().await.unwrap(),
-        r#"{"id":"7","customer":"Ada","in_stock":true,"total":"1999","note":"order 7 for Ada"}"#
+        r#"{"id":"7","customer":"Ada","in_stock":true,"total":1999,"note":"order 7 for Ada"}"#
     );
 
     let orders = shop.orders.requests();

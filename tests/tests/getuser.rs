@@ -60,7 +60,7 @@ async fn requests_no_endpoint_matches_go_to_envoys_router() {
         start_semaphore("examples/getuser/config.hcl", &[("proto.Users", upstream.addr())]).await.unwrap();
 
     for (method, path) in
-        [("GET", "/nothing"), ("GET", "/user"), ("GET", "/user/1/friends"), ("POST", "/user/1")]
+        [("GET", "/nothing"), ("GET", "/user"), ("GET", "/user/1/friends"), ("POST", "/users/1")]
     {
         let request = http_client().request(method.parse().unwrap(), envoy.url(path));
         let response = request.send().await.unwrap();
@@ -68,7 +68,11 @@ async fn requests_no_endpoint_matches_go_to_envoys_router() {
         assert_eq!(response.headers().get("content-type"), None, "{method} {path}: the router's empty 404");
         assert_eq!(response.text().await.unwrap(), "", "{method} {path}");
     }
-    assert_eq!(envoy.stat("http.semaphore.downstream_rq_4xx").await, Some(4));
+    // A path the endpoint serves, with a method it does not: 405, not the router's 404.
+    let response = http_client().post(envoy.url("/user/1")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(envoy.stat("http.semaphore.downstream_rq_4xx").await, Some(5));
     assert!(upstream.requests().is_empty(), "{:#?}", upstream.requests());
 }
 

@@ -256,9 +256,10 @@ async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
     assert_eq!(response.status(), 201);
     assert_eq!(response.text().await.unwrap(), "stored 7 bytes");
 
-    // Same path as a proxy endpoint, but a method none serves.
+    // Same path as a proxy endpoint, but a method none serves: 405, and nothing goes upstream.
     let response = http_client().put(envoy.url("/files/a")).body("x").send().await.unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST, GET");
 
     assert!(auth.requests().is_empty(), "no resource ran: {:#?}", auth.requests());
     let passed = blobs.requests();

@@ -90,8 +90,8 @@ async fn every_template_function_condition_and_resource_kind() {
     assert_eq!(response.headers()["x-user"], "Ada");
     assert_eq!(response.headers()["x-etag"], "v1", "a response header of a resource");
     let literals = json!({
-        "s": "text", "i32": -7, "i64": "9007199254740993", "u32": 7, "u64": "18446744073709551615",
-        "d": 2.5, "f": 1.25, "b": true, "tier": "GOLD", "raw": "aGk=", "s32": -3, "f64": "42"
+        "s": "text", "i32": -7, "i64": 9007199254740993i64, "u32": 7, "u64": 18446744073709551615u64,
+        "d": 2.5, "f": 1.25, "b": true, "tier": "GOLD", "raw": "aGk=", "s32": -3, "f64": 42
     });
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -99,10 +99,10 @@ async fn every_template_function_condition_and_resource_kind() {
         json!({
             "id": "42",
             "greeting": "Hello ADA from London",
-            "visits": "12",
+            "visits": 12,
             "path": "a/b/c",
             "lines": [{"sku": "x1", "total": 5.0}, {"sku": "x2", "total": 7.5}],
-            "profile": {"name": "Ada", "visits": "13"},
+            "profile": {"name": "Ada", "visits": 13},
             "address": {"street": "1 Main", "city": "London"},
             "requested": "42",
             "param": "42-acme",
@@ -279,7 +279,7 @@ async fn grpc_upstreams_are_called_through_envoys_grpc_client() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), r#"{"id":"7","greeting":"Hello Ada (3)","visits":"3"}"#);
+    assert_eq!(response.text().await.unwrap(), r#"{"id":"7","greeting":"Hello Ada (3)","visits":3}"#);
 
     let calls = greeter.requests();
     assert_eq!(calls.len(), 1);
@@ -314,7 +314,7 @@ async fn the_remaining_functions() {
     assert_eq!(uuid.len(), 36, "{uuid}");
     assert_eq!(&uuid[14..15], "4", "a version 4 UUID: {uuid}");
     assert_ne!(first["id"], second["id"], "a new UUID per call");
-    let now: u64 = first["visits"].as_str().unwrap().parse().unwrap();
+    let now = first["visits"].as_u64().unwrap();
     assert!((before..before + 60).contains(&now), "now() is the Unix time in seconds: {now}");
 
     let mut fixed = first.as_object().unwrap().clone();

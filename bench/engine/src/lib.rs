@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use semaphore_filter::engine::{Callout, Engine, Event, Execution, Host, Reply, Request, UpstreamResponse};
+use semaphore_filter::engine::{
+    Callout, Engine, Event, Execution, Host, Reply, Request, Route, UpstreamResponse,
+};
 use serde_json::json;
 
 /// The plan of `bench/flow/config.hcl`, its hosts pointed anywhere (nothing is called).
@@ -63,7 +65,9 @@ impl Host for Recorder {
 
 /// Starts the flow: decodes the input and builds the first two requests.
 pub fn start(engine: &Rc<Engine>, input: &[u8], host: &mut Recorder) -> Execution {
-    let matched = engine.route("POST", "/checkout").unwrap_or_else(|| panic!("the bench flow has /checkout"));
+    let Route::Endpoint(matched) = engine.route("POST", "/checkout") else {
+        panic!("the bench flow has /checkout")
+    };
     let request = Request { headers: Vec::new(), body: input.to_vec(), now_unix_ms: 0, seed: 1 };
     Execution::start(Rc::clone(engine), matched, request, host)
 }

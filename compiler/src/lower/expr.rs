@@ -21,6 +21,8 @@ struct Signature {
     /// Further arguments, any scalar, are allowed.
     variadic: bool,
     returns: Ty,
+    /// Writes its arguments into text, where an absent value is its proto3 default.
+    formats: bool,
 }
 
 fn text(ty: &Ty) -> bool {
@@ -51,7 +53,8 @@ fn signature(name: &str) -> Option<Signature> {
         "upper" => (F::Upper, &[Some(text)], false, Ty::String),
         _ => return None,
     };
-    Some(Signature { function, args, variadic, returns })
+    let formats = matches!(function, F::Sprintf | F::Strconcat);
+    Some(Signature { function, args, variadic, returns, formats })
 }
 
 const FUNCTIONS: &[&str] = &[
@@ -77,6 +80,26 @@ pub(super) fn literal_value(literal: &Literal) -> plan::Value {
         Literal::Bool(b) => plan::LiteralKind::Bool(*b),
     };
     plan::Value { kind: Some(plan::ValueKind::Literal(plan::Literal { kind: Some(kind) })) }
+}
+
+/// Where a value is written into text, a reference to an absent value reads as its type's
+/// proto3 default: `0`, `""`, `false`, the first enum value, `{}` or `[]`.
+fn set_absent_default(value: &mut plan::Value, ty: &Ty) {
+    let Some(plan::ValueKind::Reference(reference)) = value.kind.as_mut() else { return };
+    let kind = match ty {
+        Ty::Bool => plan::LiteralKind::Bool(false),
+        Ty::Int => plan::LiteralKind::Int(0),
+        Ty::Float => plan::LiteralKind::Double(0.0),
+        Ty::String | Ty::Bytes => plan::LiteralKind::String(String::new()),
+        Ty::Enum(e) => match e.get_value(0).or_else(|| e.values().next()) {
+            Some(first) => plan::LiteralKind::String(first.name().to_string()),
+            None => return,
+        },
+        Ty::Message(_) => plan::LiteralKind::Empty(plan::Empty::Message as i32),
+        Ty::List(_) => plan::LiteralKind::Empty(plan::Empty::List as i32),
+        Ty::Dynamic | Ty::Null => return,
+    };
+    reference.absent = Some(plan::Literal { kind: Some(kind) });
 }
 
 fn literal_ty(literal: &Literal) -> Ty {
@@ -225,6 +248,8 @@ impl Lowering<'_> {
                                     .note("use `json(...)` to write a message as JSON text");
                                 return None;
                             }
+                            let mut lowered = lowered;
+                            set_absent_default(&mut lowered, &ty);
                             out.push(lowered);
                         }
                     }
@@ -430,11 +455,14 @@ impl Lowering<'_> {
             return None;
         }
         let mut lowered = Vec::new();
+        let mut types = Vec::new();
         for (index, arg) in args.iter().enumerate() {
-            let (value, ty) = self.expr(arg, literal, ctx)?;
+            let (mut value, ty) = self.expr(arg, literal, ctx)?;
             let accepts = signature.args.get(index).copied().flatten();
             let ok = match accepts {
                 Some(accepts) => accepts(&ty),
+                // `sprintf` checks its values against its verbs below.
+                None if signature.function == plan::Function::Sprintf => true,
                 None => ty.is_scalar(),
             };
             if !ok {
@@ -446,24 +474,14 @@ impl Lowering<'_> {
                     .label("wrong argument type");
                 return None;
             }
+            if signature.formats {
+                set_absent_default(&mut value, &ty);
+            }
             lowered.push(value);
+            types.push(ty);
         }
         if signature.function == plan::Function::Sprintf {
-            if let Some(ExprKind::String(format)) = args.first().map(|a| &a.kind) {
-                let verbs = format.replace("%%", "").matches('%').count();
-                if verbs != args.len() - 1 {
-                    self.reporter
-                        .error(
-                            span,
-                            format!(
-                                "the format has {verbs} verb(s) but {} value(s) follow it",
-                                args.len() - 1
-                            ),
-                        )
-                        .label("sprintf arguments do not match the format");
-                    return None;
-                }
-            }
+            self.check_sprintf(args, &types, span, literal)?;
         }
         if !path.is_empty() && !matches!(signature.returns, Ty::Dynamic) {
             self.reporter
@@ -479,6 +497,78 @@ impl Lowering<'_> {
         Some((plan::Value { kind: Some(plan::ValueKind::Function(call)) }, signature.returns))
     }
 
+    /// A `sprintf` format is a constant, and each verb gets a value it can format.
+    fn check_sprintf(&mut self, args: &[Expr], types: &[Ty], span: &Span, literal: &Span) -> Option<()> {
+        let Some(format_arg) = args.first() else { return Some(()) };
+        let ExprKind::String(format) = &format_arg.kind else {
+            self.reporter
+                .error(&inner_span(literal, &format_arg.range), "the format of `sprintf` is a constant")
+                .label("not a 'quoted' format")
+                .note("a format read at run time could not be checked against its values");
+            return None;
+        };
+        let pieces = match plan::format::parse(format) {
+            Ok(pieces) => pieces,
+            Err(error) => {
+                // One past the quote that opens the format.
+                let start = format_arg.range.start + 1 + error.offset;
+                self.reporter
+                    .error(
+                        &inner_span(literal, &(start..start + 1)),
+                        format!("invalid format: {}", error.message),
+                    )
+                    .label("here");
+                return None;
+            }
+        };
+        let verbs: Vec<plan::format::Verb> = pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                plan::format::Piece::Verb(verb) => Some(*verb),
+                plan::format::Piece::Text(_) => None,
+            })
+            .collect();
+        if verbs.len() != args.len() - 1 {
+            self.reporter
+                .error(
+                    span,
+                    format!(
+                        "the format has {} verb(s) but {} value(s) follow it",
+                        verbs.len(),
+                        args.len() - 1
+                    ),
+                )
+                .label("sprintf arguments do not match the format");
+            return None;
+        }
+        let mut ok = true;
+        for ((verb, arg), ty) in verbs.iter().zip(args.iter().skip(1)).zip(types.iter().skip(1)) {
+            use plan::format::VerbKind;
+            let accepted = match verb.kind {
+                VerbKind::Json => true,
+                VerbKind::Integer => matches!(ty, Ty::Int | Ty::Dynamic | Ty::Null),
+                VerbKind::Float => matches!(ty, Ty::Float | Ty::Int | Ty::Dynamic | Ty::Null),
+                VerbKind::Text | VerbKind::Value => ty.is_scalar(),
+            };
+            if !accepted {
+                let hint = if ty.is_scalar() {
+                    "use `%v` for any scalar"
+                } else {
+                    "use `%json` to write it as JSON"
+                };
+                self.reporter
+                    .error(
+                        &inner_span(literal, &arg.range),
+                        format!("`{}` cannot format {}", verb.kind.spelling(), ty.describe()),
+                    )
+                    .label("wrong value for its verb")
+                    .note(hint);
+                ok = false;
+            }
+        }
+        ok.then_some(())
+    }
+
     fn reference(
         &mut self,
         reference: &TemplateRef,
@@ -487,7 +577,12 @@ impl Lowering<'_> {
     ) -> Option<(plan::Value, Ty)> {
         let scope = ctx.scope;
         let wrap = |slot: u32, property: plan::Property, path: Vec<String>| plan::Value {
-            kind: Some(plan::ValueKind::Reference(plan::Reference { slot, property: property as i32, path })),
+            kind: Some(plan::ValueKind::Reference(plan::Reference {
+                slot,
+                property: property as i32,
+                path,
+                absent: None,
+            })),
         };
         let property = reference.property.as_deref();
         match reference.resource.as_str() {

@@ -134,7 +134,7 @@ enum NodeKind {
 impl Lowering<'_> {
     fn message(&mut self, name: &Spanned<String>) -> Option<MessageDescriptor> {
         let found = self.schemas.message(&name.value);
-        if found.is_none() {
+        if found.is_none() && self.schemas.complete {
             let names: Vec<String> =
                 self.schemas.pool.all_messages().map(|m| m.full_name().to_string()).collect();
             self.reporter
@@ -477,6 +477,9 @@ impl Lowering<'_> {
 
     pub(crate) fn method(&mut self, call: &CallDef) -> Option<MethodInfo> {
         let Some(service) = self.schemas.service_info(&call.service.value, self.config) else {
+            if !self.schemas.complete {
+                return None;
+            }
             let names = self.schemas.service_names(self.config);
             self.reporter
                 .error(&call.service.span, format!("unknown service `{}`", call.service.value))
@@ -505,7 +508,8 @@ impl Lowering<'_> {
     }
 
     fn call(&mut self, call: &CallDef, method: MethodInfo, ctx: &mut Ctx) -> Option<plan::Call> {
-        let service = self.service_by_name(&call.service)?;
+        // A service that does not resolve is reported; its call is checked all the same.
+        let service = self.service_by_name(&call.service);
         let request = self.message_template(&call.fields, &method.input, ctx);
         let headers = self.headers(&call.headers, ctx);
         let params: Vec<plan::NamedValue> = call
@@ -516,7 +520,8 @@ impl Lowering<'_> {
                 Some(plan::NamedValue { name: name.value.clone(), value: Some(value) })
             })
             .collect();
-        let transport = self.services.get(service as usize).map(|s| s.transport).unwrap_or_default();
+        let transport =
+            service.and_then(|s| self.services.get(s as usize)).map(|s| s.transport).unwrap_or_default();
         // `options { endpoint, method }` on the request override the schema's HTTP annotation.
         let option_text = |key: &str| {
             call.options.iter().find(|(k, _)| k.value == key).and_then(|(_, v)| match &v.value {
@@ -566,6 +571,8 @@ impl Lowering<'_> {
                 };
                 ("POST".to_string(), vec![segment(service_name), segment(method_name)])
             }
+            // Its service is unresolved (and reported): its transport is unknown.
+            None if service.is_none() => return None,
             None => {
                 self.reporter
                     .error(&call.method.span, format!("`{}` has no HTTP path", method.full_name))
@@ -606,7 +613,7 @@ impl Lowering<'_> {
             }
         }
         Some(plan::Call {
-            service,
+            service: service?,
             method: method.name.clone(),
             http_method,
             path,
@@ -1027,6 +1034,14 @@ impl Lowering<'_> {
             }
             parsed
         };
+        let int64_as_string = match &endpoint.int64_as_string {
+            None => false,
+            Some(Spanned { value: Literal::Bool(b), .. }) => *b,
+            Some(other) => {
+                self.reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
+                return None;
+            }
+        };
         let request_codec = codec_of(&endpoint.request_codec)?;
         let response_codec = codec_of(&endpoint.response_codec)?;
         Some(plan::Endpoint {
@@ -1037,6 +1052,7 @@ impl Lowering<'_> {
             request_codec: request_codec as i32,
             response_codec: response_codec as i32,
             route: route.value.clone(),
+            int64_as_string,
         })
     }
 
@@ -1049,6 +1065,9 @@ impl Lowering<'_> {
             return None;
         }
         let Some(info) = self.schemas.service_info(&name.value, self.config) else {
+            if !self.schemas.complete {
+                return None;
+            }
             let names = self.schemas.service_names(self.config);
             self.reporter
                 .error(&name.span, format!("unknown service `{}`", name.value))

@@ -3,6 +3,7 @@
 
 use semaphore_plan as plan;
 
+use crate::config::{Literal, Spanned};
 use crate::diagnostics::{Reporter, Span};
 use crate::schema::{ServiceInfo, Setting};
 
@@ -38,6 +39,14 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         }
         parsed
     };
+    let int64_as_string = match &info.int64_as_string {
+        None => false,
+        Some(Spanned { value: Literal::Bool(b), .. }) => *b,
+        Some(other) => {
+            reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
+            return None;
+        }
+    };
     let request_codec = codec_of(&info.request_codec)?;
     let response_codec = codec_of(&info.response_codec)?;
     let Some(upstream) = parse_host(&info.host.value) else {
@@ -67,6 +76,7 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         response_codec: response_codec as i32,
         base_path: upstream.base_path,
         tls: upstream.tls,
+        int64_as_string,
     })
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Inside the engine a message is a JSON object keyed by proto field names, holding values
 //! already coerced to the field's type: integers and floats as numbers, enums by name, bytes as
-//! base64 text. Encoding to JSON applies the proto3 JSON mapping (64-bit integers as strings,
-//! enums by name, bytes as base64) with the proto field names as keys, as Semaphore always wrote
-//! them; decoding accepts both the field name and its lowerCamelCase JSON name.
+//! base64 text. Encoding to JSON writes the proto field names as keys, as Semaphore always wrote
+//! them, 64-bit integers as numbers (exactly, also beyond 2^53) unless the endpoint or service
+//! asks for strings, enums by name and bytes as base64; decoding accepts both the field name and
+//! its lowerCamelCase JSON name, and 64-bit integers as numbers or strings.
 
 use semaphore_plan::{Codec, FieldLayout, Kind, MessageLayout, Plan};
 use serde_json::{Map, Number, Value};
@@ -328,69 +329,101 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// The proto3 JSON form of a typed message: proto field names, 64-bit integers as strings,
-/// fields in schema order, absent fields omitted.
-pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>) -> Vec<u8> {
+/// How JSON writes 64-bit integers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Int64Json {
+    /// As numbers, as Semaphore wrote them and as JSON clients compare them.
+    #[default]
+    Number,
+    /// As strings, the proto3 JSON mapping, for clients that read every JSON number as a double.
+    String,
+}
+
+impl Int64Json {
+    pub fn strings_if(int64_as_string: bool) -> Int64Json {
+        if int64_as_string {
+            Int64Json::String
+        } else {
+            Int64Json::Number
+        }
+    }
+}
+
+/// The JSON form of a typed message: proto field names, fields in schema order, absent fields
+/// omitted.
+pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>, int64: Int64Json) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write_message(plan, layout, message, &mut out, 0);
+    JsonWriter { plan, int64 }.message(layout, message, &mut out, 0);
     out
 }
 
-/// Written straight to bytes in the layout's order, with no intermediate map.
-fn write_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
-    out.push(b'{');
-    let layout = self::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
-    let mut first = true;
-    for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
-        let Some(value) = message.get(&field.name) else { continue };
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_string(&field.name, out);
-        out.push(b':');
-        match value {
-            Value::Object(entries) if field.map => {
-                let value_field = map_value_field(plan, field);
-                out.push(b'{');
-                for (index, (key, entry)) in entries.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    write_string(key, out);
-                    out.push(b':');
-                    match value_field {
-                        Some(value_field) => write_single(plan, value_field, entry, out, depth),
-                        None => write_plain(entry, out),
-                    }
-                }
-                out.push(b'}');
-            }
-            Value::Array(items) if field.repeated => {
-                out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    write_single(plan, field, item, out, depth);
-                }
-                out.push(b']');
-            }
-            other => write_single(plan, field, other, out, depth),
-        }
-    }
-    out.push(b'}');
+struct JsonWriter<'p> {
+    plan: &'p Plan,
+    int64: Int64Json,
 }
 
-fn write_single(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match (kind(field), value) {
-        (Kind::Message, Value::Object(nested)) => write_message(plan, field.message, nested, out, depth + 1),
-        (Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64, Value::Number(n)) => {
-            out.push(b'"');
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.push(b'"');
+impl JsonWriter<'_> {
+    /// Written straight to bytes in the layout's order, with no intermediate map.
+    fn message(&self, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+        let plan = self.plan;
+        out.push(b'{');
+        let layout = self::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
+        let mut first = true;
+        for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
+            let Some(value) = message.get(&field.name) else { continue };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_string(&field.name, out);
+            out.push(b':');
+            match value {
+                Value::Object(entries) if field.map => {
+                    let value_field = map_value_field(plan, field);
+                    out.push(b'{');
+                    for (index, (key, entry)) in entries.iter().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        write_string(key, out);
+                        out.push(b':');
+                        match value_field {
+                            Some(value_field) => self.single(value_field, entry, out, depth),
+                            None => write_plain(entry, out),
+                        }
+                    }
+                    out.push(b'}');
+                }
+                Value::Array(items) if field.repeated => {
+                    out.push(b'[');
+                    for (index, item) in items.iter().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        self.single(field, item, out, depth);
+                    }
+                    out.push(b']');
+                }
+                other => self.single(field, other, out, depth),
+            }
         }
-        _ => write_plain(value, out),
+        out.push(b'}');
+    }
+
+    fn single(&self, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
+        match (kind(field), value) {
+            (Kind::Message, Value::Object(nested)) => self.message(field.message, nested, out, depth + 1),
+            (
+                Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64,
+                Value::Number(n),
+            ) if self.int64 == Int64Json::String => {
+                out.push(b'"');
+                out.extend_from_slice(n.to_string().as_bytes());
+                out.push(b'"');
+            }
+            // Integers are held as i64 or u64, never as floats, so they are written exactly.
+            _ => write_plain(value, out),
+        }
     }
 }
 
@@ -506,10 +539,11 @@ pub fn encode_body(
     plan: &Plan,
     layout: u32,
     codec: Codec,
+    int64: Int64Json,
     message: &Map<String, Value>,
 ) -> (&'static str, Vec<u8>) {
     match codec {
-        Codec::Json => ("application/json", encode_json(plan, layout, message)),
+        Codec::Json => ("application/json", encode_json(plan, layout, message, int64)),
         Codec::Proto => ("application/protobuf", super::proto::encode(plan, layout, message)),
         Codec::FormUrlencoded => {
             ("application/x-www-form-urlencoded", encode_form(plan, layout, message).into_bytes())

@@ -4,8 +4,9 @@
 use std::cell::Cell;
 
 use base64::Engine as _;
+use semaphore_plan::format::{self, Piece, Verb, VerbKind};
 use semaphore_plan::{
-    Binary, BinaryOp, Function, FunctionCall, LiteralKind, MessageTemplate, Plan, Reference,
+    Binary, BinaryOp, Empty, Function, FunctionCall, Literal, LiteralKind, MessageTemplate, Plan, Reference,
     RepeatedTemplate, Unary, UnaryOp, Value as PlanValue, ValueKind, ITEM_SLOT,
 };
 use serde_json::{Map, Number, Value};
@@ -67,7 +68,14 @@ impl Env<'_> {
                 Some(_) => field_template.value.as_ref().and_then(|v| self.evaluate_in(v, item)),
                 None => None,
             };
-            let Some(value) = value else { continue };
+            // A list or map the template names is always written, empty when it has no
+            // elements, so that clients and upstreams find `[]` rather than nothing.
+            let value = match value {
+                Some(value) => value,
+                None if field.map => Value::Object(Map::new()),
+                None if field.repeated => Value::Array(Vec::new()),
+                None => continue,
+            };
             let typed = codec::normalize_field(self.plan, field, value, depth)
                 .map_err(|e| format!("cannot build `{}`: field `{}`: {e}", message.name, field.name))?;
             if let Some(typed) = typed {
@@ -113,14 +121,10 @@ impl Env<'_> {
 
     fn evaluate_in(&self, value: &PlanValue, item: Item) -> Option<Value> {
         match value.kind.as_ref()? {
-            ValueKind::Literal(literal) => Some(match literal.kind.as_ref()? {
-                LiteralKind::String(s) => Value::String(s.clone()),
-                LiteralKind::Int(i) => Value::from(*i),
-                LiteralKind::Uint(u) => Value::from(*u),
-                LiteralKind::Double(d) => Number::from_f64(*d).map(Value::Number)?,
-                LiteralKind::Bool(b) => Value::Bool(*b),
-            }),
-            ValueKind::Reference(reference) => self.reference(reference, item),
+            ValueKind::Literal(literal) => literal_value(literal),
+            ValueKind::Reference(reference) => {
+                self.reference(reference, item).or_else(|| reference.absent.as_ref().and_then(literal_value))
+            }
             ValueKind::Interpolation(interpolation) => {
                 let mut text = String::new();
                 for part in &interpolation.parts {
@@ -322,41 +326,67 @@ fn arithmetic(op: BinaryOp, a: &Number, b: &Number) -> Option<Value> {
     Number::from_f64(result).map(Value::Number)
 }
 
-/// `%s` `%v` text, `%d` integer, `%f` number, `%json` JSON, `%%` a percent sign.
+fn literal_value(literal: &Literal) -> Option<Value> {
+    Some(match literal.kind.as_ref()? {
+        LiteralKind::String(s) => Value::String(s.clone()),
+        LiteralKind::Int(i) => Value::from(*i),
+        LiteralKind::Uint(u) => Value::from(*u),
+        LiteralKind::Double(d) => Number::from_f64(*d).map(Value::Number)?,
+        LiteralKind::Bool(b) => Value::Bool(*b),
+        LiteralKind::Empty(empty) => match Empty::try_from(*empty).ok()? {
+            Empty::Message => Value::Object(Map::new()),
+            Empty::List => Value::Array(Vec::new()),
+        },
+    })
+}
+
+/// Formats as Semaphore's `sprintf` did (see `semaphore_plan::format`). The compiler checked
+/// the format and gave absent values their defaults; a value that is still absent prints
+/// nothing, and a format that does not parse (a corrupt plan) prints as it is.
 fn sprintf(format: &str, args: &[Option<Value>]) -> String {
+    let Ok(pieces) = format::parse(format) else {
+        return format.to_string();
+    };
     let mut out = String::with_capacity(format.len());
     let mut args = args.iter();
-    let mut rest = format;
-    while let Some(at) = rest.find('%') {
-        out.push_str(&rest[..at]);
-        let spec = &rest[at + 1..];
-        let (verb_len, arg) = if let Some(after) = spec.strip_prefix('%') {
-            out.push('%');
-            rest = after;
-            continue;
-        } else if spec.starts_with("json") {
-            (4, args.next())
-        } else if spec.starts_with(['s', 'v', 'd', 'f']) {
-            (1, args.next())
-        } else {
-            out.push('%');
-            rest = spec;
-            continue;
-        };
-        let value = arg.and_then(|a| a.as_ref());
-        match (&spec[..verb_len], value) {
-            ("json", Some(value)) => out.push_str(&value.to_string()),
-            ("d", Some(Value::Number(n))) => match n.as_i64() {
-                Some(i) => out.push_str(&i.to_string()),
-                None => out.push_str(&(n.as_f64().unwrap_or_default().trunc() as i64).to_string()),
-            },
-            (_, Some(value)) => out.push_str(&codec::to_text(value)),
-            (_, None) => {}
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Verb(verb) => {
+                if let Some(value) = args.next().and_then(Option::as_ref) {
+                    format_verb(verb, value, &mut out);
+                }
+            }
         }
-        rest = &spec[verb_len..];
     }
-    out.push_str(rest);
     out
+}
+
+fn format_verb(verb: Verb, value: &Value, out: &mut String) {
+    match (verb.kind, value) {
+        (VerbKind::Json, value) => out.push_str(&value.to_string()),
+        (VerbKind::Integer, Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            (None, None) => out.push_str(&(n.as_f64().unwrap_or_default().trunc() as i64).to_string()),
+        },
+        (VerbKind::Float, Value::Number(n)) => {
+            let number = n.as_f64().unwrap_or_default();
+            let width = verb.width.unwrap_or(0);
+            // Six decimals unless told otherwise, as Go's `%f`, which Semaphore used.
+            let scale = verb.scale.unwrap_or(6);
+            out.push_str(&format!("{number:>width$.scale$}"));
+        }
+        (VerbKind::Text, value) => {
+            let text = codec::to_text(value);
+            match verb.width {
+                // Semaphore's `%16s` keeps the first 16 characters.
+                Some(width) => out.extend(text.chars().take(width)),
+                None => out.push_str(&text),
+            }
+        }
+        (_, value) => out.push_str(&codec::to_text(value)),
+    }
 }
 
 /// The claims of a JWT (`Bearer ` prefix allowed). Not verified: that is the job of Envoy's
@@ -386,6 +416,14 @@ mod tests {
         let args = [Some(json!("Ada")), Some(json!(36.0)), Some(json!({"a": 1}))];
         assert_eq!(sprintf("Hey %s! %d years, %json, 100%%", &args), "Hey Ada! 36 years, {\"a\":1}, 100%");
         assert_eq!(sprintf("missing %s", &[None]), "missing ");
+        let number = [Some(json!(1.23456789))];
+        assert_eq!(sprintf("%f", &number), "1.234568");
+        assert_eq!(sprintf("%.2f", &number), "1.23");
+        assert_eq!(sprintf("[%8.3f]", &number), "[   1.235]");
+        assert_eq!(sprintf("%4s", &[Some(json!("Semaphore"))]), "Sema");
+        assert_eq!(sprintf("%d", &[Some(json!(u64::MAX))]), "18446744073709551615");
+        assert_eq!(sprintf("%json", &[Some(json!([1, "a", null]))]), "[1,\"a\",null]");
+        assert_eq!(sprintf("%v and %v", &[Some(json!(true)), Some(json!(7))]), "true and 7");
     }
 
     #[test]

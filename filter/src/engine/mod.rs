@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use semaphore_plan::{ErrorObject, Node, OnError, ERROR_SLOT};
 
-pub use route::Match;
+pub use route::{Match, Route};
 
 /// What the engine asks of its host (the proxy-wasm adapter in Envoy, a fake in tests).
 pub trait Host {
@@ -138,8 +138,20 @@ impl Engine {
     }
 
     /// The endpoint serving this request, if any; requests that match none pass through.
-    pub fn route(&self, method: &str, path: &str) -> Option<Match> {
+    pub fn route(&self, method: &str, path: &str) -> Route {
         route::find(&self.plan, method, path)
+    }
+
+    /// The answer to a method no endpoint of the path serves: 405 with the methods that are.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -> Reply {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let allow = allowed.join(", ");
+        let message = format!("{method} is not allowed on {path}; allowed: {allow}");
+        Reply {
+            status: 405,
+            headers: vec![("content-type".into(), "application/json".into()), ("allow".into(), allow)],
+            body: json!({ "message": message, "status": 405 }).to_string().into_bytes(),
+        }
     }
 
     /// Whether the endpoint belongs to a proxy. A proxy never reads the request body, so its
@@ -633,12 +645,10 @@ impl Execution {
         templates: &[semaphore_plan::HeaderTemplate],
     ) -> Result<Reply, Failure> {
         let plan = &self.engine.plan;
-        let codec = plan
-            .endpoints
-            .get(self.endpoint)
-            .and_then(|e| Codec::try_from(e.response_codec).ok())
-            .unwrap_or(Codec::Json);
-        let (content_type, body) = codec::encode_body(plan, layout, codec, body);
+        let endpoint = plan.endpoints.get(self.endpoint);
+        let codec = endpoint.and_then(|e| Codec::try_from(e.response_codec).ok()).unwrap_or(Codec::Json);
+        let int64 = codec::Int64Json::strings_if(endpoint.is_some_and(|e| e.int64_as_string));
+        let (content_type, body) = codec::encode_body(plan, layout, codec, int64, body);
         let mut headers = vec![("content-type".to_string(), content_type.to_string())];
         for header in templates {
             // A header whose value is absent is left out, not sent empty.

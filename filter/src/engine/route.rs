@@ -14,21 +14,39 @@ pub struct Match {
     pub query: String,
 }
 
+/// What the plan says of a request's method and path.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    Endpoint(Match),
+    /// Endpoints serve the path, but only for these methods: 405, as Semaphore answered.
+    MethodNotAllowed(Vec<String>),
+    /// No endpoint serves the path: the request is Envoy's router's.
+    NoEndpoint,
+}
+
 /// Splits `:path` into path and query, and finds the endpoint serving it.
-pub fn find(plan: &Plan, method: &str, full_path: &str) -> Option<Match> {
+pub fn find(plan: &Plan, method: &str, full_path: &str) -> Route {
     let (path, query) = match full_path.split_once('?') {
         Some((path, query)) => (path, query),
         None => (full_path, ""),
     };
     let path = path.split('#').next().unwrap_or("");
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    plan.endpoints.iter().enumerate().find_map(|(index, endpoint)| {
-        if !endpoint.method.eq_ignore_ascii_case(method) {
-            return None;
+    let mut allowed: Vec<String> = Vec::new();
+    for (index, endpoint) in plan.endpoints.iter().enumerate() {
+        let Some(params) = bind(endpoint, &segments) else { continue };
+        if endpoint.method.eq_ignore_ascii_case(method) {
+            return Route::Endpoint(Match { endpoint: index, params, query: query.to_string() });
         }
-        let params = bind(endpoint, &segments)?;
-        Some(Match { endpoint: index, params, query: query.to_string() })
-    })
+        if !allowed.contains(&endpoint.method) {
+            allowed.push(endpoint.method.clone());
+        }
+    }
+    if allowed.is_empty() {
+        Route::NoEndpoint
+    } else {
+        Route::MethodNotAllowed(allowed)
+    }
 }
 
 fn bind(endpoint: &Endpoint, segments: &[&str]) -> Option<Vec<(String, String)>> {

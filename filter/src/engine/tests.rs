@@ -10,7 +10,7 @@ use serde_json::{json, Value as Json};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, UpstreamResponse};
+use super::{Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, Route, UpstreamResponse};
 
 #[derive(Default)]
 struct RecordingHost {
@@ -96,6 +96,7 @@ fn reference(slot: u32, property: Property, path: &[&str]) -> Value {
             slot,
             property: property as i32,
             path: path.iter().map(|s| s.to_string()).collect(),
+            absent: None,
         })),
     }
 }
@@ -154,6 +155,7 @@ fn service() -> Service {
         response_codec: Codec::Json as i32,
         base_path: String::new(),
         tls: false,
+        int64_as_string: false,
     }
 }
 
@@ -213,7 +215,9 @@ fn get_user() -> Rc<Engine> {
 }
 
 fn run(engine: &Rc<Engine>, method: &str, path: &str, body: &[u8], host: &mut RecordingHost) -> Execution {
-    let matched = engine.route(method, path).expect("route matches");
+    let Route::Endpoint(matched) = engine.route(method, path) else {
+        panic!("{method} {path} matches no endpoint")
+    };
     Execution::start(
         Rc::clone(engine),
         matched,
@@ -255,12 +259,19 @@ fn answers_from_the_upstream_response() {
 #[test]
 fn routes_only_matching_method_and_path() {
     let engine = get_user();
-    assert!(engine.route("GET", "/user/1").is_some());
-    assert!(engine.route("GET", "/user/1?x=2").is_some());
-    assert!(engine.route("POST", "/user/1").is_none());
-    assert!(engine.route("GET", "/user").is_none());
-    assert!(engine.route("GET", "/user/1/extra").is_none());
-    assert!(engine.route("GET", "/users/1").is_none());
+    assert!(matches!(engine.route("GET", "/user/1"), Route::Endpoint(_)));
+    assert!(matches!(engine.route("GET", "/user/1?x=2"), Route::Endpoint(_)));
+    assert_eq!(engine.route("POST", "/user/1"), Route::MethodNotAllowed(vec!["GET".to_string()]));
+    assert_eq!(engine.route("GET", "/user"), Route::NoEndpoint);
+    let reply = Engine::method_not_allowed("POST", "/user/1?x=2", &["GET".to_string()]);
+    assert_eq!(reply.status, 405);
+    assert!(reply.headers.contains(&("allow".to_string(), "GET".to_string())));
+    assert_eq!(
+        String::from_utf8(reply.body).unwrap(),
+        r#"{"message":"POST is not allowed on /user/1; allowed: GET","status":405}"#
+    );
+    assert_eq!(engine.route("GET", "/user/1/extra"), Route::NoEndpoint);
+    assert_eq!(engine.route("GET", "/users/1"), Route::NoEndpoint);
 }
 
 #[test]
@@ -380,18 +391,33 @@ fn garbage_from_the_upstream_is_a_502() {
     assert_eq!(host.reply_json().0, 502);
 }
 
-#[test]
-fn output_uses_the_proto3_json_mapping() {
+/// The user's visits, an int64 beyond 2^53, as the answer's bytes; the endpoint writes 64-bit
+/// integers as strings when asked to.
+fn visits_answer(int64_as_string: bool) -> String {
     let engine = plan(
         "/user/:id",
         "GET",
         vec![node("user", &[], call("/user/:id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
         vec![FieldTemplate { field: 2, value: Some(reference(1, Property::Response, &["visits"])) }],
     );
+    let mut plan = engine.plan.clone();
+    plan.endpoints[0].int64_as_string = int64_as_string;
+    let engine = Engine::new(plan);
     let mut host = RecordingHost::default();
     let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
-    execution.on_response(host.calls[0].0, ok(json!({"visits": 12345678901i64, "name": null})), &mut host);
-    assert_eq!(host.reply_json(), (200, json!({"visits": "12345678901"})));
+    let upstream = UpstreamResponse {
+        status: Some(200),
+        headers: vec![],
+        body: br#"{"visits": "9007199254740993", "name": null}"#.to_vec(),
+    };
+    execution.on_response(host.calls[0].0, upstream, &mut host);
+    String::from_utf8(host.replies[0].body.clone()).unwrap()
+}
+
+#[test]
+fn int64_is_an_exact_json_number_unless_the_endpoint_asks_for_strings() {
+    assert_eq!(visits_answer(false), r#"{"visits":9007199254740993}"#);
+    assert_eq!(visits_answer(true), r#"{"visits":"9007199254740993"}"#);
 }
 
 #[test]
@@ -592,7 +618,7 @@ fn request_to(path_and_query: &str) -> Request {
 }
 
 fn run_proxy(engine: &Rc<Engine>, path_and_query: &str, host: &mut RecordingHost) -> Execution {
-    let matched = engine.route("GET", path_and_query).expect("route matches");
+    let Route::Endpoint(matched) = engine.route("GET", path_and_query) else { panic!("no endpoint matches") };
     assert!(engine.forwards(&matched));
     Execution::start(Rc::clone(engine), matched, request_to(path_and_query), host)
 }
@@ -600,9 +626,11 @@ fn run_proxy(engine: &Rc<Engine>, path_and_query: &str, host: &mut RecordingHost
 #[test]
 fn only_a_proxys_endpoints_forward() {
     let proxy = files_proxy(&[], vec![]);
-    assert!(proxy.forwards(&proxy.route("GET", "/files/a").unwrap()));
+    let Route::Endpoint(file) = proxy.route("GET", "/files/a") else { panic!("no endpoint matches") };
+    assert!(proxy.forwards(&file));
     let flow = get_user();
-    assert!(!flow.forwards(&flow.route("GET", "/user/1").unwrap()));
+    let Route::Endpoint(user) = flow.route("GET", "/user/1") else { panic!("no endpoint matches") };
+    assert!(!flow.forwards(&user));
 }
 
 #[test]

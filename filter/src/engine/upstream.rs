@@ -132,8 +132,13 @@ pub(super) fn build_callout(
         ("accept".to_string(), codec::content_type(codec_of(service.response_codec)).to_string()),
     ];
     let body = if has_body(&method) {
-        let (content_type, body) =
-            codec::encode_body(plan, layout, codec_of(service.request_codec), &remaining);
+        let (content_type, body) = codec::encode_body(
+            plan,
+            layout,
+            codec_of(service.request_codec),
+            codec::Int64Json::strings_if(service.int64_as_string),
+            &remaining,
+        );
         pseudo.push(("content-type".into(), content_type.into()));
         Some(body)
     } else {

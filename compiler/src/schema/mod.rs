@@ -2,39 +2,29 @@
 //! plan's message layouts so the filter needs no reflection.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use prost_reflect::{
     DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value,
 };
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 use semaphore_plan as plan;
 
 use crate::config::{Config, ServiceDef, ServiceSettings, Spanned};
 use crate::diagnostics::{Reporter, Span};
 
-const ANNOTATIONS_NAME: &str = "api/annotations.proto";
-const ANNOTATIONS: &str = include_str!("../proto/api/annotations.proto");
-
-/// Resolves `import "api/annotations.proto"` to the copy shipped inside the compiler, so that
-/// Semaphore protos compile without the user vendoring it.
-struct Annotations;
-
-impl FileResolver for Annotations {
-    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        if name == ANNOTATIONS_NAME {
-            File::from_source(name, ANNOTATIONS)
-        } else {
-            Err(protox::Error::file_not_found(name))
-        }
-    }
-}
+mod protos;
 
 pub struct Schemas {
     pub pool: DescriptorPool,
+    /// Every proto compiled. When one did not, names it defines are unknown, and saying so
+    /// again at each use would bury the error that matters.
+    pub complete: bool,
 }
 
-/// `option (semaphore.api.service) = { ... }`
+/// The packages of the service and method options the compiler reads, newest first: Semaphore's,
+/// Maestro's later `maestro.api` and its earliest `maestro`.
+const OPTION_FAMILIES: &[&str] = &["semaphore.api", "maestro.api", "maestro"];
+
+/// `option (semaphore.api.service) = { ... }` (or a Maestro spelling of it)
 #[derive(Default, Debug)]
 pub struct ServiceAnnotation {
     pub host: String,
@@ -53,28 +43,11 @@ pub struct HttpAnnotation {
 
 impl Schemas {
     pub fn load(config: &Config, reporter: &mut Reporter) -> Schemas {
-        let mut resolver = ChainFileResolver::new();
         let mut includes = config.proto_includes.clone();
         includes.sort();
         includes.dedup();
-        for include in &includes {
-            resolver.add(IncludeFileResolver::new(include.clone()));
-        }
-        resolver.add(Annotations);
-        resolver.add(GoogleFileResolver::new());
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.include_imports(true);
-        // The annotations are always known, even to configurations whose protos do not import them.
-        if let Err(e) = compiler.open_file(ANNOTATIONS_NAME) {
-            reporter.error_without_span(format!("built-in {ANNOTATIONS_NAME}: {e}"));
-        }
-        for file in &config.proto_files {
-            let name = relative_name(file, &includes);
-            if let Err(e) = compiler.open_file(&name) {
-                reporter.error_without_span(format!("{}: {e}", file.display()));
-            }
-        }
-        Schemas { pool: compiler.descriptor_pool() }
+        let compiled = protos::compile(&config.proto_files, &includes, reporter);
+        Schemas { pool: compiled.pool, complete: compiled.complete }
     }
 
     pub fn service(&self, name: &str) -> Option<ServiceDescriptor> {
@@ -86,12 +59,20 @@ impl Schemas {
     }
 
     pub fn service_annotation(&self, service: &ServiceDescriptor) -> ServiceAnnotation {
-        let Some(options) = self.extension(&service.options(), "semaphore.api.service") else {
+        let Some(options) = OPTION_FAMILIES
+            .iter()
+            .find_map(|family| self.extension(&service.options(), &format!("{family}.service")))
+        else {
             return ServiceAnnotation::default();
+        };
+        // The earliest Maestro spelled `transport` as `protocol`.
+        let transport = match string_field(&options, "transport") {
+            transport if transport.is_empty() => string_field(&options, "protocol"),
+            transport => transport,
         };
         ServiceAnnotation {
             host: string_field(&options, "host"),
-            transport: string_field(&options, "transport"),
+            transport,
             codec: string_field(&options, "codec"),
             request_codec: string_field(&options, "request_codec"),
             response_codec: string_field(&options, "response_codec"),
@@ -99,7 +80,9 @@ impl Schemas {
     }
 
     pub fn http_annotation(&self, method: &MethodDescriptor) -> Option<HttpAnnotation> {
-        let options = self.extension(&method.options(), "semaphore.api.http")?;
+        let options = OPTION_FAMILIES
+            .iter()
+            .find_map(|family| self.extension(&method.options(), &format!("{family}.http")))?;
         Some(HttpAnnotation {
             endpoint: string_field(&options, "endpoint"),
             method: string_field(&options, "method"),
@@ -127,6 +110,7 @@ pub struct ServiceInfo {
     pub codec: Setting,
     pub request_codec: Setting,
     pub response_codec: Setting,
+    pub int64_as_string: Option<Spanned<crate::config::Literal>>,
     pub methods: Result<Vec<MethodInfo>, Problem>,
 }
 
@@ -183,6 +167,7 @@ impl Schemas {
             codec: from(annotation.codec),
             request_codec: from(annotation.request_codec),
             response_codec: from(annotation.response_codec),
+            int64_as_string: None,
             methods: Ok(Vec::new()),
         };
         let mut apply = |settings: &ServiceSettings| {
@@ -191,6 +176,9 @@ impl Schemas {
             info.codec.set(&settings.codec);
             info.request_codec.set(&settings.request_codec);
             info.response_codec.set(&settings.response_codec);
+            if settings.int64_as_string.is_some() {
+                info.int64_as_string.clone_from(&settings.int64_as_string);
+            }
         };
         for select in &config.service_selects {
             if glob::Pattern::new(&select.pattern.value).is_ok_and(|p| p.matches(name)) {
@@ -249,17 +237,6 @@ impl Schemas {
 
 fn string_field(message: &DynamicMessage, name: &str) -> String {
     message.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-/// protox names files relative to an include directory.
-fn relative_name(file: &Path, includes: &[std::path::PathBuf]) -> String {
-    includes
-        .iter()
-        .filter_map(|include| file.strip_prefix(include).ok())
-        .min_by_key(|rel| rel.as_os_str().len())
-        .unwrap_or(file)
-        .to_string_lossy()
-        .replace('\\', "/")
 }
 
 /// Message layouts as the plan stores them, each message once.

@@ -1,0 +1,129 @@
+//! Configurations as Semaphore users bring them (`tests/fixtures/compat`), compiled unchanged and
+//! run by the real filter in a real Envoy, answering as Semaphore answered.
+
+use semaphore_e2e::{http_client, start_semaphore, Reply, Upstream};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn the_introductions_getuser_runs_on_its_maestro_proto() {
+    let users = Upstream::builder()
+        .route("GET", "/user/{id}", |r| {
+            Reply::json(200, json!({"name": format!("user {}", r.param("id").unwrap_or(""))}))
+        })
+        .start();
+    let envoy = start_semaphore("tests/fixtures/compat/seed000/config.hcl", &[("proto.Users", users.addr())])
+        .await
+        .unwrap();
+
+    let response = http_client().get(envoy.url("/user/7")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"name":"user 7"}"#);
+    let requests = users.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", "/user/7"));
+}
+
+/// Both services of the todo configuration, as `jsonplaceholder` answers them.
+fn todos() -> Upstream {
+    Upstream::builder()
+        .route("GET", "/todos/1", |_| {
+            Reply::json(
+                200,
+                json!({"userId": 1, "id": 1, "title": "delectus aut autem", "completed": false, "views": "9007199254740993"}),
+            )
+        })
+        .route("GET", "/users/1", |_| Reply::json(200, json!({"id": 1, "name": "Leanne Graham", "username": "Bret"})))
+        .start()
+}
+
+#[tokio::test]
+async fn scoped_option_names_and_a_message_defined_twice_compile_and_answer() {
+    let upstream = todos();
+    let services = [("com.semaphore.Todos", upstream.addr()), ("com.semaphore.People", upstream.addr())];
+    let envoy = start_semaphore("tests/fixtures/compat/todo/config.hcl", &services).await.unwrap();
+
+    let response = http_client().get(envoy.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["owner"], "Bret");
+    // 64-bit integers are JSON numbers, exact beyond 2^53.
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"id":1,"title":"delectus aut autem","completed":false,"views":9007199254740993}"#
+    );
+    let mut paths: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(paths, ["/todos/1", "/users/1"]);
+}
+
+#[tokio::test]
+async fn a_method_an_endpoint_does_not_serve_is_405_with_allow() {
+    let upstream = todos();
+    let services = [("com.semaphore.Todos", upstream.addr()), ("com.semaphore.People", upstream.addr())];
+    let envoy = start_semaphore("tests/fixtures/compat/todo/config.hcl", &services).await.unwrap();
+
+    let response = http_client().post(envoy.url("/?page=2")).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"message":"POST is not allowed on /; allowed: GET","status":405}"#
+    );
+    assert!(upstream.requests().is_empty(), "no flow ran");
+
+    // Paths no endpoint serves still go on to Envoy's router (which has no route: 404).
+    let response = http_client().post(envoy.url("/elsewhere")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn sprintf_formats_every_verb_and_absent_values_as_their_defaults() {
+    let envoy = start_semaphore("tests/fixtures/compat/functions/config.hcl", &[]).await.unwrap();
+    let post = |path: &str, body: Value| http_client().post(envoy.url(path)).json(&body).send();
+
+    let response = post("/greet", json!({"name": "Ada", "topic": "engines"})).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), r#"{"message":"Hello Ada, about engines?"}"#);
+
+    let response = post("/age", json!({"name": "Ada", "years": 36, "share": 36.0})).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), r#"{"message":"Ada is 36 years old, 36.0% of a century"}"#);
+    // Absent, the integer and the number are their proto3 default, 0, and the text is empty.
+    let response = post("/age", json!({})).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), r#"{"message":" is 0 years old, 0.0% of a century"}"#);
+
+    let details = json!({"city": "London", "visits": 12, "verified": true, "scores": [3, 1]});
+    let response = post("/profile", json!({"name": "Ada", "details": details})).await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    let json_part = message.strip_prefix("Ada sent ").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(json_part).unwrap(), details, "{message}");
+    // An absent message is `{}`.
+    let response = post("/profile", json!({"name": "Ada"})).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), r#"{"message":"Ada sent {}"}"#);
+}
+
+#[tokio::test]
+async fn error_objects_carry_their_int64_status_as_a_number() {
+    let upstream = Upstream::builder()
+        .route("GET", "/404", |_| Reply::json(404, json!({"message": "nothing here"})))
+        .start();
+    let envoy =
+        start_semaphore("tests/fixtures/compat/errors/config.hcl", &[("proto.Service", upstream.addr())])
+            .await
+            .unwrap();
+
+    for (path, status, message) in [
+        ("/", 401, "global error message"),
+        ("/flow", 403, "flow error message"),
+        ("/flow/node", 409, "node error message"),
+    ] {
+        let response = http_client().get(envoy.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(
+            response.text().await.unwrap(),
+            format!(r#"{{"message":"{message}","status":{status}}}"#),
+            "{path}"
+        );
+    }
+    assert_eq!(upstream.requests().len(), 3);
+}

@@ -125,6 +125,7 @@ fn codec(codec: i32) -> &'static str {
     match plan::Codec::try_from(codec) {
         Ok(plan::Codec::Proto) => "proto",
         Ok(plan::Codec::FormUrlencoded) => "form-urlencoded",
+        Ok(plan::Codec::Xml) => "xml",
         _ => "json",
     }
 }

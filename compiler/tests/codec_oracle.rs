@@ -4,7 +4,7 @@
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions};
 use semaphore_compiler::schema::Layouts;
 use semaphore_filter::engine::{codec, proto};
-use semaphore_plan::Plan;
+use semaphore_plan::{Codec, Plan};
 use serde_json::{json, Value};
 
 const SCHEMA: &str = r#"
@@ -119,6 +119,28 @@ fn json_encoding_agrees_with_prost_reflect() {
             serde_json::from_slice(&codec::encode_json(&plan, layout, &typed, codec::Int64Json::String))
                 .unwrap();
         assert_eq!(ours, reflect_json(&message), "{sample}");
+    }
+}
+
+#[test]
+fn xml_round_trips_agree_with_prost_reflect() {
+    let (plan, layout, descriptor) = setup();
+    for sample in samples() {
+        let message = DynamicMessage::deserialize(descriptor.clone(), sample.clone()).unwrap();
+        let typed = codec::decode_json(&plan, layout, sample.to_string().as_bytes()).unwrap();
+        let (content_type, xml) =
+            codec::encode_body(&plan, layout, Codec::Xml, codec::Int64Json::Number, &typed);
+        assert_eq!(content_type, "application/xml");
+        let shown = String::from_utf8_lossy(&xml).into_owned();
+        let read =
+            codec::decode_body(&plan, layout, Codec::Xml, &xml).unwrap_or_else(|e| panic!("{e}: {shown}"));
+        assert_eq!(read, typed, "{shown}");
+        let ours: Value =
+            serde_json::from_slice(&codec::encode_json(&plan, layout, &read, codec::Int64Json::String))
+                .unwrap();
+        assert_eq!(ours, reflect_json(&message), "{shown}");
+        let wire = proto::encode(&plan, layout, &read);
+        assert_eq!(DynamicMessage::decode(descriptor.clone(), wire.as_slice()).unwrap(), message, "{shown}");
     }
 }
 

@@ -97,6 +97,15 @@ fn environment_variables_expand_in_strings() {
 }
 
 #[test]
+fn xml_is_a_codec_of_endpoints_and_services() {
+    let config = "protobuffers = [\"./proto/*.proto\"]\nservices {\n  select \"proto.*\" {\n    host = \"http://users.svc:9090\"\n    codec = \"xml\"\n  }\n}\nendpoint \"F\" \"http\" {\n  endpoint = \"/f\"\n  method = \"POST\"\n  codec = \"xml\"\n}\nflow \"F\" {\n  input \"proto.Query\" {}\n  resource \"u\" {\n    request \"proto.Users\" \"Get\" {\n      id = \"{{ input:id }}\"\n    }\n  }\n}\n";
+    let plan = compile_with(&[("config.hcl", config)]).unwrap().plan;
+    let xml = semaphore_plan::Codec::Xml as i32;
+    assert_eq!((plan.services[0].request_codec, plan.services[0].response_codec), (xml, xml));
+    assert_eq!((plan.endpoints[0].request_codec, plan.endpoints[0].response_codec), (xml, xml));
+}
+
+#[test]
 fn a_proxy_compiles_with_its_forward_and_a_bootstrap_route_to_reach_it() {
     use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
     let options = EnvoyOptions {

@@ -95,6 +95,7 @@ pub enum Codec {
     Json = 0,
     Proto = 1,
     FormUrlencoded = 2,
+    Xml = 3,
 }
 
 /// An upstream service: the Envoy cluster that reaches it and how to talk to it.

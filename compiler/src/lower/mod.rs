@@ -1028,8 +1028,8 @@ impl Lowering<'_> {
                     .label("not a codec")
                     .suggest(
                         &value.value,
-                        ["json", "proto", "form-urlencoded"],
-                        Some("expected \"json\", \"proto\" or \"form-urlencoded\"".into()),
+                        ["json", "proto", "form-urlencoded", "xml"],
+                        Some("expected \"json\", \"proto\", \"form-urlencoded\" or \"xml\"".into()),
                     );
             }
             parsed

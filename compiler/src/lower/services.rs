@@ -33,8 +33,8 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
                 .label("not a codec")
                 .suggest(
                     value,
-                    ["json", "proto", "form-urlencoded"],
-                    Some("expected \"json\", \"proto\" or \"form-urlencoded\"".into()),
+                    ["json", "proto", "form-urlencoded", "xml"],
+                    Some("expected \"json\", \"proto\", \"form-urlencoded\" or \"xml\"".into()),
                 );
         }
         parsed
@@ -85,6 +85,7 @@ pub fn parse_codec(value: &str) -> Option<plan::Codec> {
         "json" => Some(plan::Codec::Json),
         "proto" => Some(plan::Codec::Proto),
         "form-urlencoded" => Some(plan::Codec::FormUrlencoded),
+        "xml" => Some(plan::Codec::Xml),
         _ => None,
     }
 }

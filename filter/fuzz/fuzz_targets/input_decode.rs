@@ -41,10 +41,10 @@ fn plan() -> Plan {
 
 fuzz_target!(|data: &[u8]| {
     let plan = plan();
-    for codec_kind in [Codec::Json, Codec::Proto, Codec::FormUrlencoded] {
+    for codec_kind in [Codec::Json, Codec::Proto, Codec::FormUrlencoded, Codec::Xml] {
         if let Ok(message) = codec::decode_body(&plan, 0, codec_kind, data) {
             // What decodes must encode, in every codec, and read back.
-            for out in [Codec::Json, Codec::Proto, Codec::FormUrlencoded] {
+            for out in [Codec::Json, Codec::Proto, Codec::FormUrlencoded, Codec::Xml] {
                 let (_, bytes) = codec::encode_body(&plan, 0, out, codec::Int64Json::Number, &message);
                 let _ = codec::decode_body(&plan, 0, out, &bytes);
             }

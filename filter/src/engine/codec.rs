@@ -531,6 +531,7 @@ pub fn decode_body(
             decode_form(plan, layout, text, &mut out)?;
             Ok(out)
         }
+        Codec::Xml => super::xml::decode(plan, layout, body),
     }
 }
 
@@ -548,6 +549,7 @@ pub fn encode_body(
         Codec::FormUrlencoded => {
             ("application/x-www-form-urlencoded", encode_form(plan, layout, message).into_bytes())
         }
+        Codec::Xml => (super::xml::CONTENT_TYPE, super::xml::encode(plan, layout, message)),
     }
 }
 
@@ -557,5 +559,6 @@ pub fn content_type(codec: Codec) -> &'static str {
         Codec::Json => "application/json",
         Codec::Proto => "application/protobuf",
         Codec::FormUrlencoded => "application/x-www-form-urlencoded",
+        Codec::Xml => super::xml::CONTENT_TYPE,
     }
 }

@@ -7,6 +7,7 @@ mod forward;
 pub mod proto;
 pub mod route;
 mod upstream;
+pub mod xml;
 
 pub use upstream::http_status_of_grpc;
 

@@ -343,6 +343,71 @@ fn malformed_json_is_a_400() {
 }
 
 #[test]
+fn an_xml_endpoint_reads_its_body_and_answers_in_xml() {
+    let input = |name: &str| Some(reference(INPUT_SLOT, Property::Request, &[name]));
+    let output = vec![
+        FieldTemplate { field: 1, value: input("id") },
+        FieldTemplate { field: 2, value: input("limit") },
+    ];
+    let mut xml = plan("/user", "POST", vec![], output).plan.clone();
+    xml.endpoints[0].request_codec = Codec::Xml as i32;
+    xml.endpoints[0].response_codec = Codec::Xml as i32;
+    let engine = Engine::new(xml);
+
+    let mut host = RecordingHost::default();
+    run(&engine, "POST", "/user", b"<Query><id>Ada &amp; co</id><limit> 3 </limit></Query>", &mut host);
+    let reply = &host.replies[0];
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers, vec![("content-type".to_string(), "application/xml".to_string())]);
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        "<User><name>Ada &amp; co</name><visits>3</visits></User>"
+    );
+
+    let mut host = RecordingHost::default();
+    run(&engine, "POST", "/user", b"<Query><limit>three</limit></Query>", &mut host);
+    let (status, body) = host.reply_json();
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        json!("invalid request body: field `limit`: expected an integer (int32), found \"three\"")
+    );
+}
+
+#[test]
+fn an_xml_upstream_is_sent_and_answers_xml() {
+    let mut post = call("/user/:id", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    if let Some(request) = post.request.as_mut() {
+        request.fields.push(FieldTemplate {
+            field: 1,
+            value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])),
+        });
+    }
+    let output = vec![FieldTemplate { field: 1, value: Some(reference(1, Property::Response, &["name"])) }];
+    let mut xml = plan("/user", "POST", vec![node("user", &[], post)], output).plan.clone();
+    xml.services[0].request_codec = Codec::Xml as i32;
+    xml.services[0].response_codec = Codec::Xml as i32;
+    let engine = Engine::new(xml);
+
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "POST", "/user", br#"{"id": "7", "limit": 2}"#, &mut host);
+    let (token, callout) = &host.calls[0];
+    assert_eq!(callout.header(":path"), Some("/user/7"));
+    assert_eq!(callout.header("content-type"), Some("application/xml"));
+    assert_eq!(callout.header("accept"), Some("application/xml"));
+    assert_eq!(callout.body.as_deref(), Some(b"<Query><limit>2</limit></Query>".as_slice()));
+
+    let answer = b"<wb:user xmlns:wb=\"urn:users\" id=\"7\"><wb:name>Ada</wb:name><wb:extra/></wb:user>";
+    let response = UpstreamResponse {
+        status: Some(200),
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: answer.to_vec(),
+    };
+    execution.on_response(*token, response, &mut host);
+    assert_eq!(host.reply_json(), (200, json!({"name": "Ada"})));
+}
+
+#[test]
 fn upstream_errors_reach_the_client_with_their_status() {
     let engine = get_user();
     let mut host = RecordingHost::default();

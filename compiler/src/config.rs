@@ -540,11 +540,14 @@ impl Reader<'_> {
             ],
             "grpc" => &["package", "service", "method"],
             "graphql" => &["path", "name", "base"],
+            // A kind the filter does not serve is skipped whole, with a warning, when lowered.
             _ => &[],
         };
+        let served = matches!(endpoint.kind.value.as_str(), "http" | "grpc" | "graphql");
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) => match attr.key.as_str() {
+                    _ if !served => {}
                     key if !known.contains(&key) => self.unknown(key, attr.key.span(), known),
                     "endpoint" => endpoint.route = self.string(attr),
                     "method" => endpoint.method = self.string(attr),

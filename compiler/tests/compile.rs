@@ -139,3 +139,27 @@ fn a_proxy_compiles_with_its_forward_and_a_bootstrap_route_to_reach_it() {
     let getuser = compile_file(&workspace("examples/getuser/config.hcl")).unwrap();
     assert!(bootstrap(&getuser, &options).contains("routes: []"), "no proxy, no route");
 }
+
+/// What the filter cannot serve is left out of the plan, and only that.
+#[test]
+fn unservable_endpoints_and_flows_are_left_out_of_the_plan() {
+    let routes = |fixture: &str| {
+        let compiled =
+            compile_file(&workspace(&format!("compiler/tests/fixtures/pass/{fixture}.hcl"))).unwrap();
+        let flows: Vec<String> = compiled.plan.flows.iter().map(|f| f.name.clone()).collect();
+        let endpoints: Vec<String> =
+            compiled.plan.endpoints.iter().map(|e| format!("{} {}", e.method, e.route)).collect();
+        (flows, endpoints)
+    };
+    assert_eq!(
+        routes("unservable_endpoints"),
+        (vec!["item".to_string()], vec!["GET /items/:id".to_string()])
+    );
+    for fixture in ["unservable_transport", "unservable_service_codec"] {
+        assert_eq!(
+            routes(fixture),
+            (vec!["other".to_string()], vec!["GET /other/:id".to_string()]),
+            "{fixture}"
+        );
+    }
+}

@@ -32,6 +32,9 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
         services: Vec::new(),
         service_index: HashMap::new(),
         failed_services: Default::default(),
+        unservable_services: Default::default(),
+        calls_unservable: false,
+        left_out: HashMap::new(),
         value_types: HashMap::new(),
     };
     // The global error object is lowered in each flow's scope; its schema is reported once.
@@ -68,6 +71,12 @@ pub(crate) struct Lowering<'a> {
     service_index: HashMap<String, u32>,
     /// Services whose settings are wrong; reported once, where first used.
     failed_services: std::collections::HashSet<String>,
+    /// Services the filter cannot speak to; reported once, as warnings.
+    unservable_services: std::collections::HashSet<String>,
+    /// The flow being lowered calls one of those.
+    calls_unservable: bool,
+    /// Flows left out of the plan, with the service that left them out.
+    left_out: HashMap<String, String>,
     /// The type of each `resources` value node of the flow being lowered, once lowered.
     value_types: HashMap<u32, Ty>,
 }
@@ -148,6 +157,7 @@ impl Lowering<'_> {
     fn flow(&mut self, flow: &FlowDef, global_error: Option<&ParamMap>) -> Option<plan::Flow> {
         let errors_before = self.reporter.errors();
         self.value_types.clear();
+        self.calls_unservable = false;
         let input_message = flow.input.as_ref().and_then(|i| i.message.as_ref());
         let input = match &flow.schema {
             // The method's request is the input; the input block only declares headers.
@@ -238,6 +248,18 @@ impl Lowering<'_> {
         });
 
         if self.reporter.errors() > errors_before {
+            return None;
+        }
+        if self.calls_unservable {
+            let service = flow
+                .resources
+                .iter()
+                .flat_map(|r| r.request.iter().chain(r.rollback.iter()))
+                .map(|call| call.service.value.clone())
+                .chain(flow.forward.iter().map(|f| f.service.value.clone()))
+                .find(|name| self.unservable_services.contains(name))
+                .unwrap_or_default();
+            self.left_out.insert(flow.name.value.clone(), service);
             return None;
         }
         let input = match &scope.input {
@@ -903,7 +925,17 @@ impl Lowering<'_> {
         let mut routes: HashMap<(String, String), Span> = HashMap::new();
         for endpoint in &self.config.endpoints {
             let Some(&flow) = flow_index.get(&endpoint.flow.value) else {
-                if !self.config.flows.iter().any(|f| f.name.value == endpoint.flow.value) {
+                if let Some(service) = self.left_out.get(&endpoint.flow.value) {
+                    self.reporter
+                        .warning(
+                            &endpoint.flow.span,
+                            format!(
+                                "endpoint skipped: flow `{}` calls `{service}`, which cannot be served",
+                                endpoint.flow.value
+                            ),
+                        )
+                        .label("not served");
+                } else if !self.config.flows.iter().any(|f| f.name.value == endpoint.flow.value) {
                     let names: Vec<&str> = self.config.flows.iter().map(|f| f.name.value.as_str()).collect();
                     self.reporter
                         .error(
@@ -931,12 +963,15 @@ impl Lowering<'_> {
                 }
                 other => {
                     self.reporter
-                        .error(&endpoint.kind.span, format!("unknown endpoint kind `{other}`"))
-                        .label("not a listener")
+                        .warning(
+                            &endpoint.kind.span,
+                            format!("`{other}` endpoints cannot be served inside Envoy"),
+                        )
+                        .label("endpoint skipped")
                         .suggest(
                             other,
                             ["http", "grpc", "graphql"],
-                            Some("expected \"http\", \"grpc\" or \"graphql\"".into()),
+                            Some("the endpoint kinds are \"http\", \"grpc\" and \"graphql\"".into()),
                         );
                     continue;
                 }
@@ -984,6 +1019,29 @@ impl Lowering<'_> {
             })
             .collect::<Vec<_>>()
             .join("/");
+        let mut codec_of = |value: &Option<Spanned<String>>| -> Option<plan::Codec> {
+            let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
+                return Some(plan::Codec::Json);
+            };
+            let parsed = services::parse_codec(&value.value);
+            if parsed.is_none() {
+                self.reporter
+                    .warning(&value.span, format!("codec `{}` cannot be served", value.value))
+                    .label("endpoint skipped")
+                    .suggest(&value.value, services::CODECS, Some(services::CODECS_HINT.into()));
+            }
+            parsed
+        };
+        let int64_as_string = match &endpoint.int64_as_string {
+            None => false,
+            Some(Spanned { value: Literal::Bool(b), .. }) => *b,
+            Some(other) => {
+                self.reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
+                return None;
+            }
+        };
+        let request_codec = codec_of(&endpoint.request_codec)?;
+        let response_codec = codec_of(&endpoint.response_codec)?;
         if let Some(previous) = routes.insert((method.clone(), shape), route.span.clone()) {
             self.reporter
                 .error(&route.span, format!("two endpoints serve {method} {}", route.value))
@@ -1017,33 +1075,6 @@ impl Lowering<'_> {
             None => 200,
             Some(status) => self.status(status)?,
         };
-        let mut codec_of = |value: &Option<Spanned<String>>| -> Option<plan::Codec> {
-            let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
-                return Some(plan::Codec::Json);
-            };
-            let parsed = services::parse_codec(&value.value);
-            if parsed.is_none() {
-                self.reporter
-                    .error(&value.span, format!("unknown codec `{}`", value.value))
-                    .label("not a codec")
-                    .suggest(
-                        &value.value,
-                        ["json", "proto", "form-urlencoded", "xml"],
-                        Some("expected \"json\", \"proto\", \"form-urlencoded\" or \"xml\"".into()),
-                    );
-            }
-            parsed
-        };
-        let int64_as_string = match &endpoint.int64_as_string {
-            None => false,
-            Some(Spanned { value: Literal::Bool(b), .. }) => *b,
-            Some(other) => {
-                self.reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
-                return None;
-            }
-        };
-        let request_codec = codec_of(&endpoint.request_codec)?;
-        let response_codec = codec_of(&endpoint.response_codec)?;
         Some(plan::Endpoint {
             method,
             path,
@@ -1064,6 +1095,10 @@ impl Lowering<'_> {
         if self.failed_services.contains(&name.value) {
             return None;
         }
+        if self.unservable_services.contains(&name.value) {
+            self.calls_unservable = true;
+            return None;
+        }
         let Some(info) = self.schemas.service_info(&name.value, self.config) else {
             if !self.schemas.complete {
                 return None;
@@ -1075,9 +1110,17 @@ impl Lowering<'_> {
                 .suggest(&name.value, names.iter().map(String::as_str), None);
             return None;
         };
-        let Some(service) = services::resolve(&info, &name.span, self.reporter) else {
-            self.failed_services.insert(name.value.clone());
-            return None;
+        let service = match services::resolve(&info, &name.span, self.reporter) {
+            services::Resolution::Ready(service) => service,
+            services::Resolution::Unservable => {
+                self.unservable_services.insert(name.value.clone());
+                self.calls_unservable = true;
+                return None;
+            }
+            services::Resolution::Invalid => {
+                self.failed_services.insert(name.value.clone());
+                return None;
+            }
         };
         let index = self.services.len() as u32;
         self.services.push(service);

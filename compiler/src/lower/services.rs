@@ -7,8 +7,18 @@ use crate::config::{Literal, Spanned};
 use crate::diagnostics::{Reporter, Span};
 use crate::schema::{ServiceInfo, Setting};
 
+/// What a service is to the filter.
+pub enum Resolution {
+    Ready(plan::Service),
+    /// Its transport or codec is one the filter cannot speak: reported as a warning, and the
+    /// flows calling it are left out of the plan rather than failing the configuration.
+    Unservable,
+    /// Its settings are wrong: reported as an error.
+    Invalid,
+}
+
 /// The plan's view of a service: transport, codecs and the cluster that reaches its host.
-pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> Option<plan::Service> {
+pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> Resolution {
     let name = &info.name;
     let span_of = |setting: &Setting| setting.span.clone().unwrap_or_else(|| used_at.clone());
     let transport = match info.transport.value.as_str() {
@@ -16,10 +26,13 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         "grpc" => plan::Transport::Grpc,
         other => {
             reporter
-                .error(&span_of(&info.transport), format!("unknown transport `{other}` for service `{name}`"))
-                .label("not a transport")
-                .suggest(other, ["http", "grpc"], Some("expected \"http\" or \"grpc\"".into()));
-            return None;
+                .warning(
+                    &span_of(&info.transport),
+                    format!("transport `{other}` of service `{name}` cannot be served inside Envoy"),
+                )
+                .label("the flows calling this service are left out")
+                .suggest(other, ["http", "grpc"], Some("the transports are \"http\" and \"grpc\"".into()));
+            return Resolution::Unservable;
         }
     };
     let default_codec = if transport == plan::Transport::Grpc { "proto" } else { "json" };
@@ -29,13 +42,9 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         let parsed = parse_codec(value);
         if parsed.is_none() {
             reporter
-                .error(&span_of(setting), format!("unknown codec `{value}` for service `{name}`"))
-                .label("not a codec")
-                .suggest(
-                    value,
-                    ["json", "proto", "form-urlencoded", "xml"],
-                    Some("expected \"json\", \"proto\", \"form-urlencoded\" or \"xml\"".into()),
-                );
+                .warning(&span_of(setting), format!("codec `{value}` of service `{name}` cannot be served"))
+                .label("the flows calling this service are left out")
+                .suggest(value, CODECS, Some(CODECS_HINT.into()));
         }
         parsed
     };
@@ -44,11 +53,12 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         Some(Spanned { value: Literal::Bool(b), .. }) => *b,
         Some(other) => {
             reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
-            return None;
+            return Resolution::Invalid;
         }
     };
-    let request_codec = codec_of(&info.request_codec)?;
-    let response_codec = codec_of(&info.response_codec)?;
+    // One at a time: both directions usually read the same `codec`, which is reported once.
+    let Some(request_codec) = codec_of(&info.request_codec) else { return Resolution::Unservable };
+    let Some(response_codec) = codec_of(&info.response_codec) else { return Resolution::Unservable };
     let Some(upstream) = parse_host(&info.host.value) else {
         let pattern =
             name.rsplit_once('.').map(|(pkg, _)| format!("{pkg}.*")).unwrap_or_else(|| name.clone());
@@ -65,9 +75,9 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
             .note(format!(
                 "set `host` in the service's `semaphore.api.service` option, or in `services {{ select \"{pattern}\" {{ host = \"http://127.0.0.1:8080\" }} }}`"
             ));
-        return None;
+        return Resolution::Invalid;
     };
-    Some(plan::Service {
+    Resolution::Ready(plan::Service {
         name: name.clone(),
         cluster: upstream.cluster_name(),
         authority: upstream.authority(),
@@ -79,6 +89,10 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> O
         int64_as_string,
     })
 }
+
+/// The codecs, for hints.
+pub const CODECS: [&str; 4] = ["json", "proto", "form-urlencoded", "xml"];
+pub const CODECS_HINT: &str = "the codecs are \"json\", \"proto\", \"form-urlencoded\" and \"xml\"";
 
 pub fn parse_codec(value: &str) -> Option<plan::Codec> {
     match value {

@@ -24,13 +24,28 @@ pub struct Config {
     pub proto_files: Vec<PathBuf>,
     /// Directories the proto files' imports resolve against.
     pub proto_includes: Vec<PathBuf>,
-    pub listen: Option<Spanned<String>>,
+    /// `http { ... }`: the listener Envoy serves the endpoints on.
+    pub http: HttpDef,
+    /// `log_level`: the filter's.
+    pub log_level: Option<Spanned<String>>,
     pub service_selects: Vec<ServiceSelect>,
     pub services: Vec<ServiceDef>,
     pub endpoints: Vec<EndpointDef>,
     pub flows: Vec<FlowDef>,
     /// The global `error "schema" { ... }`, inherited by every flow that sets none.
     pub error: Option<ParamMap>,
+}
+
+/// `http { address origin cert_file key_file read_timeout write_timeout }`, Semaphore's HTTP
+/// listener settings; file paths are resolved against the file that names them.
+#[derive(Default, Debug)]
+pub struct HttpDef {
+    pub address: Option<Spanned<String>>,
+    pub origins: Vec<Spanned<String>>,
+    pub cert_file: Option<Spanned<PathBuf>>,
+    pub key_file: Option<Spanned<PathBuf>>,
+    pub read_timeout: Option<Spanned<Literal>>,
+    pub write_timeout: Option<Spanned<Literal>>,
 }
 
 /// `services { select "pkg.*" { ... } }`: settings for every service the pattern matches.
@@ -258,7 +273,7 @@ fn load_file(
                         }
                     }
                 }
-                "log_level" => reader.warn_daemon_only(attr.key.as_str(), attr.span()),
+                "log_level" => config.log_level = reader.string(attr),
                 "avro" | "openapi3" => {
                     let span = reader.span(attr.span());
                     reader
@@ -301,14 +316,7 @@ fn load_file(
                         config.error = Some(error);
                     }
                 }
-                "http" => {
-                    for attr in block.body.attributes() {
-                        match attr.key.as_str() {
-                            "address" => config.listen = reader.string(attr),
-                            other => reader.warn_daemon_only(&format!("http.{other}"), attr.span()),
-                        }
-                    }
-                }
+                "http" => reader.http(block, &dir, &mut config.http),
                 "grpc" | "graphql" | "prometheus" | "discovery" => {
                     reader.warn_daemon_only(block.ident.as_str(), block.span())
                 }
@@ -511,6 +519,23 @@ impl Reader<'_> {
                 .map(|label| Spanned { value: label.as_str().to_string(), span: self.span(label.span()) })
                 .collect(),
         )
+    }
+
+    fn http(&mut self, block: &Block, dir: &Path, http: &mut HttpDef) {
+        const KNOWN: &[&str] =
+            &["address", "origin", "cert_file", "key_file", "read_timeout", "write_timeout"];
+        let path = |value: Spanned<String>| Spanned { value: dir.join(&value.value), span: value.span };
+        for attr in block.body.attributes() {
+            match attr.key.as_str() {
+                "address" => http.address = self.string(attr),
+                "origin" => http.origins = self.string_list(attr),
+                "cert_file" => http.cert_file = self.string(attr).map(path),
+                "key_file" => http.key_file = self.string(attr).map(path),
+                "read_timeout" => http.read_timeout = self.literal(&attr.value),
+                "write_timeout" => http.write_timeout = self.literal(&attr.value),
+                other => self.unknown(other, attr.key.span(), KNOWN),
+            }
+        }
     }
 
     fn endpoint(&mut self, block: &Block) -> Option<EndpointDef> {

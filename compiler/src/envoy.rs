@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use semaphore_plan::FORWARD_CLUSTER_HEADER;
+use semaphore_plan::{Segment, FORWARD_CLUSTER_HEADER};
 use serde_json::{json, Value};
 
 use crate::Compiled;
@@ -38,7 +38,7 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
     let listen = options
         .listen
         .clone()
-        .or_else(|| compiled.listen.clone())
+        .or_else(|| compiled.listener.address.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let wasm = std::path::absolute(&options.wasm).unwrap_or_else(|_| options.wasm.clone());
     let filter = json!({
@@ -63,35 +63,75 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
             },
         },
     });
-    let manager = json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": "semaphore",
-            "route_config": {
-                "name": "semaphore",
-                // Requests no flow endpoint matches go to Envoy's router; add routes here to
-                // serve them.
-                "virtual_hosts": [{ "name": "default", "domains": ["*"], "routes": routes(compiled) }],
-            },
-            "http_filters": [
-                filter,
-                {
-                    "name": "envoy.filters.http.router",
-                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
-                },
-            ],
+    let listener = &compiled.listener;
+    let mut virtual_host = json!({ "name": "default", "domains": ["*"], "routes": routes(compiled) });
+    let mut http_filters = vec![filter];
+    if !listener.cors_origins.is_empty() {
+        // Before the filter, so that Envoy answers preflights itself and adds the CORS headers
+        // to every answer, the filter's own included.
+        http_filters.insert(
+            0,
+            json!({
+                "name": "envoy.filters.http.cors",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" },
+            }),
+        );
+        virtual_host["typed_per_filter_config"] = json!({ "envoy.filters.http.cors": cors_policy(compiled) });
+        if let Some(routes) = virtual_host["routes"].as_array_mut() {
+            routes.extend(endpoint_routes(compiled));
+        }
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+    }));
+    let mut manager_config = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "semaphore",
+        "route_config": {
+            "name": "semaphore",
+            // Requests no flow endpoint matches go to Envoy's router; add routes here to
+            // serve them.
+            "virtual_hosts": [virtual_host],
         },
+        "http_filters": http_filters,
     });
+    if let Some(ms) = listener.read_timeout_ms {
+        manager_config["request_timeout"] = json!(duration(ms));
+    }
+    if let Some(ms) = listener.write_timeout_ms {
+        manager_config["common_http_protocol_options"] = json!({ "max_stream_duration": duration(ms) });
+    }
+    let manager =
+        json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": manager_config });
+    let mut filter_chain = json!({ "filters": [manager] });
+    if let Some(tls) = &listener.tls {
+        filter_chain["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "tls_certificates": [{
+                        "certificate_chain": { "filename": tls.cert_file.to_string_lossy() },
+                        "private_key": { "filename": tls.key_file.to_string_lossy() },
+                    }],
+                },
+            },
+        });
+    }
+    let mut clusters = clusters(compiled, &options.upstream_overrides);
+    if !listener.cors_origins.is_empty() {
+        clusters.push(json!({ "name": ENDPOINTS_CLUSTER, "type": "STATIC", "connect_timeout": "1s" }));
+    }
     let bootstrap = json!({
         "admin": { "address": socket_address(&options.admin) },
         "static_resources": {
             "listeners": [{
                 "name": "semaphore",
                 "address": socket_address(&listen),
-                "filter_chains": [{ "filters": [manager] }],
+                "filter_chains": [filter_chain],
             }],
-            "clusters": clusters(compiled, &options.upstream_overrides),
+            "clusters": clusters,
         },
     });
     let yaml = serde_norway::to_string(&bootstrap).unwrap_or_else(|_| bootstrap.to_string());
@@ -115,6 +155,98 @@ fn routes(compiled: &Compiled) -> Vec<Value> {
         "route": { "cluster_header": FORWARD_CLUSTER_HEADER },
         "request_headers_to_remove": [FORWARD_CLUSTER_HEADER],
     })]
+}
+
+/// Envoy's CORS policy for the `origin` list: the endpoints' methods, the headers flows read
+/// and the headers they answer with.
+fn cors_policy(compiled: &Compiled) -> Value {
+    let plan = &compiled.plan;
+    let origins: Vec<Value> = compiled
+        .listener
+        .cors_origins
+        .iter()
+        .map(|origin| match origin.as_str() {
+            "*" => json!({ "safe_regex": { "regex": ".*" } }),
+            exact => json!({ "exact": exact }),
+        })
+        .collect();
+    let mut methods: Vec<&str> = plan.endpoints.iter().map(|e| e.method.as_str()).collect();
+    methods.push("OPTIONS");
+    methods.sort_unstable();
+    methods.dedup();
+    let mut headers: Vec<&str> =
+        plan.flows.iter().flat_map(|f| f.input_headers.iter().map(String::as_str)).collect();
+    headers.push("content-type");
+    headers.sort_unstable();
+    headers.dedup();
+    let mut exposed: Vec<String> = plan
+        .flows
+        .iter()
+        .filter_map(|f| f.output.as_ref())
+        .flat_map(|output| output.headers.iter().map(|h| h.name.to_ascii_lowercase()))
+        .collect();
+    exposed.sort_unstable();
+    exposed.dedup();
+    let mut policy = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": origins,
+        "allow_methods": methods.join(", "),
+        "allow_headers": headers.join(", "),
+        "max_age": "600",
+    });
+    if !exposed.is_empty() {
+        policy["expose_headers"] = json!(exposed.join(", "));
+    }
+    policy
+}
+
+/// The cluster endpoint routes name: it has no hosts, as the filter answers every request it
+/// serves before the router would send it anywhere.
+const ENDPOINTS_CLUSTER: &str = "semaphore_endpoints";
+
+/// Envoy's CORS filter applies the policy of the route a request matched, and only of a route
+/// that forwards: each endpoint's path gets one, so that its requests carry the policy. The
+/// filter answers them before the router; only with a refused plan would the router see one,
+/// and answer 503.
+fn endpoint_routes(compiled: &Compiled) -> Vec<Value> {
+    let mut templates: Vec<String> = compiled
+        .plan
+        .endpoints
+        .iter()
+        .map(|endpoint| {
+            let segments: Vec<String> = endpoint
+                .path
+                .iter()
+                .filter_map(|segment| match segment.segment.as_ref()? {
+                    Segment::Literal(text) => Some(text.clone()),
+                    Segment::Param(name) => Some(format!("{{{name}}}")),
+                    Segment::Wildcard(name) => Some(format!("{{{name}=**}}")),
+                })
+                .collect();
+            format!("/{}", segments.join("/"))
+        })
+        .collect();
+    templates.sort();
+    templates.dedup();
+    templates
+        .into_iter()
+        .map(|template| {
+            json!({
+                "match": { "path_match_policy": {
+                    "name": "envoy.path.match.uri_template.uri_template_matcher",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig",
+                        "path_template": template,
+                    },
+                } },
+                "route": { "cluster": ENDPOINTS_CLUSTER },
+            })
+        })
+        .collect()
+}
+
+fn duration(ms: u32) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
 
 fn clusters(compiled: &Compiled, overrides: &BTreeMap<String, String>) -> Vec<Value> {

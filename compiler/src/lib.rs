@@ -4,6 +4,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod envoy;
 pub mod inspect;
+pub mod listener;
 pub mod lower;
 pub mod schema;
 pub mod template;
@@ -18,8 +19,8 @@ use crate::diagnostics::Reporter;
 #[derive(Debug)]
 pub struct Compiled {
     pub plan: Plan,
-    /// `http { address = ... }` of the configuration, if set.
-    pub listen: Option<String>,
+    /// The `http` block: the listener the Envoy generator writes.
+    pub listener: listener::Listener,
     /// Rendered warnings; empty when there are none.
     pub warnings: String,
 }
@@ -44,9 +45,11 @@ pub fn compile_file(path: &Path) -> Result<Compiled, Diagnostics> {
     let config = config::load(path, &mut reporter);
     // Every phase runs whatever went wrong before it, so that one run reports every mistake.
     let schemas = schema::Schemas::load(&config, &mut reporter);
-    let plan = lower::lower(&config, &schemas, &mut reporter);
+    let mut plan = lower::lower(&config, &schemas, &mut reporter);
+    plan.log_level = listener::log_level(&config, &mut reporter);
+    let listener = listener::listener(&config, &mut reporter);
     if reporter.errors() > 0 {
         return Err(Diagnostics { rendered: reporter.render(), errors: reporter.errors() });
     }
-    Ok(Compiled { plan, listen: config.listen.map(|l| l.value), warnings: reporter.render() })
+    Ok(Compiled { plan, listener, warnings: reporter.render() })
 }

@@ -205,6 +205,10 @@ fn run(compiled: &Compiled, args: &EnvoyArgs) -> Result<(), String> {
     eprintln!("starting {} -c {}", envoy.display(), path.display());
     let mut command = std::process::Command::new(&envoy);
     command.arg("-c").arg(&path).arg("--disable-hot-restart").arg("--log-level").arg("info");
+    // Envoy drops the filter's lines below its `wasm` component's level: lower it to match.
+    if matches!(compiled.plan.log_level.as_str(), "debug" | "trace") {
+        command.arg("--component-log-level").arg(format!("wasm:{}", compiled.plan.log_level));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

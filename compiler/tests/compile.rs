@@ -35,7 +35,7 @@ services {
 #[test]
 fn the_getuser_example_compiles_into_its_plan() {
     let compiled = compile_file(&workspace("examples/getuser/config.hcl")).unwrap();
-    assert_eq!(compiled.listen.as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(compiled.listener.address.as_deref(), Some("127.0.0.1:8080"));
     let plan = &compiled.plan;
     assert_eq!(plan.services.len(), 1);
     assert_eq!(plan.services[0].name, "proto.Users");

@@ -238,6 +238,14 @@ impl RootContext for Root {
         };
         match load_plan(&configuration) {
             Ok(plan) => {
+                // The configuration's `log_level`; Envoy's own level for `wasm` still applies.
+                log::set_max_level(match plan.log_level.as_str() {
+                    "error" => log::LevelFilter::Error,
+                    "warn" => log::LevelFilter::Warn,
+                    "debug" => log::LevelFilter::Debug,
+                    "trace" => log::LevelFilter::Trace,
+                    _ => log::LevelFilter::Info,
+                });
                 info!(
                     "plan loaded: {} endpoint(s), {} flow(s), {} service(s)",
                     plan.endpoints.len(),

@@ -80,6 +80,9 @@ pub struct Plan {
     pub endpoints: Vec<Endpoint>,
     #[prost(message, repeated, tag = "4")]
     pub flows: Vec<Flow>,
+    /// The most the filter logs: `error`, `warn`, `info`, `debug` or `trace`; empty is `info`.
+    #[prost(string, tag = "5")]
+    pub log_level: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -710,6 +713,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
+            log_level: "debug".into(),
         }
     }
 

@@ -79,6 +79,7 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
     setup::ensure_wasm_target()?;
     let envoy = setup::ensure_envoy(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
+    setup::ensure_debian_tools(&["openssl", "curl"])?;
     let artifacts = build::build(root)?;
 
     let mut counts = process::TestCounts::default();

@@ -128,3 +128,26 @@ fn locked_version(root: &Path, package: &str) -> Result<String> {
         .with_context(|| format!("unexpected package id from cargo: {pkgid}"))?;
     Ok(version)
 }
+
+/// Debian tools the end-to-end tests drive as real clients (curl, a TLS client) or use to make
+/// their fixtures (openssl, a certificate), installed with apt when missing.
+pub fn ensure_debian_tools(commands: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|command| Command::new(command).arg("--version").output().is_err())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("Installing {} (Debian packages)", missing.join(", ")));
+    let apt =
+        |args: &[&str]| Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").status();
+    let installed = apt(&["update", "-qq"]).is_ok_and(|s| s.success())
+        && apt(&["install", "-y", "-qq"].iter().copied().chain(missing.iter().copied()).collect::<Vec<_>>())
+            .is_ok_and(|s| s.success());
+    if !installed {
+        bail!("cannot install {} with apt-get; install them and run again", missing.join(", "));
+    }
+    Ok(())
+}

@@ -59,7 +59,13 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
         }
     }
     let endpoints = lowering.endpoints(&flow_index, &flows);
-    plan::Plan { services: lowering.services, messages: lowering.layouts.messages, endpoints, flows }
+    plan::Plan {
+        services: lowering.services,
+        messages: lowering.layouts.messages,
+        endpoints,
+        flows,
+        log_level: String::new(),
+    }
 }
 
 pub(crate) struct Lowering<'a> {

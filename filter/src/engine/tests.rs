@@ -202,6 +202,7 @@ fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>)
             }),
             ..Default::default()
         }],
+        log_level: String::new(),
     })
 }
 

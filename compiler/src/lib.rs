@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod envoy;
 pub mod inspect;
 pub mod lower;
+pub mod openapi;
 pub mod schema;
 pub mod template;
 

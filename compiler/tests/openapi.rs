@@ -1,4 +1,5 @@
-//! `semaphore generate openapi3`: the document a user gets for a configuration.
+//! `semaphore generate openapi3`: the document a user gets for a configuration, and that a real
+//! OpenAPI validator accepts it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -371,4 +372,77 @@ fn a_configuration_that_does_not_compile_or_an_unwritable_output_is_an_error() {
         semaphore(&["generate", "openapi3", config.to_str().unwrap(), "-o", "/no-such-dir/openapi.json"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("error: cannot write /no-such-dir/openapi.json"));
+}
+
+/// `OPENAPI_SPEC_VALIDATOR` (which `cargo xtask test` sets), else the one in the workspace's
+/// `.venv`.
+fn validator() -> PathBuf {
+    let validator = match std::env::var_os("OPENAPI_SPEC_VALIDATOR") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join(".venv/bin/openapi-spec-validator"),
+    };
+    assert!(
+        validator.is_file(),
+        "openapi-spec-validator is not installed ({} does not exist): run `cargo xtask test`, or \
+         `cargo xtask setup`, which install it into the workspace's .venv",
+        validator.display()
+    );
+    validator
+}
+
+fn configs(pattern: &str) -> Vec<PathBuf> {
+    let pattern = workspace_root().join(pattern);
+    let found: Vec<PathBuf> = glob::glob(pattern.to_str().unwrap()).unwrap().map(Result::unwrap).collect();
+    assert!(!found.is_empty(), "nothing matches {}", pattern.display());
+    found
+}
+
+#[test]
+fn openapi_spec_validator_accepts_every_generated_document() {
+    let validator = validator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs: Vec<PathBuf> = [
+        "examples/*/config.hcl",
+        "compiler/tests/fixtures/pass/*.hcl",
+        "compiler/tests/fixtures/seeds/*.hcl",
+    ]
+    .iter()
+    .flat_map(|pattern| configs(pattern))
+    .collect();
+    configs.push(write_kinds_config(dir.path()));
+
+    let mut documents = Vec::new();
+    for (index, config) in configs.iter().enumerate() {
+        for format in ["json", "yaml"] {
+            let document = dir.path().join(format!("{index}.{format}"));
+            let output = semaphore(&[
+                "generate",
+                "openapi3",
+                config.to_str().unwrap(),
+                "--format",
+                format,
+                "-o",
+                document.to_str().unwrap(),
+            ]);
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                config.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            documents.push(document);
+        }
+    }
+
+    let output = Command::new(&validator).args(&documents).output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let listing: Vec<String> =
+        configs.iter().enumerate().map(|(index, config)| format!("{index}: {}", config.display())).collect();
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator rejects a document ({}):\n{report}{}",
+        listing.join(", "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report.lines().filter(|line| line.ends_with(": OK")).count(), documents.len(), "{report}");
 }

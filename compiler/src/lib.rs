@@ -6,6 +6,7 @@ pub mod envoy;
 pub mod inspect;
 pub mod listener;
 pub mod lower;
+pub mod openapi;
 pub mod schema;
 pub mod template;
 

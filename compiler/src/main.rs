@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use semaphore_compiler::envoy::{self, EnvoyOptions};
 use semaphore_compiler::inspect::{self, GraphFormat};
+use semaphore_compiler::openapi::{self, ApiInfo};
 use semaphore_compiler::{compile_file, Compiled};
 
 /// Semaphore for Envoy: compile HCL flows over protobuf schemas into a plan that the
@@ -65,6 +66,39 @@ enum Command {
         #[command(flatten)]
         envoy: EnvoyArgs,
     },
+    /// Generate a document from a configuration.
+    Generate {
+        #[command(subcommand)]
+        document: Document,
+    },
+}
+
+#[derive(Subcommand)]
+enum Document {
+    /// An OpenAPI 3.0 document of the configuration's HTTP endpoints: their paths, parameters,
+    /// request bodies, responses and the schemas of the flows' messages.
+    Openapi3 {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        /// `info.title`; defaults to the configuration's file name without its extension.
+        #[arg(long)]
+        title: Option<String>,
+        /// `info.version`, the version of the API.
+        #[arg(long = "version", default_value = "1.0.0")]
+        api_version: String,
+        /// How the document is written.
+        #[arg(long, value_enum, default_value = "json")]
+        format: DocumentFormat,
+        /// Where to write the document; standard output if omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DocumentFormat {
+    Json,
+    Yaml,
 }
 
 #[derive(clap::Args)]
@@ -110,17 +144,20 @@ fn main() -> ExitCode {
         }),
         Command::Envoy { config, envoy, output } => compile(&config).and_then(|compiled| {
             let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
-            match output {
-                Some(path) => {
-                    std::fs::write(&path, yaml)
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    eprintln!("wrote {}", path.display());
-                }
-                None => print!("{yaml}"),
-            }
-            Ok(())
+            write_or_print(&yaml, output.as_deref())
         }),
         Command::Run { config, envoy } => compile(&config).and_then(|compiled| run(&compiled, &envoy)),
+        Command::Generate { document: Document::Openapi3 { config, title, api_version, format, output } } => {
+            compile(&config).and_then(|compiled| {
+                let info = ApiInfo {
+                    title: title.unwrap_or_else(|| default_title(&config)),
+                    version: api_version,
+                    listen: compiled.listener.address.clone(),
+                };
+                let text = render(&openapi::document(&compiled.plan, &info), format)?;
+                write_or_print(&text, output.as_deref())
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +182,33 @@ fn compile(config: &Path) -> Result<Compiled, String> {
             Err(format!("could not compile {} ({} error{plural})", config.display(), diagnostics.errors))
         }
     }
+}
+
+/// `examples/getuser/config.hcl` -> `config`.
+fn default_title(config: &Path) -> String {
+    config.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_else(|| "API".into())
+}
+
+fn render(document: &serde_json::Value, format: DocumentFormat) -> Result<String, String> {
+    match format {
+        DocumentFormat::Json => serde_json::to_string_pretty(document)
+            .map(|json| json + "\n")
+            .map_err(|e| format!("cannot write the document as JSON: {e}")),
+        DocumentFormat::Yaml => {
+            serde_norway::to_string(document).map_err(|e| format!("cannot write the document as YAML: {e}"))
+        }
+    }
+}
+
+fn write_or_print(text: &str, output: Option<&Path>) -> Result<(), String> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 impl EnvoyArgs {

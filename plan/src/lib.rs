@@ -101,6 +101,18 @@ pub enum Codec {
     Xml = 3,
 }
 
+impl Codec {
+    /// The content type of the codec's bodies.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => "application/json",
+            Codec::Proto => "application/protobuf",
+            Codec::FormUrlencoded => "application/x-www-form-urlencoded",
+            Codec::Xml => "application/xml",
+        }
+    }
+}
+
 /// An upstream service: the Envoy cluster that reaches it and how to talk to it.
 #[derive(Clone, PartialEq, Message)]
 pub struct Service {

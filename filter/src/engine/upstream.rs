@@ -129,7 +129,7 @@ pub(super) fn build_callout(
         (":method".to_string(), method.clone()),
         (":path".to_string(), String::new()),
         (":authority".to_string(), service.authority.clone()),
-        ("accept".to_string(), codec::content_type(codec_of(service.response_codec)).to_string()),
+        ("accept".to_string(), codec_of(service.response_codec).content_type().to_string()),
     ];
     let body = if has_body(&method) {
         let (content_type, body) = codec::encode_body(

@@ -28,8 +28,6 @@ use xmlparser::{ElementEnd, Reference, StrSpan, Stream, Token, Tokenizer};
 
 use super::codec::{self, CodecError, MAX_DEPTH};
 
-pub const CONTENT_TYPE: &str = "application/xml";
-
 fn error(message: impl Into<String>) -> CodecError {
     CodecError { field: String::new(), message: message.into() }
 }

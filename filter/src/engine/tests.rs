@@ -903,3 +903,21 @@ fn a_client_leaving_a_failing_flow_keeps_its_error_for_the_rollbacks() {
     assert!(host.replies.is_empty());
     assert_eq!(host.events.iter().filter(|e| matches!(e, Event::Flow { failed: true, .. })).count(), 1);
 }
+
+/// The rule for lists: one a template names is written, `[]` when its source is absent, so an
+/// upstream (or a client) finds an empty list rather than no field.
+#[test]
+fn a_list_a_template_names_is_written_empty_when_its_source_is_absent() {
+    let mut post = call("/users", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    if let Some(request) = post.request.as_mut() {
+        request.fields.push(FieldTemplate {
+            field: 2,
+            value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])),
+        });
+    }
+    let engine = plan("/user/:id", "GET", vec![node("user", &[], post)], vec![]);
+    let mut host = RecordingHost::default();
+    let _execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    let body = host.calls[0].1.body.clone().unwrap_or_default();
+    assert_eq!(String::from_utf8(body).unwrap(), r#"{"id":"1","tags":[]}"#);
+}

@@ -1,7 +1,6 @@
 //! The proxy-wasm adapter: Envoy's callbacks in, engine calls out.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,37 +12,33 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use semaphore_plan::FORWARD_CLUSTER_HEADER;
 
 use crate::config::load_plan;
+use crate::engine::saga::{Limits, DRAIN_LIMIT};
 use crate::engine::{
-    http_status_of_grpc, Callout, Engine, Event, Execution, Forwarding, Host, Match, Reply, Request,
-    Rollback, Route, UpstreamResponse,
+    http_status_of_grpc, Callout, Engine, Event, Execution, Forwarding, Host, Match, Reply, Request, Route,
+    SagaEvent, Sagas, UpstreamResponse,
 };
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None, in_flight: Vec::new() }));
+    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None, draining_since: None }));
 }}
 
 /// What the root context and every HTTP context of this VM share: the plan, the metrics, and
-/// the compensations waiting to be dispatched.
+/// the compensations of failed flows, which the root context dispatches.
 struct Shared {
     engine: Rc<Engine>,
     metrics: Metrics,
-    sagas: RefCell<VecDeque<Saga>>,
-    next_saga: std::cell::Cell<u64>,
-}
-
-/// The rollbacks of one failed flow, run one after the other.
-struct Saga {
-    id: u64,
-    pending: VecDeque<Rollback>,
-    busy: bool,
+    sagas: RefCell<Sagas>,
 }
 
 #[derive(Default)]
 struct Metrics {
     flows: Vec<FlowMetrics>,
+    /// Compensation attempts dispatched, and those that failed.
     rollbacks: Option<u32>,
     rollback_failures: Option<u32>,
+    compensations_pending: Option<u32>,
+    compensations_in_flight: Option<u32>,
 }
 
 struct FlowMetrics {
@@ -57,6 +52,9 @@ struct NodeMetrics {
     calls: Option<u32>,
     failures: Option<u32>,
     duration: Option<u32>,
+    compensations_succeeded: Option<u32>,
+    compensations_retried: Option<u32>,
+    compensations_given_up: Option<u32>,
 }
 
 /// Stat names hold letters, digits and `_`; other characters of a flow or resource name become
@@ -90,10 +88,19 @@ impl Metrics {
                         .filter(|node| node.call.is_some())
                         .map(|node| {
                             let prefix = format!("{prefix}.resource.{}", stat_name(&node.name));
+                            let compensation = |what: &str| match node.rollback {
+                                Some(_) => {
+                                    define(MetricType::Counter, format!("{prefix}.compensations.{what}"))
+                                }
+                                None => None,
+                            };
                             NodeMetrics {
                                 calls: define(MetricType::Counter, format!("{prefix}.calls")),
                                 failures: define(MetricType::Counter, format!("{prefix}.failures")),
                                 duration: define(MetricType::Histogram, format!("{prefix}.duration_ms")),
+                                compensations_succeeded: compensation("succeeded"),
+                                compensations_retried: compensation("retried"),
+                                compensations_given_up: compensation("given_up"),
                             }
                         })
                         .collect(),
@@ -104,7 +111,33 @@ impl Metrics {
             flows,
             rollbacks: define(MetricType::Counter, "semaphore.rollbacks".into()),
             rollback_failures: define(MetricType::Counter, "semaphore.rollback_failures".into()),
+            compensations_pending: define(MetricType::Gauge, "semaphore.compensations.pending".into()),
+            compensations_in_flight: define(MetricType::Gauge, "semaphore.compensations.in_flight".into()),
         }
+    }
+
+    fn record_sagas(&self, engine: &Engine, sagas: &Sagas, events: &[SagaEvent]) {
+        for event in events {
+            let (flow, node) = match event {
+                SagaEvent::Succeeded { flow, node }
+                | SagaEvent::Retried { flow, node }
+                | SagaEvent::GivenUp { flow, node } => (*flow, *node),
+            };
+            let Some(metrics) = self.node(engine, flow, node) else { continue };
+            match event {
+                SagaEvent::Succeeded { .. } => increment(metrics.compensations_succeeded),
+                SagaEvent::Retried { .. } => {
+                    increment(metrics.compensations_retried);
+                    increment(self.rollback_failures);
+                }
+                SagaEvent::GivenUp { .. } => {
+                    increment(metrics.compensations_given_up);
+                    increment(self.rollback_failures);
+                }
+            }
+        }
+        observe(self.compensations_pending, sagas.pending() as u64);
+        observe(self.compensations_in_flight, sagas.in_flight() as u64);
     }
 
     fn node(&self, engine: &Engine, flow: usize, node: usize) -> Option<&NodeMetrics> {
@@ -158,57 +191,47 @@ fn now_ms() -> u64 {
 
 struct Root {
     shared: Option<Rc<Shared>>,
-    /// Rollback calls in flight: token, the saga it belongs to, and the rollback.
-    in_flight: Vec<(u32, u64, Rollback)>,
+    /// Envoy is stopping this VM: since when, in ms, while compensations still run.
+    draining_since: Option<u64>,
 }
 
 impl Root {
-    /// Dispatches the next rollback of every saga that has none in flight. Runs in the root
-    /// context, so the answers come back here even when the request is long gone.
+    /// Dispatches the compensations that are due. Runs in the root context, so their answers
+    /// come back here even when the request is long gone.
     fn pump(&mut self) {
         let Some(shared) = self.shared.clone() else { return };
+        let now = now_ms();
         let mut sagas = shared.sagas.borrow_mut();
-        for saga in sagas.iter_mut().filter(|s| !s.busy) {
-            while let Some(rollback) = saga.pending.pop_front() {
-                increment(shared.metrics.rollbacks);
-                match dispatch(&rollback.callout) {
-                    Ok(token) => {
-                        info!("flow `{}`: rolling back `{}`", rollback.flow, rollback.node);
-                        self.in_flight.push((token, saga.id, rollback));
-                        saga.busy = true;
-                        break;
-                    }
-                    Err(reason) => {
-                        increment(shared.metrics.rollback_failures);
-                        error!("flow `{}`: rollback of `{}` failed: {reason}", rollback.flow, rollback.node);
-                    }
-                }
+        let events = sagas.pump(now, &mut |callout| {
+            increment(shared.metrics.rollbacks);
+            dispatch(callout)
+        });
+        shared.metrics.record_sagas(&shared.engine, &sagas, &events);
+        // Tick when something is due; idle, no tick at all.
+        let period = match sagas.next_wakeup() {
+            Some(due) => Duration::from_millis(due.saturating_sub(now).clamp(1, 1000)),
+            None if self.draining_since.is_some() => Duration::from_millis(10),
+            None => Duration::ZERO,
+        };
+        let _ = hostcalls::set_tick_period(period);
+        if let Some(since) = self.draining_since {
+            let out_of_time = now.saturating_sub(since) >= DRAIN_LIMIT.as_millis() as u64;
+            if out_of_time {
+                let events = sagas.abandon();
+                shared.metrics.record_sagas(&shared.engine, &sagas, &events);
             }
-        }
-        sagas.retain(|s| s.busy || !s.pending.is_empty());
-        if sagas.is_empty() {
-            let _ = hostcalls::set_tick_period(Duration::ZERO);
+            if sagas.is_idle() {
+                info!("compensations done; the VM may stop");
+                let _ = hostcalls::done();
+            }
         }
     }
 
     fn rollback_answered(&mut self, token: u32, status: Option<u16>) {
-        let Some(position) = self.in_flight.iter().position(|(t, _, _)| *t == token) else { return };
-        let (_, saga_id, rollback) = self.in_flight.swap_remove(position);
         let Some(shared) = self.shared.clone() else { return };
-        match status {
-            Some(200..=299) => info!("flow `{}`: rolled back `{}`", rollback.flow, rollback.node),
-            other => {
-                increment(shared.metrics.rollback_failures);
-                error!(
-                    "flow `{}`: rollback of `{}` failed: {}",
-                    rollback.flow,
-                    rollback.node,
-                    other.map(|s| format!("upstream answered {s}")).unwrap_or_else(|| "no answer".into())
-                );
-            }
-        }
-        if let Some(saga) = shared.sagas.borrow_mut().iter_mut().find(|s| s.id == saga_id) {
-            saga.busy = false;
+        let events = shared.sagas.borrow_mut().answered(token, status, now_ms());
+        if let Some(events) = events {
+            shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
         }
         self.pump();
     }
@@ -223,6 +246,21 @@ impl Context for Root {
     fn on_grpc_call_response(&mut self, token: u32, status_code: u32, _response_size: usize) {
         let status = if status_code == 0 { Some(200) } else { Some(http_status_of_grpc(status_code)) };
         self.rollback_answered(token, status);
+    }
+
+    /// Envoy stops this VM (a drain, a new configuration, shutdown): what waits is dispatched at
+    /// once, and the VM lives on until it is answered or `DRAIN_LIMIT` passes.
+    fn on_done(&mut self) -> bool {
+        let Some(shared) = self.shared.clone() else { return true };
+        if shared.sagas.borrow().is_idle() {
+            return true;
+        }
+        let waiting = shared.sagas.borrow().pending() + shared.sagas.borrow().in_flight();
+        warn!("the VM is stopping with {waiting} compensation(s) to finish; finishing them first");
+        shared.sagas.borrow_mut().drain();
+        self.draining_since = Some(now_ms());
+        self.pump();
+        false
     }
 }
 
@@ -254,11 +292,11 @@ impl RootContext for Root {
                 );
                 let engine = Engine::new(plan);
                 let metrics = Metrics::define(&engine);
+                let seed = now_ms();
                 self.shared = Some(Rc::new(Shared {
                     engine,
                     metrics,
-                    sagas: RefCell::new(VecDeque::new()),
-                    next_saga: std::cell::Cell::new(0),
+                    sagas: RefCell::new(Sagas::new(Limits::default(), seed)),
                 }));
                 true
             }
@@ -423,7 +461,9 @@ fn grpc_service(cluster: &str, authority: &str) -> String {
 }
 
 /// An HTTP callout's answer. Envoy answers for an upstream it could not reach with a 503 of its
-/// own; that is no answer from the upstream, which the engine reports as 502.
+/// own; that is no answer from the upstream, which the engine reports as 502. Whether the
+/// upstream may have performed a call that got no answer is read from Envoy's words: a timeout
+/// or a reset after connecting may have; a connection that never opened has not.
 fn read_http_response(body_size: usize) -> UpstreamResponse {
     let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
     let status =
@@ -432,9 +472,17 @@ fn read_http_response(body_size: usize) -> UpstreamResponse {
         Ok(body) => body.unwrap_or_default(),
         Err(_) => Vec::new(),
     };
-    let unreachable = status == Some(503)
+    let envoys_own = status == Some(503)
         && (body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream"));
-    UpstreamResponse { status: if unreachable { None } else { status }, headers, body }
+    let never_sent =
+        envoys_own && (contains(&body, b"connection failure") || body.starts_with(b"no healthy upstream"));
+    let timed_out = status == Some(504) && body.starts_with(b"upstream request timeout");
+    let outcome_unknown = status.is_none() || timed_out || (envoys_own && !never_sent);
+    UpstreamResponse { status: if envoys_own { None } else { status }, headers, body, outcome_unknown }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 impl Filter {
@@ -457,16 +505,15 @@ impl Filter {
         if !execution.is_finished() {
             return;
         }
-        let rollbacks = execution.take_rollbacks();
+        let compensations = execution.take_rollbacks();
         self.stage = if forwarded { Stage::Forwarded } else { Stage::Done };
-        if rollbacks.is_empty() {
+        if compensations.is_empty() {
             return;
         }
         if let Some(shared) = &self.shared {
-            let id = shared.next_saga.get();
-            shared.next_saga.set(id.wrapping_add(1));
-            shared.sagas.borrow_mut().push_back(Saga { id, pending: rollbacks.into(), busy: false });
-            // Sets the tick of this VM's root context, which dispatches the rollbacks.
+            let events = shared.sagas.borrow_mut().admit(compensations);
+            shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
+            // Sets the tick of this VM's root context, which dispatches the compensations.
             let _ = hostcalls::set_tick_period(Duration::from_millis(1));
         }
     }
@@ -499,10 +546,13 @@ impl Context for Filter {
             Ok(body) => body.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
+        // DEADLINE_EXCEEDED: the upstream may have done it, and its answer came too late.
+        let outcome_unknown = status_code == 4;
         let response = UpstreamResponse {
             status: Some(http_status_of_grpc(status_code)),
             headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
             body,
+            outcome_unknown,
         };
         self.answer(token, response);
     }

@@ -374,6 +374,10 @@ pub struct Node {
     /// What an intermediate node (no call) computes; its "response".
     #[prost(message, repeated, tag = "10")]
     pub values: Vec<NamedValue>,
+    /// The rollback reads the node's own response or headers: when the call's outcome is
+    /// unknown (it timed out after it was sent), the rollback cannot be built.
+    #[prost(bool, tag = "11")]
+    pub rollback_reads_response: bool,
 }
 
 /// An upstream call.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use envoy::{Envoy, StartError};
-pub use semaphore::start_semaphore;
+pub use semaphore::{start_semaphore, start_semaphore_with_args};
 pub use upstream::{RecordedRequest, Reply, Upstream, UpstreamBuilder};
 
 /// The workspace this crate belongs to.

@@ -16,6 +16,15 @@ pub async fn start_semaphore(
     config: impl AsRef<Path>,
     upstreams: &[(&str, SocketAddr)],
 ) -> Result<Envoy, StartError> {
+    start_semaphore_with_args(config, upstreams, &[]).await
+}
+
+/// As [`start_semaphore`], with more Envoy command-line arguments, e.g. `["--concurrency", "1"]`.
+pub async fn start_semaphore_with_args(
+    config: impl AsRef<Path>,
+    upstreams: &[(&str, SocketAddr)],
+    envoy_args: &[&str],
+) -> Result<Envoy, StartError> {
     let config = workspace_root().join(config);
     let compiled = semaphore_compiler::compile_file(&config).map_err(|diagnostics| {
         StartError::new(format!(
@@ -34,5 +43,5 @@ pub async fn start_semaphore(
             .map(|(service, addr)| ((*service).to_owned(), addr.to_string()))
             .collect::<BTreeMap<_, _>>(),
     };
-    Envoy::start(&bootstrap(&compiled, &options)).await
+    Envoy::start_with_args(&bootstrap(&compiled, &options), envoy_args).await
 }

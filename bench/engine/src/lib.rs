@@ -75,7 +75,12 @@ pub fn start(engine: &Rc<Engine>, input: &[u8], host: &mut Recorder) -> Executio
 /// Answers the three calls (the third is made when the first answers) and returns the reply.
 pub fn finish(execution: &mut Execution, host: &mut Recorder, answers: &[Vec<u8>; 3]) -> Reply {
     for (token, body) in [(1, &answers[0]), (2, &answers[1]), (3, &answers[2])] {
-        let response = UpstreamResponse { status: Some(200), headers: Vec::new(), body: body.clone() };
+        let response = UpstreamResponse {
+            status: Some(200),
+            headers: Vec::new(),
+            body: body.clone(),
+            outcome_unknown: false,
+        };
         execution.on_response(token, response, host);
     }
     host.replies.pop().unwrap_or_else(|| panic!("the flow answered nothing"))

@@ -714,6 +714,11 @@ impl Lowering<'_> {
                         return None;
                     }
                 };
+                if ctx.mode == Mode::Rollback(node.index)
+                    && matches!(property, plan::Property::Response | plan::Property::Header)
+                {
+                    ctx.reads_own_response = true;
+                }
                 if matches!(property, plan::Property::Header | plan::Property::Params) {
                     let mut key = self.header_name(reference, span)?;
                     if property == plan::Property::Params {

@@ -21,6 +21,8 @@ pub use services::{parse_host, parse_path, Upstream};
 use types::{describe_field, Ty};
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// Attempts of a compensation after its first, unless its `options { retries }` says otherwise.
+pub const DEFAULT_ROLLBACK_RETRIES: u32 = 5;
 const RESERVED_NAMES: &[&str] = &["input", "error", "stack", "output"];
 
 pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> plan::Plan {
@@ -105,11 +107,13 @@ struct Ctx<'s> {
     refs: BTreeMap<u32, Span>,
     /// Inside `repeated`: the element being built from.
     item: Option<Item>,
+    /// A rollback read its own node's response or headers.
+    reads_own_response: bool,
 }
 
 impl<'s> Ctx<'s> {
     fn new(scope: &'s Scope, mode: Mode) -> Self {
-        Ctx { scope, mode, refs: BTreeMap::new(), item: None }
+        Ctx { scope, mode, refs: BTreeMap::new(), item: None, reads_own_response: false }
     }
 }
 
@@ -342,7 +346,12 @@ impl Lowering<'_> {
         let mut rollback_ctx = Ctx::new(scope, Mode::Rollback(index));
         let rollback = resource.rollback.as_ref().and_then(|call| {
             let method = self.method(call)?;
-            self.call(call, method, &mut rollback_ctx)
+            let mut lowered = self.call(call, method, &mut rollback_ctx)?;
+            // A compensation is worth more attempts than a call: money may hang on it.
+            if !call.options.iter().any(|(key, _)| key.value == "retries") {
+                lowered.retries = DEFAULT_ROLLBACK_RETRIES;
+            }
+            Some(lowered)
         });
         let mut error_ctx = Ctx::new(scope, Mode::Error);
         let error = resource.error.as_ref().and_then(|e| self.error_object_in(e, &mut error_ctx));
@@ -359,6 +368,7 @@ impl Lowering<'_> {
             expect_status,
             before: resource.before,
             values,
+            rollback_reads_response: rollback_ctx.reads_own_response,
         };
         (node, deps, rollback_ctx.refs)
     }

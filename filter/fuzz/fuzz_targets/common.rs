@@ -46,7 +46,7 @@ pub fn run(engine: &Rc<Engine>, method: &str, path: &str, body: &[u8], answer: &
         let (token, _) = host.calls[answered].clone();
         answered += 1;
         let response =
-            UpstreamResponse { status: Some(200), headers: vec![], body: answer.to_vec() };
+            UpstreamResponse { status: Some(200), headers: vec![], body: answer.to_vec(), outcome_unknown: false };
         execution.on_response(token, response, &mut host);
     }
     let _ = execution.take_rollbacks();

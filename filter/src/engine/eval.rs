@@ -223,9 +223,16 @@ impl Env<'_> {
     /// A version 4 UUID from a splitmix64 stream seeded by the host per request. Unique, not
     /// unpredictable: do not use it as a secret.
     fn uuid(&self) -> String {
+        uuid(self.random)
+    }
+}
+
+/// A version 4 UUID from a splitmix64 stream; see [`Env::uuid`].
+pub(super) fn uuid(random: &Cell<u64>) -> String {
+    {
         let next = || {
-            let mut z = self.random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-            self.random.set(z);
+            let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            random.set(z);
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)

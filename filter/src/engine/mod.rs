@@ -6,6 +6,7 @@ mod eval;
 mod forward;
 pub mod proto;
 pub mod route;
+pub mod saga;
 mod upstream;
 pub mod xml;
 
@@ -24,6 +25,7 @@ use serde_json::{json, Map, Value};
 use semaphore_plan::{ErrorObject, Node, OnError, ERROR_SLOT};
 
 pub use route::{Match, Route};
+pub use saga::{Compensation, SagaEvent, Sagas, EXECUTION_ID_HEADER};
 
 /// What the engine asks of its host (the proxy-wasm adapter in Envoy, a fake in tests).
 pub trait Host {
@@ -112,6 +114,9 @@ pub struct UpstreamResponse {
     pub status: Option<u16>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The call may have been performed, but no answer says so: it timed out, or the connection
+    /// was reset after the request went out. Its compensation runs if it can be built.
+    pub outcome_unknown: bool,
 }
 
 /// The plan, loaded once per VM and shared read-only by every request.
@@ -187,6 +192,12 @@ enum NodeState {
     Failed {
         error: Value,
     },
+    /// Its call timed out or was reset after it was sent: the upstream may have performed it.
+    /// What it sent is known, what it answered is not.
+    Unknown {
+        request: Value,
+        params: Value,
+    },
 }
 
 struct Running {
@@ -214,6 +225,8 @@ struct Completed {
 /// One request's run of a flow.
 pub struct Execution {
     engine: Rc<Engine>,
+    /// Sent with every call and compensation (`x-semaphore-execution-id`).
+    id: String,
     endpoint: usize,
     flow: usize,
     input: Value,
@@ -246,14 +259,6 @@ impl Failure {
     }
 }
 
-/// A compensating call to make because the flow failed, in the order they must run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rollback {
-    pub flow: String,
-    pub node: String,
-    pub callout: Callout,
-}
-
 /// Failures worth another attempt: nothing arrived, or the upstream said it could not serve.
 fn transient(status: Option<u16>) -> bool {
     matches!(status, None | Some(502..=504))
@@ -274,8 +279,11 @@ impl Execution {
         let node_count = flow_def.map(|f| f.nodes.len()).unwrap_or(0);
         let now = host.now_ms();
         let deadline_ms = flow_def.filter(|f| f.timeout_ms > 0).map(|f| now + u64::from(f.timeout_ms));
+        let random = std::cell::Cell::new(request.seed);
+        let id = eval::uuid(&random);
         let mut execution = Execution {
             engine,
+            id,
             endpoint,
             flow,
             input: Value::Null,
@@ -288,7 +296,7 @@ impl Execution {
             started_ms: now,
             deadline_ms,
             now_unix_ms: request.now_unix_ms,
-            random: std::cell::Cell::new(request.seed),
+            random,
         };
         if let Some(Err(reason)) = execution.engine.rewrites.get(flow) {
             // Refused before any resource runs, so nothing needs compensating.
@@ -308,6 +316,11 @@ impl Execution {
 
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// The id its calls and compensations carry.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Whether `token` belongs to a call of this execution that is still waiting.
@@ -336,6 +349,7 @@ impl Execution {
         else {
             return;
         };
+        let unknown = response.outcome_unknown;
         if self.failing.is_some() {
             // No retries and no new calls: record how the call ended, and answer once none is
             // left in flight.
@@ -348,6 +362,10 @@ impl Execution {
                         self.completed.push(index);
                         let (request, params) = (running.request, running.params);
                         NodeState::Done(Completed { request, response, headers, params })
+                    }
+                    Err(_) if unknown => {
+                        self.completed.push(index);
+                        NodeState::Unknown { request: running.request, params: running.params }
                     }
                     Err(_) => NodeState::Failed { error: Value::Null },
                 };
@@ -389,8 +407,39 @@ impl Execution {
             }
             Err(failure) => {
                 host.record(Event::Call { flow: self.flow, node: index, failed: true, duration_ms });
+                if unknown {
+                    warn!(
+                        "flow `{}` ({}): `{}` may have been performed: {}",
+                        self.flow_name(),
+                        self.id,
+                        node.name,
+                        failure.message
+                    );
+                    self.completed.push(index);
+                    if let Some(state) = self.nodes.get_mut(index) {
+                        *state = NodeState::Unknown { request: running.request, params: running.params };
+                    }
+                    return self.fail_unknown(index, node, failure, &body, host);
+                }
                 self.fail_node(index, node, failure, &body, host);
             }
+        }
+    }
+
+    /// A call whose outcome is unknown fails the flow like any failed call, but keeps its node's
+    /// state: its request and params stay readable to its compensation.
+    fn fail_unknown(
+        &mut self,
+        index: usize,
+        node: &Node,
+        failure: Failure,
+        body: &[u8],
+        host: &mut dyn Host,
+    ) {
+        let kept = self.nodes.get_mut(index).map(|state| std::mem::replace(state, NodeState::Waiting));
+        self.fail_node(index, node, failure, body, host);
+        if let (Some(kept), Some(state)) = (kept, self.nodes.get_mut(index)) {
+            *state = kept;
         }
     }
 
@@ -411,33 +460,55 @@ impl Execution {
 
     /// The compensating calls of a failed flow: each completed node with a `rollback`, in reverse
     /// completion order, so a node is compensated only after the completed nodes that depended
-    /// on it. Built once, from the state at failure; empty for a flow that succeeded.
-    pub fn take_rollbacks(&mut self) -> Vec<Rollback> {
+    /// on it; and each node whose outcome is unknown, when its rollback does not need its
+    /// response (else it is logged for replay). Built once, from the state at failure; empty for a
+    /// flow that succeeded.
+    pub fn take_rollbacks(&mut self) -> Vec<Compensation> {
         if self.error.is_none() {
             return Vec::new();
         }
         let engine = Rc::clone(&self.engine);
         let Some(flow) = self.flow_def(&engine) else { return Vec::new() };
-        let mut rollbacks = Vec::new();
+        let mut compensations = Vec::new();
         for index in std::mem::take(&mut self.completed).into_iter().rev() {
             let Some(node) = flow.nodes.get(index) else { continue };
             let Some(call) = &node.rollback else { continue };
+            let unknown = matches!(self.nodes.get(index), Some(NodeState::Unknown { .. }));
+            if unknown && node.rollback_reads_response {
+                let sent = match self.nodes.get(index) {
+                    Some(NodeState::Unknown { request, .. }) => request.to_string(),
+                    _ => String::new(),
+                };
+                error!(
+                    "flow `{}` ({}): `{}` may have been performed, and its rollback needs its answer: \
+                     compensate it by hand; it sent {sent}",
+                    flow.name, self.id, node.name
+                );
+                continue;
+            }
             let built = self.build_message(call.request_message, call.request.as_ref()).and_then(|request| {
                 upstream::build_callout(&engine.plan, call, &request, &self.headers, |v| self.evaluate(v))
             });
             match built {
-                Ok(built) => rollbacks.push(Rollback {
-                    flow: flow.name.clone(),
-                    node: node.name.clone(),
-                    callout: built.callout,
-                }),
-                Err(failure) => warn!(
-                    "flow `{}`: cannot build the rollback of `{}`: {}",
-                    flow.name, node.name, failure.message
+                Ok(mut built) => {
+                    built.callout.headers.push((EXECUTION_ID_HEADER.to_string(), self.id.clone()));
+                    compensations.push(Compensation {
+                        execution_id: self.id.clone(),
+                        flow: self.flow,
+                        node: index,
+                        flow_name: flow.name.clone(),
+                        node_name: node.name.clone(),
+                        callout: built.callout,
+                        retries: call.retries,
+                    })
+                }
+                Err(failure) => error!(
+                    "flow `{}` ({}): cannot build the rollback of `{}`: {}",
+                    flow.name, self.id, node.name, failure.message
                 ),
             }
         }
-        rollbacks
+        compensations
     }
 
     fn flow_def<'e>(&self, engine: &'e Engine) -> Option<&'e Flow> {
@@ -554,6 +625,7 @@ impl Execution {
         let mut built =
             upstream::build_callout(plan, call, &request, &self.headers, |value| self.evaluate(value))?;
         built.callout.timeout = Duration::from_millis(timeout_ms);
+        built.callout.headers.push((EXECUTION_ID_HEADER.to_string(), self.id.clone()));
         let token = host
             .dispatch(&built.callout)
             .map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
@@ -827,6 +899,8 @@ impl Execution {
                     Property::Error => return None,
                 },
                 NodeState::Failed { error } if property == Property::Error => error,
+                NodeState::Unknown { request, .. } if property == Property::Request => request,
+                NodeState::Unknown { params, .. } if property == Property::Params => params,
                 _ => return None,
             },
         };

@@ -10,7 +10,10 @@ use serde_json::{json, Value as Json};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, Route, UpstreamResponse};
+use super::{
+    Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, Route, UpstreamResponse,
+    EXECUTION_ID_HEADER,
+};
 
 #[derive(Default)]
 struct RecordingHost {
@@ -232,6 +235,7 @@ fn ok(body: Json) -> UpstreamResponse {
         status: Some(200),
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
+        ..Default::default()
     }
 }
 
@@ -403,6 +407,7 @@ fn an_xml_upstream_is_sent_and_answers_xml() {
         status: Some(200),
         headers: vec![("content-type".into(), "text/xml".into())],
         body: answer.to_vec(),
+        ..Default::default()
     };
     execution.on_response(*token, response, &mut host);
     assert_eq!(host.reply_json(), (200, json!({"name": "Ada"})));
@@ -418,6 +423,7 @@ fn upstream_errors_reach_the_client_with_their_status() {
         status: Some(404),
         headers: vec![],
         body: br#"{"message":"user 9 not found"}"#.to_vec(),
+        ..Default::default()
     };
     execution.on_response(token, response, &mut host);
     let (status, body) = host.reply_json();
@@ -452,7 +458,12 @@ fn garbage_from_the_upstream_is_a_502() {
     let engine = get_user();
     let mut host = RecordingHost::default();
     let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
-    let response = UpstreamResponse { status: Some(200), headers: vec![], body: b"<html>".to_vec() };
+    let response = UpstreamResponse {
+        status: Some(200),
+        headers: vec![],
+        body: b"<html>".to_vec(),
+        ..Default::default()
+    };
     execution.on_response(host.calls[0].0, response, &mut host);
     assert_eq!(host.reply_json().0, 502);
 }
@@ -475,6 +486,7 @@ fn visits_answer(int64_as_string: bool) -> String {
         status: Some(200),
         headers: vec![],
         body: br#"{"visits": "9007199254740993", "name": null}"#.to_vec(),
+        ..Default::default()
     };
     execution.on_response(host.calls[0].0, upstream, &mut host);
     String::from_utf8(host.replies[0].body.clone()).unwrap()
@@ -788,8 +800,11 @@ fn a_failing_resource_answers_the_proxys_error_and_nothing_is_forwarded() {
     let mut host = RecordingHost::default();
     let mut execution = run_proxy(&engine, "/files/a", &mut host);
     execution.on_response(host.token_for("/auth?id=token-1"), ok(json!({"id": "item-7"})), &mut host);
-    let refused =
-        UpstreamResponse { status: Some(403), headers: vec![], body: br#"{"message":"not yours"}"#.to_vec() };
+    let refused = UpstreamResponse {
+        status: Some(403),
+        body: br#"{"message":"not yours"}"#.to_vec(),
+        ..Default::default()
+    };
     execution.on_response(host.token_for("/check?id=item-7"), refused, &mut host);
 
     assert!(host.forwarded.is_empty());
@@ -865,7 +880,7 @@ fn a_failure_waits_for_calls_in_flight_and_compensates_those_that_complete() {
     assert!(execution.is_finished());
     let rollbacks = execution.take_rollbacks();
     assert_eq!(rollbacks.len(), 1);
-    assert_eq!(rollbacks[0].node, "a");
+    assert_eq!(rollbacks[0].node_name, "a");
     assert_eq!(rollbacks[0].callout.body.as_deref(), Some(br#"{"id":"a-1"}"#.as_slice()));
 }
 
@@ -920,4 +935,62 @@ fn a_list_a_template_names_is_written_empty_when_its_source_is_absent() {
     let _execution = run(&engine, "GET", "/user/1", b"", &mut host);
     let body = host.calls[0].1.body.clone().unwrap_or_default();
     assert_eq!(String::from_utf8(body).unwrap(), r#"{"id":"1","tags":[]}"#);
+}
+
+/// A call that timed out may have been performed: its rollback runs when it can be built from
+/// what was sent, and every call and compensation carries the execution's id.
+#[test]
+fn a_timed_out_call_is_compensated_when_its_rollback_needs_no_answer() {
+    let charge = || {
+        let mut charge = call("/charge", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+        charge.http_method = "POST".into();
+        charge
+    };
+    let refund = |reads: Value| {
+        let mut refund = call("/refund", "POST", reads);
+        refund.http_method = "POST".into();
+        refund
+    };
+    let timed_out = || UpstreamResponse {
+        status: Some(504),
+        body: b"upstream request timeout".to_vec(),
+        outcome_unknown: true,
+        ..Default::default()
+    };
+
+    // The refund names what the charge was sent: it runs.
+    let mut node_charge = node("charge", &[], charge());
+    node_charge.rollback = Some(refund(reference(1, Property::Request, &["id"])));
+    let engine = plan("/user/:id", "GET", vec![node_charge], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/7", b"", &mut host);
+    let id = host.calls[0].1.header(EXECUTION_ID_HEADER).unwrap().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    execution.on_response(host.calls[0].0, timed_out(), &mut host);
+    assert_eq!(host.reply_json().0, 504);
+    let compensations = execution.take_rollbacks();
+    assert_eq!(compensations.len(), 1);
+    assert_eq!(compensations[0].callout.body.as_deref(), Some(br#"{"id":"7"}"#.as_slice()));
+    assert_eq!(compensations[0].callout.header(EXECUTION_ID_HEADER), Some(id.as_str()));
+    assert_eq!(compensations[0].execution_id, id);
+
+    // The refund needs the charge's answer, which never came: nothing to send, it is logged.
+    let mut node_charge = node("charge", &[], charge());
+    node_charge.rollback = Some(refund(reference(1, Property::Response, &["id"])));
+    node_charge.rollback_reads_response = true;
+    let engine = plan("/user/:id", "GET", vec![node_charge], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/7", b"", &mut host);
+    execution.on_response(host.calls[0].0, timed_out(), &mut host);
+    assert!(execution.take_rollbacks().is_empty());
+
+    // A refusal that never reached the upstream is no unknown outcome: nothing to compensate.
+    let mut node_charge = node("charge", &[], charge());
+    node_charge.rollback = Some(refund(reference(1, Property::Request, &["id"])));
+    let engine = plan("/user/:id", "GET", vec![node_charge], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/7", b"", &mut host);
+    execution.on_response(host.calls[0].0, UpstreamResponse::default(), &mut host);
+    assert_eq!(host.reply_json().0, 502);
+    assert!(execution.take_rollbacks().is_empty());
 }

@@ -1,6 +1,7 @@
 //! The proxy-wasm adapter: Envoy's callbacks in, engine calls out.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,16 +21,45 @@ use crate::engine::{
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None, draining_since: None }));
+    proxy_wasm::set_root_context(|context_id| {
+        Box::new(Root { context_id, shared: None, retired: Vec::new(), draining_since: None })
+    });
 }}
 
-/// What the root context and every HTTP context of this VM share: the plan, the metrics, and
-/// the compensations of failed flows, which the root context dispatches.
+/// What the root context and every HTTP context of this VM share: the plan, the metrics, the
+/// flows running, and the compensations of failed flows.
+///
+/// Every call a flow makes is the root context's: Envoy sends its answer to the root context
+/// even after the client has gone, so a call in flight is never lost with its stream. The
+/// root then runs the flow, answering the client through its stream while it is there.
 struct Shared {
+    root_id: u32,
     engine: Rc<Engine>,
     metrics: Metrics,
     sagas: RefCell<Sagas>,
+    /// Each HTTP context's flow, by context id.
+    streams: RefCell<HashMap<u32, Stream>>,
+    /// Which HTTP context each call in flight belongs to, by token.
+    owners: RefCell<HashMap<u32, u32>>,
+    /// A call an HTTP context asks the root context to dispatch, and what came of it.
+    outbox: RefCell<Option<Callout>>,
+    dispatched: RefCell<Option<Result<u32, String>>>,
 }
+
+/// One HTTP context's flow.
+struct Stream {
+    stage: Stage,
+    /// The client is there to answer; false once its stream has ended.
+    attached: bool,
+}
+
+// The SDK's entry point for a root context's queue. Called from an HTTP context, it makes the
+// SDK run the root context, so the calls dispatched there are the root's: their answers reach
+// the root context whatever becomes of the stream. Only the queue id below is ever used.
+extern "C" {
+    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
+}
+const DISPATCH_AS_ROOT: u32 = u32::MAX;
 
 #[derive(Default)]
 struct Metrics {
@@ -190,74 +220,150 @@ fn now_ms() -> u64 {
 }
 
 struct Root {
+    context_id: u32,
     shared: Option<Rc<Shared>>,
+    /// The state of plans replaced by a new configuration, while their flows and compensations
+    /// finish.
+    retired: Vec<Rc<Shared>>,
     /// Envoy is stopping this VM: since when, in ms, while compensations still run.
     draining_since: Option<u64>,
 }
 
 impl Root {
-    /// Dispatches the compensations that are due. Runs in the root context, so their answers
-    /// come back here even when the request is long gone.
+    fn all_shared(&self) -> Vec<Rc<Shared>> {
+        self.shared.iter().chain(self.retired.iter()).cloned().collect()
+    }
+
+    /// Dispatches the compensations that are due, and keeps the timer for the next.
     fn pump(&mut self) {
-        let Some(shared) = self.shared.clone() else { return };
         let now = now_ms();
-        let mut sagas = shared.sagas.borrow_mut();
-        let events = sagas.pump(now, &mut |callout| {
-            increment(shared.metrics.rollbacks);
-            dispatch(callout)
-        });
-        shared.metrics.record_sagas(&shared.engine, &sagas, &events);
+        let mut next: Option<u64> = None;
+        let mut idle = true;
+        for shared in self.all_shared() {
+            let mut sagas = shared.sagas.borrow_mut();
+            let events = sagas.pump(now, &mut |callout| {
+                increment(shared.metrics.rollbacks);
+                dispatch(callout)
+            });
+            shared.metrics.record_sagas(&shared.engine, &sagas, &events);
+            if let Some(since) = self.draining_since {
+                if now.saturating_sub(since) >= DRAIN_LIMIT.as_millis() as u64 {
+                    let events = sagas.abandon();
+                    shared.metrics.record_sagas(&shared.engine, &sagas, &events);
+                }
+            }
+            next = match (next, sagas.next_wakeup()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            idle &= sagas.is_idle() && shared.owners.borrow().is_empty();
+        }
+        self.retired.retain(|shared| !shared.sagas.borrow().is_idle() || !shared.owners.borrow().is_empty());
         // Tick when something is due; idle, no tick at all.
-        let period = match sagas.next_wakeup() {
+        let period = match next {
             Some(due) => Duration::from_millis(due.saturating_sub(now).clamp(1, 1000)),
             None if self.draining_since.is_some() => Duration::from_millis(10),
             None => Duration::ZERO,
         };
         let _ = hostcalls::set_tick_period(period);
-        if let Some(since) = self.draining_since {
-            let out_of_time = now.saturating_sub(since) >= DRAIN_LIMIT.as_millis() as u64;
-            if out_of_time {
-                let events = sagas.abandon();
-                shared.metrics.record_sagas(&shared.engine, &sagas, &events);
-            }
-            if sagas.is_idle() {
-                info!("compensations done; the VM may stop");
-                let _ = hostcalls::done();
-            }
+        if self.draining_since.is_some() && idle {
+            info!("compensations done; the VM may stop");
+            let _ = hostcalls::done();
         }
     }
 
-    fn rollback_answered(&mut self, token: u32, status: Option<u16>) {
-        let Some(shared) = self.shared.clone() else { return };
-        let events = shared.sagas.borrow_mut().answered(token, status, now_ms());
-        if let Some(events) = events {
-            shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
+    /// An answer to a root-owned call: a flow's, or a compensation's.
+    fn answered(&mut self, token: u32, response: UpstreamResponse) {
+        for shared in self.all_shared() {
+            let owner = shared.owners.borrow_mut().remove(&token);
+            if let Some(context_id) = owner {
+                flow_answered(&shared, self.context_id, context_id, token, response);
+                self.pump();
+                return;
+            }
+            let events = shared.sagas.borrow_mut().answered(token, response.status, now_ms());
+            if let Some(events) = events {
+                shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
+                self.pump();
+                return;
+            }
         }
-        self.pump();
+        debug!("answer to unknown call {token} ignored");
     }
+}
+
+/// Runs a flow on its call's answer, through its stream while the client is there.
+fn flow_answered(shared: &Rc<Shared>, root_id: u32, context_id: u32, token: u32, response: UpstreamResponse) {
+    let Some(mut stream) = shared.streams.borrow_mut().remove(&context_id) else { return };
+    let Stage::Running(execution) = &mut stream.stage else {
+        shared.streams.borrow_mut().insert(context_id, stream);
+        return;
+    };
+    // Stream operations (answer, forward, resume) act on the effective context.
+    let attached = stream.attached && hostcalls::set_effective_context(context_id).is_ok();
+    let mut host = EnvoyHost::new(shared, context_id, true, attached);
+    execution.on_response(token, response, &mut host);
+    let forwarded = host.forwarded;
+    settle(shared, &mut stream, forwarded);
+    if attached && matches!(stream.stage, Stage::Forwarded) {
+        if let Err(status) = hostcalls::resume_http_request() {
+            warn!("cannot resume the forwarded request ({status:?})");
+        }
+    }
+    let _ = hostcalls::set_effective_context(root_id);
+    if stream.attached || matches!(stream.stage, Stage::Running(_)) {
+        shared.streams.borrow_mut().insert(context_id, stream);
+    }
+}
+
+/// Once the flow has answered or forwarded (or, its client gone, its calls have ended), hands
+/// its compensations (if it failed) to the root context.
+fn settle(shared: &Shared, stream: &mut Stream, forwarded: bool) {
+    let Stage::Running(execution) = &mut stream.stage else { return };
+    if !execution.is_finished() {
+        return;
+    }
+    let compensations = execution.take_rollbacks();
+    stream.stage = if forwarded { Stage::Forwarded } else { Stage::Done };
+    if compensations.is_empty() {
+        return;
+    }
+    let events = shared.sagas.borrow_mut().admit(compensations);
+    shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
+    // Sets the tick of this VM's root context, which dispatches the compensations.
+    let _ = hostcalls::set_tick_period(Duration::from_millis(1));
 }
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let status = read_http_response(body_size).status;
-        self.rollback_answered(token, status);
+        let response = read_http_response(body_size);
+        self.answered(token, response);
     }
 
-    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, _response_size: usize) {
-        let status = if status_code == 0 { Some(200) } else { Some(http_status_of_grpc(status_code)) };
-        self.rollback_answered(token, status);
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        let response = read_grpc_response(status_code, response_size);
+        self.answered(token, response);
     }
 
     /// Envoy stops this VM (a drain, a new configuration, shutdown): what waits is dispatched at
     /// once, and the VM lives on until it is answered or `DRAIN_LIMIT` passes.
     fn on_done(&mut self) -> bool {
-        let Some(shared) = self.shared.clone() else { return true };
-        if shared.sagas.borrow().is_idle() {
+        let busy: usize = self
+            .all_shared()
+            .iter()
+            .map(|shared| {
+                shared.sagas.borrow().pending()
+                    + shared.sagas.borrow().in_flight()
+                    + shared.owners.borrow().len()
+            })
+            .sum();
+        if busy == 0 {
             return true;
         }
-        let waiting = shared.sagas.borrow().pending() + shared.sagas.borrow().in_flight();
-        warn!("the VM is stopping with {waiting} compensation(s) to finish; finishing them first");
-        shared.sagas.borrow_mut().drain();
+        warn!("the VM is stopping with {busy} call(s) and compensation(s) to finish; finishing them first");
+        for shared in self.all_shared() {
+            shared.sagas.borrow_mut().drain();
+        }
         self.draining_since = Some(now_ms());
         self.pump();
         false
@@ -293,18 +399,28 @@ impl RootContext for Root {
                 let engine = Engine::new(plan);
                 let metrics = Metrics::define(&engine);
                 let seed = now_ms();
-                self.shared = Some(Rc::new(Shared {
+                let shared = Rc::new(Shared {
+                    root_id: self.context_id,
                     engine,
                     metrics,
                     sagas: RefCell::new(Sagas::new(Limits::default(), seed)),
-                }));
+                    streams: RefCell::new(HashMap::new()),
+                    owners: RefCell::new(HashMap::new()),
+                    outbox: RefCell::new(None),
+                    dispatched: RefCell::new(None),
+                });
+                if let Some(previous) = self.shared.replace(shared) {
+                    self.retired.push(previous);
+                }
                 true
             }
             // Refused, but the filter stays in place and lets every request through, so that
             // Envoy goes on serving its other routes.
             Err(reason) => {
                 error!("refusing the plugin configuration, no flow will run: {reason}");
-                self.shared = None;
+                if let Some(previous) = self.shared.take() {
+                    self.retired.push(previous);
+                }
                 true
             }
         }
@@ -314,17 +430,31 @@ impl RootContext for Root {
         self.pump();
     }
 
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if queue_id == DISPATCH_AS_ROOT {
+            self.dispatch_from_outbox();
+        }
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Filter { shared: self.shared.clone(), stage: Stage::Idle, context_id }))
+        Some(Box::new(Filter { shared: self.shared.clone(), context_id }))
+    }
+}
+
+impl Root {
+    /// An HTTP context asks for a call to be the root's (see `DISPATCH_AS_ROOT`).
+    fn dispatch_from_outbox(&self) {
+        let Some(shared) = &self.shared else { return };
+        let Some(callout) = shared.outbox.borrow_mut().take() else { return };
+        *shared.dispatched.borrow_mut() = Some(dispatch(&callout));
     }
 }
 
 enum Stage {
-    Idle,
     /// A flow endpoint matched; its body is still arriving.
     Buffering(Match),
     /// The flow runs; the request is held. A proxy's body arriving meanwhile is buffered by
@@ -336,10 +466,23 @@ enum Stage {
     Forwarded,
 }
 
+/// An HTTP context: its flow lives in `Shared::streams`, where the root context finds it too.
 struct Filter {
     shared: Option<Rc<Shared>>,
-    stage: Stage,
     context_id: u32,
+}
+
+/// Dispatches a call from an HTTP context as the root context's.
+fn dispatch_as_root(shared: &Shared, callout: &Callout) -> Result<u32, String> {
+    *shared.outbox.borrow_mut() = Some(callout.clone());
+    // SAFETY: the SDK's own exported entry point, called with its root context's id; it borrows
+    // only the SDK's root contexts, which no HTTP context callback holds.
+    unsafe { proxy_on_queue_ready(shared.root_id, DISPATCH_AS_ROOT) };
+    shared
+        .dispatched
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| Err("the root context did not dispatch the call".into()))
 }
 
 fn dispatch(callout: &Callout) -> Result<u32, String> {
@@ -362,16 +505,21 @@ fn dispatch(callout: &Callout) -> Result<u32, String> {
         .map_err(refused)
 }
 
-/// The engine's view of Envoy for one HTTP context.
+/// The engine's view of Envoy for one HTTP context's flow.
 struct EnvoyHost<'a> {
     shared: &'a Shared,
+    context_id: u32,
+    /// Running in a root context callback, which dispatches as itself.
+    in_root: bool,
+    /// The client is there: answers and forwards reach its stream.
+    attached: bool,
     /// The engine forwarded the request: the filter lets it go on instead of holding it.
     forwarded: bool,
 }
 
 impl<'a> EnvoyHost<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        EnvoyHost { shared, forwarded: false }
+    fn new(shared: &'a Shared, context_id: u32, in_root: bool, attached: bool) -> Self {
+        EnvoyHost { shared, context_id, in_root, attached, forwarded: false }
     }
 }
 
@@ -407,10 +555,15 @@ fn remove_client_forward_cluster() {
 
 impl Host for EnvoyHost<'_> {
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
-        dispatch(callout)
+        let token = if self.in_root { dispatch(callout) } else { dispatch_as_root(self.shared, callout) }?;
+        self.shared.owners.borrow_mut().insert(token, self.context_id);
+        Ok(token)
     }
 
     fn respond(&mut self, reply: Reply) {
+        if !self.attached {
+            return;
+        }
         let headers: Vec<(&str, &str)> =
             reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         if let Err(status) =
@@ -421,6 +574,9 @@ impl Host for EnvoyHost<'_> {
     }
 
     fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
+        if !self.attached {
+            return Err("the client has gone".into());
+        }
         for (name, value) in &forwarding.headers {
             set_request_header(name, value.as_deref())?;
         }
@@ -481,87 +637,68 @@ fn read_http_response(body_size: usize) -> UpstreamResponse {
     UpstreamResponse { status: if envoys_own { None } else { status }, headers, body, outcome_unknown }
 }
 
+/// A gRPC callout's answer, as the engine reads answers.
+fn read_grpc_response(status_code: u32, response_size: usize) -> UpstreamResponse {
+    let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
+    // Envoy appends where the status came from; the client wants the upstream's words.
+    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
+    let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
+        Ok(body) => body.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    // DEADLINE_EXCEEDED: the upstream may have done it, and its answer came too late.
+    let outcome_unknown = status_code == 4;
+    UpstreamResponse {
+        status: Some(http_status_of_grpc(status_code)),
+        headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
+        body,
+        outcome_unknown,
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 impl Filter {
+    fn stage_is(&self, test: impl Fn(&Stage) -> bool) -> bool {
+        let Some(shared) = &self.shared else { return false };
+        shared.streams.borrow().get(&self.context_id).is_some_and(|stream| test(&stream.stage))
+    }
+
+    fn set_stage(&self, stage: Stage) {
+        let Some(shared) = &self.shared else { return };
+        shared.streams.borrow_mut().insert(self.context_id, Stream { stage, attached: true });
+    }
+
     fn start(&mut self, matched: Match, body: Vec<u8>) {
         let Some(shared) = self.shared.clone() else { return };
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         let now_unix_ms = now_ms();
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
-        let mut host = EnvoyHost::new(&shared);
+        let mut host = EnvoyHost::new(&shared, self.context_id, false, true);
         let execution = Execution::start(Rc::clone(&shared.engine), matched, request, &mut host);
-        self.stage = Stage::Running(Box::new(execution));
-        self.settle(host.forwarded);
-    }
-
-    /// Once the flow has answered or forwarded, hands its compensations (if it failed) to the
-    /// root context.
-    fn settle(&mut self, forwarded: bool) {
-        let Stage::Running(execution) = &mut self.stage else { return };
-        if !execution.is_finished() {
-            return;
-        }
-        let compensations = execution.take_rollbacks();
-        self.stage = if forwarded { Stage::Forwarded } else { Stage::Done };
-        if compensations.is_empty() {
-            return;
-        }
-        if let Some(shared) = &self.shared {
-            let events = shared.sagas.borrow_mut().admit(compensations);
-            shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
-            // Sets the tick of this VM's root context, which dispatches the compensations.
-            let _ = hostcalls::set_tick_period(Duration::from_millis(1));
-        }
-    }
-
-    fn answer(&mut self, token: u32, response: UpstreamResponse) {
-        let Some(shared) = self.shared.clone() else { return };
-        let Stage::Running(execution) = &mut self.stage else { return };
-        let mut host = EnvoyHost::new(&shared);
-        execution.on_response(token, response, &mut host);
-        self.settle(host.forwarded);
-        if matches!(self.stage, Stage::Forwarded) {
-            if let Err(status) = hostcalls::resume_http_request() {
-                warn!("cannot resume the forwarded request ({status:?})");
-            }
-        }
+        let forwarded = host.forwarded;
+        let mut stream = Stream { stage: Stage::Running(Box::new(execution)), attached: true };
+        settle(&shared, &mut stream, forwarded);
+        shared.streams.borrow_mut().insert(self.context_id, stream);
     }
 }
 
 impl Context for Filter {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let response = read_http_response(body_size);
-        self.answer(token, response);
-    }
-
-    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
-        let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
-        // Envoy appends where the status came from; the client wants the upstream's words.
-        let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
-        let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
-            Ok(body) => body.unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        // DEADLINE_EXCEEDED: the upstream may have done it, and its answer came too late.
-        let outcome_unknown = status_code == 4;
-        let response = UpstreamResponse {
-            status: Some(http_status_of_grpc(status_code)),
-            headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
-            body,
-            outcome_unknown,
-        };
-        self.answer(token, response);
-    }
-
     fn on_done(&mut self) -> bool {
-        // The stream ended before the flow answered: the client went away.
-        if let (Stage::Running(execution), Some(shared)) = (&mut self.stage, self.shared.clone()) {
-            execution.abandon(&mut EnvoyHost::new(&shared));
-            self.settle(false);
+        let Some(shared) = self.shared.clone() else { return true };
+        let Some(mut stream) = shared.streams.borrow_mut().remove(&self.context_id) else { return true };
+        stream.attached = false;
+        if let Stage::Running(execution) = &mut stream.stage {
+            // The stream ended before the flow answered: the client went away. Its calls in
+            // flight go on, answered to the root context.
+            execution.abandon(&mut EnvoyHost::new(&shared, self.context_id, false, false));
+            settle(&shared, &mut stream, false);
+        }
+        if matches!(stream.stage, Stage::Running(_)) {
+            shared.streams.borrow_mut().insert(self.context_id, stream);
         }
         true
     }
@@ -571,7 +708,7 @@ impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         // Every request, even with no plan loaded: the forward route must stay out of reach.
         remove_client_forward_cluster();
-        let Some(shared) = &self.shared else { return Action::Continue };
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
         let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
         let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
         let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
@@ -579,7 +716,8 @@ impl HttpContext for Filter {
             Route::Endpoint(matched) => matched,
             Route::NoEndpoint => return Action::Continue,
             Route::MethodNotAllowed(allowed) => {
-                EnvoyHost::new(shared).respond(Engine::method_not_allowed(&method, &path, &allowed));
+                EnvoyHost::new(&shared, self.context_id, false, true)
+                    .respond(Engine::method_not_allowed(&method, &path, &allowed));
                 return Action::Pause;
             }
         };
@@ -587,28 +725,37 @@ impl HttpContext for Filter {
             // A proxy's resources cannot read the body: run them now, and hold the request
             // until they settle.
             self.start(matched, Vec::new());
-            return match self.stage {
-                Stage::Forwarded => Action::Continue,
-                _ => Action::Pause,
+            return if self.stage_is(|stage| matches!(stage, Stage::Forwarded)) {
+                Action::Continue
+            } else {
+                Action::Pause
             };
         }
         if end_of_stream {
             self.start(matched, Vec::new());
         } else {
-            self.stage = Stage::Buffering(matched);
+            self.set_stage(Stage::Buffering(matched));
         }
         Action::Pause
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match &self.stage {
-            Stage::Idle | Stage::Forwarded => return Action::Continue,
-            Stage::Buffering(_) if end_of_stream => {}
-            // Envoy buffers the body (up to its buffer limit, past which it answers 413): until
-            // the end of the stream for a flow, until the resources settle for a proxy.
-            _ => return Action::Pause,
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        let buffering = {
+            let streams = shared.streams.borrow();
+            match streams.get(&self.context_id).map(|stream| &stream.stage) {
+                None | Some(Stage::Forwarded) => return Action::Continue,
+                Some(Stage::Buffering(_)) if end_of_stream => true,
+                // Envoy buffers the body (up to its buffer limit, past which it answers 413):
+                // until the end of the stream for a flow, until the resources settle for a proxy.
+                _ => false,
+            }
+        };
+        if !buffering {
+            return Action::Pause;
         }
-        let Stage::Buffering(matched) = std::mem::replace(&mut self.stage, Stage::Done) else {
+        let stream = shared.streams.borrow_mut().remove(&self.context_id);
+        let Some(Stream { stage: Stage::Buffering(matched), .. }) = stream else {
             return Action::Pause;
         };
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
@@ -620,11 +767,11 @@ impl HttpContext for Filter {
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        match self.stage {
-            // Going on here would let the held request go on to the router before the flow
-            // settled.
-            Stage::Running(_) => Action::Pause,
-            _ => Action::Continue,
+        // Going on here would let the held request go on to the router before the flow settled.
+        if self.stage_is(|stage| matches!(stage, Stage::Running(_))) {
+            Action::Pause
+        } else {
+            Action::Continue
         }
     }
 }

@@ -207,3 +207,45 @@ async fn compensations_against_a_stalled_target_are_bounded_and_good_checkouts_g
         );
     }
 }
+
+#[tokio::test]
+async fn clients_leaving_during_the_charge_still_get_it_refunded_exactly_once() {
+    let upstream = shop(Shop {
+        charge_delay: Duration::from_millis(250),
+        order_status: 200,
+        refund: |_| ok_receipt("refund"),
+        release: |_| ok_receipt("release"),
+    });
+    let envoy = envoy(&upstream, &[]).await;
+
+    // Twenty clients give up while their charge is in flight (it takes 250 ms; they wait 100).
+    let impatient =
+        reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(100)).build().unwrap();
+    let leaving: Vec<_> = (0..20)
+        .map(|n| {
+            let (client, url) = (impatient.clone(), envoy.url(&format!("/checkout/c{n}")));
+            tokio::spawn(async move { client.post(url).json(&json!({ "amount_cents": 100 })).send().await })
+        })
+        .collect();
+    for task in leaving {
+        assert!(task.await.unwrap().is_err(), "the client gave up");
+    }
+
+    // Each charge completed after its client left: refunded, and its hold released, once.
+    let requests = upstream.wait_for_requests(80, Duration::from_secs(10)).await;
+    let executions = |path: &str| {
+        let mut ids: Vec<String> = calls(&requests, path)
+            .iter()
+            .map(|r| r.header(EXECUTION_ID).unwrap_or_default().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let charged = executions("/charge");
+    assert_eq!(charged.len(), 20);
+    assert_eq!(executions("/refund"), charged, "every charge refunded, once, under its execution id");
+    assert_eq!(executions("/release"), charged);
+    assert!(calls(&requests, "/orders").is_empty(), "nothing new starts once the client has gone");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.requests().len(), 80);
+}

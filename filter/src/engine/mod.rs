@@ -240,6 +240,8 @@ pub struct Execution {
     /// The flow failed while calls were in flight: its answer waits for them, so that those
     /// that complete are compensated too.
     failing: Option<Reply>,
+    /// The client went away: nobody is answered, but the calls in flight are waited for.
+    client_gone: bool,
     started_ms: u64,
     deadline_ms: Option<u64>,
     now_unix_ms: u64,
@@ -293,6 +295,7 @@ impl Execution {
             error: None,
             finished: false,
             failing: None,
+            client_gone: false,
             started_ms: now,
             deadline_ms,
             now_unix_ms: request.now_unix_ms,
@@ -373,7 +376,9 @@ impl Execution {
             if !self.nodes.iter().any(|n| matches!(n, NodeState::Running(_))) {
                 if let Some(reply) = self.failing.take() {
                     self.finished = true;
-                    host.respond(reply);
+                    if !self.client_gone {
+                        host.respond(reply);
+                    }
                 }
             }
             return;
@@ -443,18 +448,28 @@ impl Execution {
         }
     }
 
-    /// The client went away before the flow answered: stop, and compensate what completed.
+    /// The client went away before the flow answered. The flow fails, but its calls in flight
+    /// go on: the upstreams may perform them, so the flow waits for their answers (or their
+    /// timeouts) and compensates what completed, exactly as a flow that failed on its own does.
+    /// Finished once nothing is in flight.
     pub fn abandon(&mut self, host: &mut dyn Host) {
-        if self.finished {
+        if self.finished || self.client_gone {
             return;
         }
-        warn!("flow `{}`: the client went away before the answer", self.flow_name());
-        self.finished = true;
+        warn!("flow `{}` ({}): the client went away before the answer", self.flow_name(), self.id);
+        self.client_gone = true;
         // A flow already failing keeps its own error (and has counted itself) for its rollbacks.
-        if self.failing.take().is_none() {
+        if self.failing.is_none() {
             self.error = Some((json!({"message": "the client went away", "status": 499}), Value::Null));
             let duration_ms = host.now_ms().saturating_sub(self.started_ms);
             host.record(Event::Flow { flow: self.flow, failed: true, duration_ms });
+        }
+        if self.nodes.iter().any(|n| matches!(n, NodeState::Running(_))) {
+            // Answered to nobody: only the wait for the calls in flight matters.
+            self.failing.get_or_insert_with(|| Reply { status: 499, headers: Vec::new(), body: Vec::new() });
+        } else {
+            self.failing = None;
+            self.finished = true;
         }
     }
 

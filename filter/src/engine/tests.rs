@@ -907,16 +907,57 @@ fn a_client_leaving_a_failing_flow_keeps_its_error_for_the_rollbacks() {
     );
 
     // B fails while A is in flight, then the client goes: the flow counts one failure, answers
-    // nobody, and A's late answer changes nothing.
+    // nobody, waits for A, and compensates it with B's error.
     let mut host = RecordingHost::default();
     let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
     let (token_a, token_b) = (host.token_for("/a"), host.token_for("/b"));
     execution.on_response(token_b, UpstreamResponse { status: Some(503), ..Default::default() }, &mut host);
     execution.abandon(&mut host);
-    assert!(execution.is_finished());
+    assert!(!execution.is_finished(), "A is still in flight");
     execution.on_response(token_a, ok(json!({"id": "a-1"})), &mut host);
+    assert!(execution.is_finished());
     assert!(host.replies.is_empty());
     assert_eq!(host.events.iter().filter(|e| matches!(e, Event::Flow { failed: true, .. })).count(), 1);
+    let rollbacks = execution.take_rollbacks();
+    assert_eq!(
+        rollbacks[0].callout.body.as_deref(),
+        Some(br#"{"id":"resource `b`: upstream answered 503"}"#.as_slice())
+    );
+}
+
+/// The client leaves while a call is in flight: the call goes on, and once it completes it is
+/// compensated; nobody is answered.
+#[test]
+fn a_call_outlives_the_client_and_is_compensated_once_it_completes() {
+    let mut a = call("/a", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
+    a.http_method = "POST".into();
+    let mut undo = call("/a/undo", "POST", reference(1, Property::Response, &["id"]));
+    undo.http_method = "POST".into();
+    let mut node_a = node("a", &[], a);
+    node_a.rollback = Some(undo);
+    let engine = plan("/user/:id", "GET", vec![node_a], vec![]);
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    execution.abandon(&mut host);
+    assert!(!execution.is_finished());
+    execution.on_response(host.token_for("/a"), ok(json!({"id": "a-1"})), &mut host);
+    assert!(execution.is_finished());
+    assert!(host.replies.is_empty());
+    let rollbacks = execution.take_rollbacks();
+    assert_eq!(rollbacks.len(), 1);
+    assert_eq!(rollbacks[0].callout.body.as_deref(), Some(br#"{"id":"a-1"}"#.as_slice()));
+
+    // Left with nothing in flight: finished at once, nothing to compensate.
+    let mut host = RecordingHost::default();
+    let mut execution = run(&engine, "GET", "/user/1", b"", &mut host);
+    execution.on_response(
+        host.token_for("/a"),
+        UpstreamResponse { status: Some(500), ..Default::default() },
+        &mut host,
+    );
+    assert!(execution.is_finished());
+    execution.abandon(&mut host);
+    assert!(execution.take_rollbacks().is_empty());
 }
 
 /// The rule for lists: one a template names is written, `[]` when its source is absent, so an

@@ -362,6 +362,11 @@ impl Context for Root {
         }
         warn!("the VM is stopping with {busy} call(s) and compensation(s) to finish; finishing them first");
         for shared in self.all_shared() {
+            // Envoy may stop the process before they are answered (it does at shutdown): each
+            // is on record first.
+            for line in shared.sagas.borrow().unconfirmed() {
+                warn!("{line}");
+            }
             shared.sagas.borrow_mut().drain();
         }
         self.draining_since = Some(now_ms());

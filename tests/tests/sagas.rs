@@ -249,3 +249,29 @@ async fn clients_leaving_during_the_charge_still_get_it_refunded_exactly_once() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.requests().len(), 80);
 }
+
+#[tokio::test]
+async fn compensations_pending_when_envoy_stops_are_on_record_for_replay() {
+    let upstream = shop(Shop {
+        charge_delay: Duration::ZERO,
+        order_status: 500,
+        refund: |_| Reply::json(500, json!({ "message": "refunds are down" })),
+        release: |_| ok_receipt("release"),
+    });
+    let envoy = envoy(&upstream, &[]).await;
+    assert_eq!(checkout(&envoy, "s1").await.status(), 500);
+    // The refund failed once and waits for its backoff when Envoy is told to stop.
+    upstream.wait_for_requests(4, Duration::from_secs(5)).await;
+    let quit = http_client().post(envoy.admin_url("/quitquitquit")).send().await.unwrap();
+    assert_eq!(quit.status(), 200);
+    let log = envoy.wait_for_log("`charge` is not compensated yet", Duration::from_secs(5)).await.unwrap();
+    let line = log.lines().find(|l| l.contains("`charge` is not compensated yet")).unwrap();
+    let replay: serde_json::Value =
+        serde_json::from_str(line.split("replay: ").nth(1).unwrap().trim()).unwrap();
+    assert_eq!(replay["path"], "/refund");
+    assert_eq!(replay["body"], r#"{"id":"s1","amount_cents":4200}"#);
+    let charge = calls(&upstream.requests(), "/charge")[0].header(EXECUTION_ID).unwrap().to_string();
+    assert_eq!(replay["execution"], charge);
+    // The hold, not compensated either (it comes after the refund), is on record too.
+    assert!(log.contains("`reserve` is not compensated yet"), "{log}");
+}

@@ -286,6 +286,25 @@ impl Sagas {
         self.limits.in_flight = usize::MAX;
     }
 
+    /// Every compensation not yet confirmed, as replayable lines: what a VM that may be stopped
+    /// at any moment logs before it tries to finish them.
+    pub fn unconfirmed(&self) -> Vec<String> {
+        self.sagas
+            .iter()
+            .flat_map(|saga| saga.pending.iter())
+            .map(|c| {
+                format!(
+                    "flow `{}` ({}): `{}` is not compensated yet; if no \"compensated `{}`\" line follows, replay: {}",
+                    c.flow_name,
+                    c.execution_id,
+                    c.node_name,
+                    c.node_name,
+                    c.replay()
+                )
+            })
+            .collect()
+    }
+
     /// Out of time: every compensation not done is given up, logged for replay.
     pub fn abandon(&mut self) -> Vec<SagaEvent> {
         let mut events = Vec::new();
@@ -442,6 +461,10 @@ mod tests {
         sagas.drain();
         pump(&mut sagas, 0, &mut sent);
         assert_eq!(sent, ["/undo/1", "/undo/1", "/undo/2"], "no backoff, no in-flight limit");
+        let unconfirmed = sagas.unconfirmed();
+        assert_eq!(unconfirmed.len(), 2);
+        assert!(unconfirmed[0].contains("`step1` is not compensated yet"), "{}", unconfirmed[0]);
+        assert!(unconfirmed[0].contains(r#""path":"/undo/1""#), "{}", unconfirmed[0]);
         let given_up = sagas.abandon();
         assert_eq!(given_up.len(), 2);
         assert!(sagas.is_idle());

@@ -323,8 +323,11 @@ fn settle(shared: &Shared, stream: &mut Stream, forwarded: bool) {
     if !execution.is_finished() {
         return;
     }
-    let compensations = execution.take_rollbacks();
+    let (compensations, given_up) = execution.take_compensations();
     stream.stage = if forwarded { Stage::Forwarded } else { Stage::Done };
+    if !given_up.is_empty() {
+        shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &given_up);
+    }
     if compensations.is_empty() {
         return;
     }

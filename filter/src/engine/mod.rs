@@ -479,11 +479,17 @@ impl Execution {
     /// response (else it is logged for replay). Built once, from the state at failure; empty for a
     /// flow that succeeded.
     pub fn take_rollbacks(&mut self) -> Vec<Compensation> {
+        self.take_compensations().0
+    }
+
+    /// The compensations, and those that cannot be built (each logged), for the metrics.
+    pub fn take_compensations(&mut self) -> (Vec<Compensation>, Vec<SagaEvent>) {
+        let mut given_up = Vec::new();
         if self.error.is_none() {
-            return Vec::new();
+            return (Vec::new(), given_up);
         }
         let engine = Rc::clone(&self.engine);
-        let Some(flow) = self.flow_def(&engine) else { return Vec::new() };
+        let Some(flow) = self.flow_def(&engine) else { return (Vec::new(), given_up) };
         let mut compensations = Vec::new();
         for index in std::mem::take(&mut self.completed).into_iter().rev() {
             let Some(node) = flow.nodes.get(index) else { continue };
@@ -499,6 +505,7 @@ impl Execution {
                      compensate it by hand; it sent {sent}",
                     flow.name, self.id, node.name
                 );
+                given_up.push(SagaEvent::GivenUp { flow: self.flow, node: index });
                 continue;
             }
             let built = self.build_message(call.request_message, call.request.as_ref()).and_then(|request| {
@@ -517,13 +524,16 @@ impl Execution {
                         retries: call.retries,
                     })
                 }
-                Err(failure) => error!(
-                    "flow `{}` ({}): cannot build the rollback of `{}`: {}",
-                    flow.name, self.id, node.name, failure.message
-                ),
+                Err(failure) => {
+                    error!(
+                        "flow `{}` ({}): cannot build the rollback of `{}`: {}",
+                        flow.name, self.id, node.name, failure.message
+                    );
+                    given_up.push(SagaEvent::GivenUp { flow: self.flow, node: index });
+                }
             }
         }
-        compensations
+        (compensations, given_up)
     }
 
     fn flow_def<'e>(&self, engine: &'e Engine) -> Option<&'e Flow> {

@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::{
-    Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, Route, UpstreamResponse,
+    Callout, Engine, Event, Execution, Forwarding, Host, Reply, Request, Route, SagaEvent, UpstreamResponse,
     EXECUTION_ID_HEADER,
 };
 
@@ -1023,7 +1023,9 @@ fn a_timed_out_call_is_compensated_when_its_rollback_needs_no_answer() {
     let mut host = RecordingHost::default();
     let mut execution = run(&engine, "GET", "/user/7", b"", &mut host);
     execution.on_response(host.calls[0].0, timed_out(), &mut host);
-    assert!(execution.take_rollbacks().is_empty());
+    let (compensations, given_up) = execution.take_compensations();
+    assert!(compensations.is_empty());
+    assert_eq!(given_up, [SagaEvent::GivenUp { flow: 0, node: 0 }], "counted as given up");
 
     // A refusal that never reached the upstream is no unknown outcome: nothing to compensate.
     let mut node_charge = node("charge", &[], charge());

@@ -275,3 +275,30 @@ async fn compensations_pending_when_envoy_stops_are_on_record_for_replay() {
     // The hold, not compensated either (it comes after the refund), is on record too.
     assert!(log.contains("`reserve` is not compensated yet"), "{log}");
 }
+
+#[tokio::test]
+async fn compensations_pending_when_the_listener_drains_still_finish() {
+    let upstream = shop(Shop {
+        charge_delay: Duration::ZERO,
+        order_status: 500,
+        refund: |n| {
+            if n < 1 {
+                Reply::json(503, json!({ "message": "refunds are down" }))
+            } else {
+                ok_receipt("refund")
+            }
+        },
+        release: |_| ok_receipt("release"),
+    });
+    let envoy = envoy(&upstream, &[]).await;
+    assert_eq!(checkout(&envoy, "d1").await.status(), 500);
+    upstream.wait_for_requests(4, Duration::from_secs(5)).await;
+    // The refund waits for its retry while the listener drains: no new requests come in, the
+    // compensations still finish.
+    let drain = http_client().post(envoy.admin_url("/drain_listeners?graceful")).send().await.unwrap();
+    assert_eq!(drain.status(), 200);
+    let requests = upstream.wait_for_requests(6, Duration::from_secs(10)).await;
+    assert_eq!(calls(&requests, "/refund").len(), 2, "{requests:#?}");
+    assert_eq!(calls(&requests, "/release").len(), 1);
+    envoy.wait_for_log("compensated `reserve`", Duration::from_secs(5)).await.unwrap();
+}

@@ -62,6 +62,8 @@ pub struct ServiceSettings {
     pub codec: Option<Spanned<String>>,
     pub request_codec: Option<Spanned<String>>,
     pub response_codec: Option<Spanned<String>>,
+    /// `cluster = "..."`: the Envoy cluster its calls go to, instead of one named after its host.
+    pub cluster: Option<Spanned<String>>,
     /// `int64_as_string = true`: JSON bodies sent to the service write 64-bit integers as strings.
     pub int64_as_string: Option<Spanned<Literal>>,
 }
@@ -599,6 +601,7 @@ impl Reader<'_> {
             "codec" => &mut settings.codec,
             "request_codec" => &mut settings.request_codec,
             "response_codec" => &mut settings.response_codec,
+            "cluster" => &mut settings.cluster,
             "int64_as_string" => {
                 settings.int64_as_string = self.literal(&attr.value);
                 return true;
@@ -616,8 +619,16 @@ impl Reader<'_> {
         true
     }
 
-    const SETTINGS: &'static [&'static str] =
-        &["host", "transport", "codec", "request_codec", "response_codec", "int64_as_string", "resolver"];
+    const SETTINGS: &'static [&'static str] = &[
+        "host",
+        "cluster",
+        "transport",
+        "codec",
+        "request_codec",
+        "response_codec",
+        "int64_as_string",
+        "resolver",
+    ];
 
     fn services(&mut self, block: &Block, selects: &mut Vec<ServiceSelect>) {
         for structure in block.body.iter() {

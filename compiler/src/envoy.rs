@@ -252,7 +252,14 @@ fn duration(ms: u32) -> String {
 fn clusters(compiled: &Compiled, overrides: &BTreeMap<String, String>) -> Vec<Value> {
     let mut clusters: BTreeMap<String, Value> = BTreeMap::new();
     for service in &compiled.plan.services {
-        let address = overrides.get(&service.name).unwrap_or(&service.cluster);
+        // The cluster is named as the plan says; it reaches the service's host.
+        let default_port = if service.tls { 443 } else { 80 };
+        let authority = if service.authority.contains(':') {
+            service.authority.clone()
+        } else {
+            format!("{}:{default_port}", service.authority)
+        };
+        let address = overrides.get(&service.name).unwrap_or(&authority);
         let (host, port) = split_address(address);
         let resolution = if host.parse::<IpAddr>().is_ok() { "STATIC" } else { "STRICT_DNS" };
         let mut cluster = json!({
@@ -279,7 +286,7 @@ fn clusters(compiled: &Compiled, overrides: &BTreeMap<String, String>) -> Vec<Va
                 "name": "envoy.transport_sockets.tls",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                    "sni": split_address(&service.cluster).0,
+                    "sni": split_address(&authority).0,
                 },
             });
         }

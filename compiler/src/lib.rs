@@ -41,12 +41,31 @@ impl std::fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// How the plan names the Envoy clusters of services that do not name their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClusterNaming {
+    /// `host:port`, the clusters `semaphore envoy` writes.
+    #[default]
+    HostPort,
+    /// Istio's `outbound|<port>||<fqdn>`, short Kubernetes names expanded in this namespace.
+    Istio { namespace: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    pub clusters: ClusterNaming,
+}
+
 pub fn compile_file(path: &Path) -> Result<Compiled, Diagnostics> {
+    compile_file_with(path, &CompileOptions::default())
+}
+
+pub fn compile_file_with(path: &Path, options: &CompileOptions) -> Result<Compiled, Diagnostics> {
     let mut reporter = Reporter::default();
     let config = config::load(path, &mut reporter);
     // Every phase runs whatever went wrong before it, so that one run reports every mistake.
     let schemas = schema::Schemas::load(&config, &mut reporter);
-    let mut plan = lower::lower(&config, &schemas, &mut reporter);
+    let mut plan = lower::lower(&config, &schemas, options, &mut reporter);
     plan.log_level = listener::log_level(&config, &mut reporter);
     let listener = listener::listener(&config, &mut reporter);
     if reporter.errors() > 0 {

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use semaphore_compiler::envoy::{self, EnvoyOptions};
 use semaphore_compiler::inspect::{self, GraphFormat};
 use semaphore_compiler::openapi::{self, ApiInfo};
-use semaphore_compiler::{compile_file, Compiled};
+use semaphore_compiler::{compile_file_with, ClusterNaming, CompileOptions, Compiled};
 
 /// Semaphore for Envoy: compile HCL flows over protobuf schemas into a plan that the
 /// semaphore_filter.wasm Envoy filter runs.
@@ -28,6 +28,8 @@ enum Command {
     Compile {
         /// The configuration file (HCL).
         config: PathBuf,
+        #[command(flatten)]
+        clusters: ClusterArgs,
         /// Where to write the plan.
         #[arg(short, long, default_value = "plan.bin")]
         output: PathBuf,
@@ -52,6 +54,8 @@ enum Command {
     Envoy {
         /// The configuration file (HCL).
         config: PathBuf,
+        #[command(flatten)]
+        clusters: ClusterArgs,
         #[command(flatten)]
         envoy: EnvoyArgs,
         /// Where to write the bootstrap; standard output if omitted.
@@ -102,6 +106,33 @@ enum DocumentFormat {
 }
 
 #[derive(clap::Args)]
+struct ClusterArgs {
+    /// How services that name no `cluster` name theirs: `host-port` (`users:9090`, the clusters
+    /// `semaphore envoy` writes) or `istio` (`outbound|9090||users.default.svc.cluster.local`).
+    #[arg(long, value_enum, default_value = "host-port")]
+    clusters: ClusterStyle,
+    /// With `--clusters istio`: the namespace short Kubernetes host names are in.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ClusterStyle {
+    HostPort,
+    Istio,
+}
+
+impl ClusterArgs {
+    fn options(&self) -> CompileOptions {
+        let clusters = match self.clusters {
+            ClusterStyle::HostPort => ClusterNaming::HostPort,
+            ClusterStyle::Istio => ClusterNaming::Istio { namespace: self.namespace.clone() },
+        };
+        CompileOptions { clusters }
+    }
+}
+
+#[derive(clap::Args)]
 struct EnvoyArgs {
     /// The filter module; defaults to the one built beside this binary
     /// (target/wasm32-unknown-unknown/release/semaphore_filter.wasm).
@@ -119,12 +150,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => compile(&config).map(|_| eprintln!("{}: ok", config.display())),
-        Command::Compile { config, output } => compile(&config).and_then(|compiled| {
-            let bytes = compiled.plan.encode_to_bytes();
-            std::fs::write(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-            eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
-            Ok(())
-        }),
+        Command::Compile { config, clusters, output } => {
+            compile_with(&config, &clusters.options()).and_then(|compiled| {
+                let bytes = compiled.plan.encode_to_bytes();
+                std::fs::write(&output, &bytes)
+                    .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+                eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
+                Ok(())
+            })
+        }
         Command::Inspect { plan } => std::fs::read(&plan)
             .map_err(|e| format!("cannot read {}: {e}", plan.display()))
             .and_then(|bytes| {
@@ -142,10 +176,11 @@ fn main() -> ExitCode {
             print!("{}", inspect::graph(&compiled.plan, flow.as_deref(), format));
             Ok(())
         }),
-        Command::Envoy { config, envoy, output } => compile(&config).and_then(|compiled| {
-            let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
-            write_or_print(&yaml, output.as_deref())
-        }),
+        Command::Envoy { config, clusters, envoy, output } => compile_with(&config, &clusters.options())
+            .and_then(|compiled| {
+                let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
+                write_or_print(&yaml, output.as_deref())
+            }),
         Command::Run { config, envoy } => compile(&config).and_then(|compiled| run(&compiled, &envoy)),
         Command::Generate { document: Document::Openapi3 { config, title, api_version, format, output } } => {
             compile(&config).and_then(|compiled| {
@@ -171,7 +206,11 @@ fn main() -> ExitCode {
 }
 
 fn compile(config: &Path) -> Result<Compiled, String> {
-    match compile_file(config) {
+    compile_with(config, &CompileOptions::default())
+}
+
+fn compile_with(config: &Path, options: &CompileOptions) -> Result<Compiled, String> {
+    match compile_file_with(config, options) {
         Ok(compiled) => {
             eprint!("{}", compiled.warnings);
             Ok(compiled)

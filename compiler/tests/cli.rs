@@ -91,3 +91,71 @@ fn every_command_has_help() {
         assert!(text.contains("Usage: semaphore"), "{command:?}: {text}");
     }
 }
+
+/// `--clusters istio` names each service's cluster as Istio does; a service's own `cluster`
+/// wins over any naming; `inspect` shows them.
+#[test]
+fn clusters_are_named_for_istio_or_as_the_service_says() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("proto")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/getuser/proto/users.proto"),
+        dir.path().join("proto/users.proto"),
+    )
+    .unwrap();
+    let config = dir.path().join("config.hcl");
+    std::fs::write(
+        &config,
+        r#"
+protobuffers = ["./proto/*.proto"]
+
+services {
+  select "proto.*" {
+    host = "http://users:9090"
+  }
+}
+
+endpoint "GetUser" "http" {
+  endpoint = "/user/:id"
+}
+
+flow "GetUser" {
+  input "proto.Query" {}
+
+  resource "user" {
+    request "proto.Users" "Get" {
+      id = "{{ input:id }}"
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.bin");
+    let cluster_of = |args: &[&str]| {
+        let mut all = vec!["compile", config.to_str().unwrap(), "-o", plan.to_str().unwrap()];
+        all.extend_from_slice(args);
+        stdout(&semaphore(&all));
+        let text = stdout(&semaphore(&["inspect", plan.to_str().unwrap()]));
+        text.lines()
+            .find(|l| l.contains("proto.Users"))
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cluster_of(&[]), "users:9090");
+    assert_eq!(cluster_of(&["--clusters", "istio"]), "outbound|9090||users.default.svc.cluster.local");
+    assert_eq!(
+        cluster_of(&["--clusters", "istio", "--namespace", "shop"]),
+        "outbound|9090||users.shop.svc.cluster.local"
+    );
+
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        r#"host = "http://users:9090""#,
+        "host = \"http://users:9090\"\n    cluster = \"users-canary\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    assert_eq!(cluster_of(&["--clusters", "istio"]), "users-canary");
+}

@@ -25,10 +25,16 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 pub const DEFAULT_ROLLBACK_RETRIES: u32 = 5;
 const RESERVED_NAMES: &[&str] = &["input", "error", "stack", "output"];
 
-pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> plan::Plan {
+pub fn lower(
+    config: &Config,
+    schemas: &Schemas,
+    options: &crate::CompileOptions,
+    reporter: &mut Reporter,
+) -> plan::Plan {
     let mut lowering = Lowering {
         config,
         schemas,
+        options,
         reporter,
         layouts: Layouts::default(),
         services: Vec::new(),
@@ -73,6 +79,7 @@ pub fn lower(config: &Config, schemas: &Schemas, reporter: &mut Reporter) -> pla
 pub(crate) struct Lowering<'a> {
     config: &'a Config,
     schemas: &'a Schemas,
+    options: &'a crate::CompileOptions,
     reporter: &'a mut Reporter,
     layouts: Layouts,
     services: Vec<plan::Service>,
@@ -1126,7 +1133,7 @@ impl Lowering<'_> {
                 .suggest(&name.value, names.iter().map(String::as_str), None);
             return None;
         };
-        let service = match services::resolve(&info, &name.span, self.reporter) {
+        let service = match services::resolve(&info, &self.options.clusters, &name.span, self.reporter) {
             services::Resolution::Ready(service) => service,
             services::Resolution::Unservable => {
                 self.unservable_services.insert(name.value.clone());

@@ -6,6 +6,7 @@ use semaphore_plan as plan;
 use crate::config::{Literal, Spanned};
 use crate::diagnostics::{Reporter, Span};
 use crate::schema::{ServiceInfo, Setting};
+use crate::ClusterNaming;
 
 /// What a service is to the filter.
 pub enum Resolution {
@@ -18,7 +19,12 @@ pub enum Resolution {
 }
 
 /// The plan's view of a service: transport, codecs and the cluster that reaches its host.
-pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> Resolution {
+pub fn resolve(
+    info: &ServiceInfo,
+    naming: &ClusterNaming,
+    used_at: &Span,
+    reporter: &mut Reporter,
+) -> Resolution {
     let name = &info.name;
     let span_of = |setting: &Setting| setting.span.clone().unwrap_or_else(|| used_at.clone());
     let transport = match info.transport.value.as_str() {
@@ -77,9 +83,14 @@ pub fn resolve(info: &ServiceInfo, used_at: &Span, reporter: &mut Reporter) -> R
             ));
         return Resolution::Invalid;
     };
+    let cluster = match (&info.cluster.value, naming) {
+        (named, _) if !named.is_empty() => named.clone(),
+        (_, ClusterNaming::HostPort) => upstream.cluster_name(),
+        (_, ClusterNaming::Istio { namespace }) => upstream.istio_cluster_name(namespace),
+    };
     Resolution::Ready(plan::Service {
         name: name.clone(),
-        cluster: upstream.cluster_name(),
+        cluster,
         authority: upstream.authority(),
         transport: transport as i32,
         request_codec: request_codec as i32,
@@ -159,6 +170,20 @@ impl Upstream {
     pub fn cluster_name(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// Istio's outbound cluster for the host: `outbound|<port>||<fqdn>`. A short Kubernetes
+    /// name (`users`, or `users.shop.svc` for another namespace) is completed to
+    /// `<name>.<namespace>.svc.cluster.local`; any other name is taken as it is, as `users.shop`
+    /// could as well be a domain.
+    pub fn istio_cluster_name(&self, namespace: &str) -> String {
+        let labels: Vec<&str> = self.host.split('.').collect();
+        let fqdn = match labels.as_slice() {
+            [name] => format!("{name}.{namespace}.svc.cluster.local"),
+            [name, ns, "svc"] => format!("{name}.{ns}.svc.cluster.local"),
+            _ => self.host.clone(),
+        };
+        format!("outbound|{}||{fqdn}", self.port)
+    }
 }
 
 pub fn parse_host(host: &str) -> Option<Upstream> {
@@ -209,6 +234,21 @@ mod tests {
         assert_eq!(u.authority(), "users.svc:8080");
         assert!(parse_host("").is_none());
         assert!(parse_host("http://host:notaport").is_none());
+    }
+
+    #[test]
+    fn istio_cluster_names() {
+        let istio = |host: &str| parse_host(host).unwrap().istio_cluster_name("shop");
+        assert_eq!(istio("http://users:9090"), "outbound|9090||users.shop.svc.cluster.local");
+        assert_eq!(istio("http://users"), "outbound|80||users.shop.svc.cluster.local");
+        assert_eq!(istio("https://users"), "outbound|443||users.shop.svc.cluster.local");
+        assert_eq!(istio("http://users.billing.svc:8080"), "outbound|8080||users.billing.svc.cluster.local");
+        assert_eq!(
+            istio("http://users.billing.svc.cluster.local:8080"),
+            "outbound|8080||users.billing.svc.cluster.local"
+        );
+        assert_eq!(istio("https://api.example.com"), "outbound|443||api.example.com");
+        assert_eq!(istio("https://example.com"), "outbound|443||example.com");
     }
 
     #[test]

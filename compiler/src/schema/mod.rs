@@ -110,6 +110,7 @@ pub struct ServiceInfo {
     pub codec: Setting,
     pub request_codec: Setting,
     pub response_codec: Setting,
+    pub cluster: Setting,
     pub int64_as_string: Option<Spanned<crate::config::Literal>>,
     pub methods: Result<Vec<MethodInfo>, Problem>,
 }
@@ -167,6 +168,7 @@ impl Schemas {
             codec: from(annotation.codec),
             request_codec: from(annotation.request_codec),
             response_codec: from(annotation.response_codec),
+            cluster: Setting::default(),
             int64_as_string: None,
             methods: Ok(Vec::new()),
         };
@@ -176,6 +178,7 @@ impl Schemas {
             info.codec.set(&settings.codec);
             info.request_codec.set(&settings.request_codec);
             info.response_codec.set(&settings.response_codec);
+            info.cluster.set(&settings.cluster);
             if settings.int64_as_string.is_some() {
                 info.int64_as_string.clone_from(&settings.int64_as_string);
             }

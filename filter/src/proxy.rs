@@ -44,6 +44,8 @@ struct Shared {
     /// A call an HTTP context asks the root context to dispatch, and what came of it.
     outbox: RefCell<Option<Callout>>,
     dispatched: RefCell<Option<Result<u32, String>>>,
+    /// The log has said once that bodies do not reach the filter.
+    told_no_body: std::cell::Cell<bool>,
 }
 
 /// One HTTP context's flow.
@@ -260,11 +262,14 @@ impl Root {
         }
         self.retired.retain(|shared| !shared.sagas.borrow().is_idle() || !shared.owners.borrow().is_empty());
         // Tick when something is due; idle, no tick at all.
-        let period = match next {
+        let mut period = match next {
             Some(due) => Duration::from_millis(due.saturating_sub(now).clamp(1, 1000)),
             None if self.draining_since.is_some() => Duration::from_millis(10),
             None => Duration::ZERO,
         };
+        if self.bodies_awaited() && (period.is_zero() || period > Duration::from_millis(100)) {
+            period = Duration::from_millis(100);
+        }
         let _ = hostcalls::set_tick_period(period);
         if self.draining_since.is_some() && idle {
             info!("compensations done; the VM may stop");
@@ -416,6 +421,7 @@ impl RootContext for Root {
                     owners: RefCell::new(HashMap::new()),
                     outbox: RefCell::new(None),
                     dispatched: RefCell::new(None),
+                    told_no_body: std::cell::Cell::new(false),
                 });
                 if let Some(previous) = self.shared.replace(shared) {
                     self.retired.push(previous);
@@ -435,6 +441,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.answer_bodies_that_never_came();
         self.pump();
     }
 
@@ -454,6 +461,46 @@ impl RootContext for Root {
 }
 
 impl Root {
+    /// Requests held for a body no data of which arrived by their deadline: Envoy is not
+    /// delivering bodies to the filter. Each is answered, with what to change, and the VM says
+    /// so once in its log.
+    fn answer_bodies_that_never_came(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
+        let now = now_ms();
+        let stuck: Vec<u32> = shared
+            .streams
+            .borrow()
+            .iter()
+            .filter_map(|(id, stream)| match &stream.stage {
+                Stage::Buffering(b) if !b.data_seen && now >= b.deadline_ms => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for context_id in stuck {
+            shared.streams.borrow_mut().remove(&context_id);
+            if !shared.told_no_body.replace(true) {
+                error!("{NO_BODY_MESSAGE}");
+            }
+            if hostcalls::set_effective_context(context_id).is_ok() {
+                EnvoyHost::new(&shared, context_id, true, true).respond(Reply {
+                    status: 500,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: serde_json::json!({ "message": NO_BODY_MESSAGE, "status": 500 })
+                        .to_string()
+                        .into_bytes(),
+                });
+            }
+        }
+        let _ = hostcalls::set_effective_context(self.context_id);
+    }
+
+    /// Whether a request waits for its body: the timer must keep ticking.
+    fn bodies_awaited(&self) -> bool {
+        self.shared.as_ref().is_some_and(|shared| {
+            shared.streams.borrow().values().any(|s| matches!(&s.stage, Stage::Buffering(b) if !b.data_seen))
+        })
+    }
+
     /// An HTTP context asks for a call to be the root's (see `DISPATCH_AS_ROOT`).
     fn dispatch_from_outbox(&self) {
         let Some(shared) = &self.shared else { return };
@@ -462,9 +509,27 @@ impl Root {
     }
 }
 
+/// A flow endpoint matched and its body is arriving.
+struct Buffering {
+    matched: Match,
+    /// Until then the body's first data must have reached the filter: without
+    /// `allow_on_headers_stop_iteration`, Envoy holds it back for as long as the filter holds
+    /// the headers, and the request would wait forever.
+    deadline_ms: u64,
+    /// Some data arrived: Envoy delivers the body, the setting is there.
+    data_seen: bool,
+}
+
+/// Without `allow_on_headers_stop_iteration` a body never reaches the filter: what a request
+/// waiting for one is told, after its flow's timeout (or this, for flows without one).
+const BODY_WAIT_MS: u64 = 10_000;
+const NO_BODY_MESSAGE: &str =
+    "the request body never reached the filter: the Wasm filter's configuration needs \
+     `allow_on_headers_stop_iteration: true` (Envoy 1.35 and later) for endpoints that take a body";
+
 enum Stage {
     /// A flow endpoint matched; its body is still arriving.
-    Buffering(Match),
+    Buffering(Buffering),
     /// The flow runs; the request is held. A proxy's body arriving meanwhile is buffered by
     /// Envoy.
     Running(Box<Execution>),
@@ -742,7 +807,22 @@ impl HttpContext for Filter {
         if end_of_stream {
             self.start(matched, Vec::new());
         } else {
-            self.set_stage(Stage::Buffering(matched));
+            let timeout = shared
+                .engine
+                .plan
+                .endpoints
+                .get(matched.endpoint)
+                .and_then(|e| shared.engine.plan.flows.get(e.flow as usize))
+                .map(|flow| u64::from(flow.timeout_ms))
+                .filter(|ms| *ms > 0)
+                .unwrap_or(BODY_WAIT_MS);
+            self.set_stage(Stage::Buffering(Buffering {
+                matched,
+                deadline_ms: now_ms() + timeout,
+                data_seen: false,
+            }));
+            // The root context's timer watches for a body that never comes.
+            let _ = hostcalls::set_tick_period(Duration::from_millis(100));
         }
         Action::Pause
     }
@@ -750,10 +830,13 @@ impl HttpContext for Filter {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
         let buffering = {
-            let streams = shared.streams.borrow();
-            match streams.get(&self.context_id).map(|stream| &stream.stage) {
+            let mut streams = shared.streams.borrow_mut();
+            match streams.get_mut(&self.context_id).map(|stream| &mut stream.stage) {
                 None | Some(Stage::Forwarded) => return Action::Continue,
-                Some(Stage::Buffering(_)) if end_of_stream => true,
+                Some(Stage::Buffering(buffering)) => {
+                    buffering.data_seen = true;
+                    end_of_stream
+                }
                 // Envoy buffers the body (up to its buffer limit, past which it answers 413):
                 // until the end of the stream for a flow, until the resources settle for a proxy.
                 _ => false,
@@ -763,7 +846,7 @@ impl HttpContext for Filter {
             return Action::Pause;
         }
         let stream = shared.streams.borrow_mut().remove(&self.context_id);
-        let Some(Stream { stage: Stage::Buffering(matched), .. }) = stream else {
+        let Some(Stream { stage: Stage::Buffering(Buffering { matched, .. }), .. }) = stream else {
             return Action::Pause;
         };
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {

@@ -272,6 +272,16 @@ impl Drop for KillOnDrop {
 
 /// `ENVOY_BIN`, else the binary that `cargo xtask setup` installed into the workspace's
 /// `.venv` (the real one, not the package's Python wrapper), else `envoy` on PATH.
+/// The version of the Envoy the tests run, e.g. `(1, 40)`.
+pub fn envoy_version() -> (u32, u32) {
+    let output = Command::new(envoy_binary()).arg("--version").output().map(|o| o.stdout).unwrap_or_default();
+    // "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    let text = String::from_utf8_lossy(&output);
+    let version = text.split('/').nth(1).unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 fn envoy_binary() -> PathBuf {
     if let Some(binary) = std::env::var_os("ENVOY_BIN") {
         return PathBuf::from(binary);

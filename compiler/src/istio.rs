@@ -6,7 +6,7 @@
 use semaphore_plan::{Plan, Transport};
 use serde_json::{json, Value};
 
-use crate::envoy::plugin_configuration;
+use crate::envoy::{plugin_configuration, wasm_filter};
 use crate::Compiled;
 
 pub struct IstioOptions {
@@ -93,26 +93,7 @@ fn wasm_plugin(compiled: &Compiled, options: &IstioOptions) -> Value {
 /// EXTENSION_CONFIG patch adds, and what istio-agent hands Envoy once it has pulled the module
 /// (the remote code replaced by a local file).
 pub fn extension_config(compiled: &Compiled, module: &str) -> Value {
-    json!({
-        "name": "semaphore",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "semaphore",
-                "root_id": "semaphore",
-                "allow_on_headers_stop_iteration": true,
-                "vm_config": {
-                    "vm_id": "semaphore",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "remote": { "http_uri": { "uri": module, "timeout": "30s" } } },
-                },
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": plugin_configuration(compiled),
-                },
-            },
-        },
-    })
+    wasm_filter(compiled, json!({ "remote": { "http_uri": { "uri": module, "timeout": "30s" } } }))
 }
 
 fn envoy_filter(compiled: &Compiled, options: &IstioOptions) -> Value {

@@ -287,6 +287,12 @@ async fn once_forwarded_the_body_streams_past_envoys_buffer_limit() {
     }
     let (auth, blobs) = (auth(), blobs());
     let envoy = proxy(&auth, &blobs).await;
+    streams_past_the_buffer_limit(&envoy, &auth, &blobs).await;
+}
+
+/// Sends a little of a 3 MiB body, and the rest only after the proxy's resource has answered:
+/// all of it arrives at the forward service, in order.
+async fn streams_past_the_buffer_limit(envoy: &Envoy, auth: &Upstream, blobs: &Upstream) {
     let body = payload(3 * 1024 * 1024);
     let (first, rest) = body.split_at(16 * 1024);
 
@@ -317,4 +323,44 @@ async fn once_forwarded_the_body_streams_past_envoys_buffer_limit() {
     let forwarded = blobs.requests();
     assert!(forwarded[0].body == body, "every byte, in order");
     assert!(forwarded[0].received_at < rest_sent_at, "it went on before the rest of the body was sent");
+}
+
+/// A filter of the operator's after ours, here one that reads the whole body (Envoy's buffer
+/// filter, up to 8 MiB): the proxy's body of many chunks, over 1 MiB, still reaches the forward
+/// service byte for byte.
+#[tokio::test]
+async fn the_body_arrives_whole_with_another_filter_after_ours() {
+    if semaphore_e2e::envoy_version() < (1, 37) {
+        eprintln!("skipped on Envoy {:?}", semaphore_e2e::envoy_version());
+        return;
+    }
+    let (auth, blobs) = (auth(), blobs());
+    let compiled = semaphore_compiler::compile_file(&workspace_root().join(PROXY)).unwrap();
+    let options = EnvoyOptions {
+        wasm: wasm_path(),
+        listen: Some("127.0.0.1:0".into()),
+        admin: "127.0.0.1:0".into(),
+        upstream_overrides: [("files.Auth", auth.addr()), ("files.Blobs", blobs.addr())]
+            .into_iter()
+            .map(|(service, addr)| (service.to_string(), addr.to_string()))
+            .collect(),
+    };
+    let mut yaml: serde_json::Value = serde_norway::from_str(&bootstrap(&compiled, &options)).unwrap();
+    let filters = yaml
+        .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
+        .and_then(serde_json::Value::as_array_mut)
+        .unwrap();
+    let router = filters.iter().position(|f| f["name"] == "envoy.filters.http.router").unwrap();
+    filters.insert(
+        router,
+        json!({
+            "name": "envoy.filters.http.buffer",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": 8 * 1024 * 1024,
+            },
+        }),
+    );
+    let envoy = Envoy::start(&serde_norway::to_string(&yaml).unwrap()).await.unwrap();
+    streams_past_the_buffer_limit(&envoy, &auth, &blobs).await;
 }

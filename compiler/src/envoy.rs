@@ -14,6 +14,7 @@ use crate::Compiled;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
+#[derive(Default)]
 pub struct EnvoyOptions {
     /// Absolute path of `semaphore_filter.wasm`.
     pub wasm: PathBuf,
@@ -25,6 +26,10 @@ pub struct EnvoyOptions {
     /// Service FQN (e.g. `proto.Users`) -> `host:port` that its cluster should reach instead of
     /// the host the schema names.
     pub upstream_overrides: BTreeMap<String, String>,
+    /// Deliver the filter's configuration over ECDS from this file, watched for updates (see
+    /// [`filter_config_resource`]), instead of inline: a new plan moved into place is swapped in
+    /// without restarting Envoy.
+    pub filter_config_file: Option<PathBuf>,
 }
 
 /// The plugin configuration the filter reads: the plan, base64 in JSON, as an Istio
@@ -32,6 +37,23 @@ pub struct EnvoyOptions {
 pub fn plugin_configuration(compiled: &Compiled) -> String {
     let plan = base64::engine::general_purpose::STANDARD.encode(compiled.plan.encode_to_bytes());
     json!({ "plan": plan }).to_string()
+}
+
+/// The ECDS resource file the filter's configuration comes from with `filter_config_file`. Its
+/// plugin configuration asks the filter to refuse a plan it cannot run, so that Envoy keeps the
+/// previous one rather than a filter with no plan.
+pub fn filter_config_resource(compiled: &Compiled, wasm: &std::path::Path) -> String {
+    let mut filter = wasm_filter(compiled, json!({ "local": { "filename": wasm.to_string_lossy() } }));
+    let plan = base64::engine::general_purpose::STANDARD.encode(compiled.plan.encode_to_bytes());
+    filter["typed_config"]["config"]["configuration"]["value"] =
+        json!(json!({ "plan": plan, "reject_invalid": true }).to_string());
+    let resource = json!({
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": filter["name"],
+        "typed_config": filter["typed_config"],
+    });
+    let yaml = serde_json::to_string(&json!({ "resources": [resource] })).unwrap_or_default();
+    format!("{yaml}\n")
 }
 
 /// The filter as an HTTP filter (and an ECDS extension config): the module from `code` (a
@@ -68,7 +90,24 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
         .or_else(|| compiled.listener.address.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let wasm = std::path::absolute(&options.wasm).unwrap_or_else(|_| options.wasm.clone());
-    let filter = wasm_filter(compiled, json!({ "local": { "filename": wasm.to_string_lossy() } }));
+    let filter = match &options.filter_config_file {
+        None => wasm_filter(compiled, json!({ "local": { "filename": wasm.to_string_lossy() } })),
+        // Envoy reloads the file when a new one is moved into its folder.
+        Some(file) => {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            let folder = file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            json!({
+                "name": "semaphore",
+                "config_discovery": {
+                    "config_source": {
+                        "path_config_source": { "path": file, "watched_directory": { "path": folder } },
+                        "resource_api_version": "V3",
+                    },
+                    "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+                },
+            })
+        }
+    };
     let listener = &compiled.listener;
     let mut virtual_host = json!({ "name": "default", "domains": ["*"], "routes": routes(compiled) });
     let mut http_filters = vec![filter];
@@ -130,6 +169,8 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
         clusters.push(json!({ "name": ENDPOINTS_CLUSTER, "type": "STATIC", "connect_timeout": "1s" }));
     }
     let bootstrap = json!({
+        // File-based discovery wants the node to have a name.
+        "node": { "id": "semaphore", "cluster": "semaphore" },
         "admin": { "address": socket_address(&options.admin) },
         "static_resources": {
             "listeners": [{

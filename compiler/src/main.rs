@@ -1,4 +1,6 @@
 use std::collections::BTreeMap;
+mod watch;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,6 +64,11 @@ enum Command {
         /// Where to write the bootstrap; standard output if omitted.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Deliver the filter's configuration over ECDS from this file instead of inline: write
+        /// a new one beside it and move it over this one, and Envoy swaps the plan in without a
+        /// restart (`semaphore run --watch` does so on every change).
+        #[arg(long)]
+        filter_config: Option<PathBuf>,
     },
     /// Compile, write an Envoy bootstrap and run Envoy with it (ENVOY_BIN, else the project's
     /// .venv, else `envoy` on PATH).
@@ -70,6 +77,10 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         envoy: EnvoyArgs,
+        /// Recompile whenever a file in the configuration's folder changes and hand Envoy the new
+        /// plan without restarting it; a configuration that does not compile keeps the old plan.
+        #[arg(long)]
+        watch: bool,
     },
     /// Write the Istio manifests that run the configuration's flows in sidecars or a gateway: a
     /// WasmPlugin, or an EnvoyFilter where an endpoint takes a request body, and ServiceEntries
@@ -200,12 +211,23 @@ fn main() -> ExitCode {
             print!("{}", inspect::graph(&compiled.plan, flow.as_deref(), format));
             Ok(())
         }),
-        Command::Envoy { config, clusters, envoy, output } => compile_with(&config, &clusters.options())
-            .and_then(|compiled| {
-                let yaml = envoy::bootstrap(&compiled, &envoy.options()?);
+        Command::Envoy { config, clusters, envoy, output, filter_config } => {
+            compile_with(&config, &clusters.options()).and_then(|compiled| {
+                let mut options = envoy.options()?;
+                if let Some(file) = &filter_config {
+                    std::fs::write(file, envoy::filter_config_resource(&compiled, &options.wasm))
+                        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                    options.filter_config_file = Some(file.clone());
+                }
+                let yaml = envoy::bootstrap(&compiled, &options);
                 write_or_print(&yaml, output.as_deref())
-            }),
-        Command::Run { config, envoy } => compile(&config).and_then(|compiled| run(&compiled, &envoy)),
+            })
+        }
+        Command::Run { config, envoy, watch: false } => {
+            compile(&config).and_then(|compiled| run(&compiled, &envoy))
+        }
+        Command::Run { config, envoy, watch: true } => compile(&config)
+            .and_then(|compiled| watch::run(&config, compiled, &envoy.options()?, &envoy_binary())),
         Command::Istio { config, module, selector, namespace, gateway, output } => {
             let options = CompileOptions { clusters: ClusterNaming::Istio { namespace: namespace.clone() } };
             compile_with(&config, &options).and_then(|compiled| {
@@ -309,6 +331,7 @@ impl EnvoyArgs {
             listen: self.listen.clone(),
             admin: self.admin.clone(),
             upstream_overrides: BTreeMap::new(),
+            ..Default::default()
         })
     }
 }
@@ -321,7 +344,7 @@ fn default_wasm() -> Option<PathBuf> {
     wasm.is_file().then_some(wasm)
 }
 
-fn envoy_binary() -> PathBuf {
+pub(crate) fn envoy_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("ENVOY_BIN") {
         return PathBuf::from(bin);
     }

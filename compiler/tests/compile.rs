@@ -113,6 +113,7 @@ fn a_proxy_compiles_with_its_forward_and_a_bootstrap_route_to_reach_it() {
         listen: None,
         admin: "127.0.0.1:9901".into(),
         upstream_overrides: Default::default(),
+        ..Default::default()
     };
     let language = compile_file(&workspace("compiler/tests/fixtures/pass/language.hcl")).unwrap();
     let proxy = language.plan.flows.iter().find(|flow| flow.name == "files").unwrap();

@@ -4,6 +4,16 @@
 use base64::Engine as _;
 use semaphore_plan::{Plan, MAGIC};
 
+/// `{"reject_invalid": true}`: a plan the filter cannot run fails the configuration, so that
+/// Envoy keeps the one before (live updates over ECDS); by default the filter stays in place
+/// and passes every request through, so Envoy serves its other routes.
+pub fn rejects_invalid(configuration: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(configuration)
+        .ok()
+        .and_then(|json| json.get("reject_invalid").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false)
+}
+
 pub fn load_plan(configuration: &[u8]) -> Result<Plan, String> {
     if configuration.starts_with(&MAGIC) {
         return Plan::decode_from_bytes(configuration).map_err(|e| e.to_string());
@@ -45,6 +55,13 @@ mod tests {
         bytes[4] = 9;
         let err = load_plan(&bytes).unwrap_err();
         assert!(err.contains("plan format version 9 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn says_whether_a_refused_plan_fails_the_configuration() {
+        assert!(rejects_invalid(br#"{"plan": "!!", "reject_invalid": true}"#));
+        assert!(!rejects_invalid(br#"{"plan": "!!"}"#));
+        assert!(!rejects_invalid(b"SMPH\x01\x00\x00\x00"));
     }
 
     #[test]

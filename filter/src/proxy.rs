@@ -410,21 +410,19 @@ impl RootContext for Root {
                     plan.services.len()
                 );
                 let engine = Engine::new(plan);
-                let metrics = Metrics::define(&engine);
-                let seed = now_ms();
-                let shared = Rc::new(Shared {
-                    root_id: self.context_id,
-                    engine,
-                    metrics,
-                    sagas: RefCell::new(Sagas::new(Limits::default(), seed)),
-                    streams: RefCell::new(HashMap::new()),
-                    owners: RefCell::new(HashMap::new()),
-                    outbox: RefCell::new(None),
-                    dispatched: RefCell::new(None),
-                    told_no_body: std::cell::Cell::new(false),
-                });
-                if let Some(previous) = self.shared.replace(shared) {
-                    self.retired.push(previous);
+                LAST_GOOD_PLAN.with(|last| *last.borrow_mut() = Some(Rc::clone(&engine)));
+                self.serve(engine);
+                true
+            }
+            // A live update Envoy cannot take back once it sent it: the plan this VM ran last
+            // goes on serving under the new configuration.
+            Err(reason) if crate::config::rejects_invalid(&configuration) => {
+                match LAST_GOOD_PLAN.with(|last| last.borrow().clone()) {
+                    Some(engine) => {
+                        error!("refusing the new plan, the previous one keeps serving: {reason}");
+                        self.serve(engine);
+                    }
+                    None => error!("refusing the plugin configuration, no flow will run: {reason}"),
                 }
                 true
             }
@@ -460,7 +458,32 @@ impl RootContext for Root {
     }
 }
 
+thread_local! {
+    /// The last plan this VM loaded, for a configuration update whose plan it must refuse.
+    static LAST_GOOD_PLAN: RefCell<Option<Rc<Engine>>> = const { RefCell::new(None) };
+}
+
 impl Root {
+    /// Serves `engine`'s plan from now on; the state of the previous one stays until its flows
+    /// and compensations finish.
+    fn serve(&mut self, engine: Rc<Engine>) {
+        let metrics = Metrics::define(&engine);
+        let shared = Rc::new(Shared {
+            root_id: self.context_id,
+            engine,
+            metrics,
+            sagas: RefCell::new(Sagas::new(Limits::default(), now_ms())),
+            streams: RefCell::new(HashMap::new()),
+            owners: RefCell::new(HashMap::new()),
+            outbox: RefCell::new(None),
+            dispatched: RefCell::new(None),
+            told_no_body: std::cell::Cell::new(false),
+        });
+        if let Some(previous) = self.shared.replace(shared) {
+            self.retired.push(previous);
+        }
+    }
+
     /// Requests held for a body no data of which arrived by their deadline: Envoy is not
     /// delivering bodies to the filter. Each is answered, with what to change, and the VM says
     /// so once in its log.

@@ -42,6 +42,7 @@ pub async fn start_semaphore_with_args(
             .iter()
             .map(|(service, addr)| ((*service).to_owned(), addr.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
     };
     Envoy::start_with_args(&bootstrap(&compiled, &options), envoy_args).await
 }

@@ -140,6 +140,7 @@ async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
         listen: Some("127.0.0.1:0".into()),
         admin: "127.0.0.1:0".into(),
         upstream_overrides: Default::default(),
+        ..Default::default()
     };
     let plan_b64 = |configuration: &str| {
         let json: Value = serde_json::from_str(configuration).unwrap();

@@ -89,6 +89,7 @@ async fn start_example() -> (Upstream, Envoy) {
         listen: Some("127.0.0.1:0".to_owned()),
         admin: "127.0.0.1:0".to_owned(),
         upstream_overrides: BTreeMap::from([("profiles.Profiles".to_owned(), profiles.addr().to_string())]),
+        ..Default::default()
     };
     let jwt_authn =
         std::fs::read_to_string(workspace_root().join(JWT_AUTHN)).expect("reading jwt_authn.yaml");

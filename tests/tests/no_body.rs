@@ -21,6 +21,7 @@ async fn without_the_setting(config: &str, upstreams: &[(&str, std::net::SocketA
             .iter()
             .map(|(s, a)| (s.to_string(), a.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
     };
     let yaml = bootstrap(&compiled, &options);
     assert!(yaml.contains("allow_on_headers_stop_iteration: true"));

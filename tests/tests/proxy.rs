@@ -235,6 +235,7 @@ async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
             .into_iter()
             .map(|(service, addr)| (service.to_string(), addr.to_string()))
             .collect(),
+        ..Default::default()
     };
     // An operator's own route, beside the generated one: `/other` goes to the blobs cluster.
     let yaml = bootstrap(&compiled, &options);
@@ -344,6 +345,7 @@ async fn the_body_arrives_whole_with_another_filter_after_ours() {
             .into_iter()
             .map(|(service, addr)| (service.to_string(), addr.to_string()))
             .collect(),
+        ..Default::default()
     };
     let mut yaml: serde_json::Value = serde_norway::from_str(&bootstrap(&compiled, &options)).unwrap();
     let filters = yaml

@@ -33,6 +33,7 @@ pub fn build(root: &Path) -> Result<Artifacts> {
 
     let target = target_dir(root);
     shrink(&target.join(WASM_TARGET).join("release/semaphore_filter.wasm"))?;
+    compose_configuration(root, &target)?;
     let artifacts = Artifacts {
         compiler: target.join("release/semaphore"),
         filter: target.join(WASM_TARGET).join("release/semaphore_filter.wasm"),
@@ -86,4 +87,28 @@ fn human_size(bytes: u64) -> String {
     } else {
         format!("{:.1} KiB", bytes / KIB)
     }
+}
+
+/// What compose.yaml mounts into Envoy's container: the getuser example's bootstrap and its
+/// filter configuration (over ECDS from a watched folder), with the container's paths and the
+/// compose services' names. Moved into place, so a running Envoy takes a new plan at once.
+fn compose_configuration(root: &Path, target: &Path) -> Result<()> {
+    use semaphore_compiler::envoy::{bootstrap, filter_config_resource, EnvoyOptions};
+    let compiled = semaphore_compiler::compile_file(&root.join("examples/getuser/config.hcl"))
+        .map_err(|diagnostics| anyhow::anyhow!("the getuser example does not compile:\n{diagnostics}"))?;
+    let wasm = Path::new("/etc/semaphore/semaphore_filter.wasm");
+    let options = EnvoyOptions {
+        wasm: wasm.to_path_buf(),
+        listen: Some("0.0.0.0:8080".into()),
+        admin: "0.0.0.0:9901".into(),
+        upstream_overrides: [("proto.Users".to_string(), "users:9090".to_string())].into_iter().collect(),
+        filter_config_file: Some(PathBuf::from("/etc/semaphore/filter/semaphore.json")),
+    };
+    let dir = target.join("compose");
+    std::fs::create_dir_all(dir.join("filter"))?;
+    std::fs::write(dir.join("envoy.yaml"), bootstrap(&compiled, &options))?;
+    let next = dir.join("filter/semaphore.json.next");
+    std::fs::write(&next, filter_config_resource(&compiled, wasm))?;
+    std::fs::rename(&next, dir.join("filter/semaphore.json"))?;
+    Ok(())
 }

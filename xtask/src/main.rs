@@ -95,6 +95,7 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
     setup::ensure_wasm_target()?;
     let envoy = setup::ensure_envoy(root)?;
     let validator = setup::ensure_openapi_spec_validator(root)?;
+    let compose_checker = setup::ensure_check_jsonschema(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     setup::ensure_debian_tools(&["openssl", "curl", "skopeo"])?;
     let artifacts = build::build(root)?;
@@ -115,7 +116,8 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
                 .args(["test", "--workspace"])
                 .env("SEMAPHORE_WASM", &artifacts.filter)
                 .env("ENVOY_BIN", &envoy)
-                .env("OPENAPI_SPEC_VALIDATOR", &validator),
+                .env("OPENAPI_SPEC_VALIDATOR", &validator)
+                .env("CHECK_JSONSCHEMA", &compose_checker),
             &mut counts,
         )
     });
@@ -130,7 +132,8 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
             process::cargo(root)
                 .args(["test", "-p", "semaphore-e2e"])
                 .env("SEMAPHORE_WASM", &artifacts.filter)
-                .env("ENVOY_BIN", &oldest),
+                .env("ENVOY_BIN", &oldest)
+                .env("CHECK_JSONSCHEMA", &compose_checker),
             &mut counts,
         )
     });

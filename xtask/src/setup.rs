@@ -10,6 +10,7 @@ use crate::process::{capture, cargo, run, step};
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const ENVOY_VERSION: &str = "1.40.0";
 const OPENAPI_SPEC_VALIDATOR_VERSION: &str = "0.9.0";
+const CHECK_JSONSCHEMA_VERSION: &str = "0.39.0";
 
 pub fn workspace_root() -> PathBuf {
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -111,6 +112,21 @@ pub fn ensure_openapi_spec_validator(root: &Path) -> Result<PathBuf> {
         bail!("openapi-spec-validator installed, but {} is not there", validator.display());
     }
     Ok(validator)
+}
+
+/// `check-jsonschema` in the workspace's `.venv`, installed there (PyPI) when missing: it holds
+/// the Compose specification's schema, which the test of compose.yaml checks it against.
+pub fn ensure_check_jsonschema(root: &Path) -> Result<PathBuf> {
+    let checker = root.join(".venv/bin/check-jsonschema");
+    if checker.is_file() {
+        return Ok(checker);
+    }
+    step(&format!("Installing check-jsonschema {CHECK_JSONSCHEMA_VERSION} into .venv (PyPI)"));
+    pip_install(root, &format!("check-jsonschema=={CHECK_JSONSCHEMA_VERSION}"))?;
+    if !checker.is_file() {
+        bail!("check-jsonschema installed, but {} is not there", checker.display());
+    }
+    Ok(checker)
 }
 
 /// Installs a PyPI package into the workspace's `.venv`, creating the virtualenv first if needed.

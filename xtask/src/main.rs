@@ -28,6 +28,10 @@ enum Task {
         /// Which example under examples/ to serve.
         #[arg(value_enum, default_value_t)]
         example: up::Example,
+        /// Swap in a new plan on every edit of the example, without restarting Envoy
+        /// (`semaphore run --watch`).
+        #[arg(long)]
+        watch: bool,
     },
     /// Install what is missing, build, run the engine tests on wasm32, then every workspace test.
     Test,
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
     let root = setup::workspace_root();
     let outcome = match cli.task {
         Task::Build => build::build(&root).map(drop),
-        Task::Up { example } => up::up(&root, example),
+        Task::Up { example, watch } => up::up(&root, example, watch),
         Task::Test => test(&root),
         Task::Package { output } => build::build(&root).and_then(|artifacts| {
             let layout =

@@ -82,7 +82,7 @@ impl Example {
     }
 }
 
-pub fn up(root: &Path, example: Example) -> Result<()> {
+pub fn up(root: &Path, example: Example, watch: bool) -> Result<()> {
     let name = example.name();
     let upstream_address = example.upstream_address();
     let config = format!("examples/{name}/config.hcl");
@@ -122,13 +122,17 @@ pub fn up(root: &Path, example: Example) -> Result<()> {
                     .args(["run", &config, "--wasm"])
                     .arg(&artifacts.filter)
                     .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
+                    .args(if watch { &["--watch"][..] } else { &[] })
                     .env("ENVOY_BIN", &envoy)
                     .current_dir(root),
             )?;
         }
         // `semaphore run` knows only the semaphore filter: write its bootstrap, add the
-        // example's filters in front, and run Envoy on the result.
+        // example's filters in front, and run Envoy on the result (edits need a restart).
         Some(filters) => {
+            if watch {
+                println!("    --watch: this example runs a bootstrap of its own; edits need a restart");
+            }
             let bootstrap = bootstrap_with_filters_before_semaphore(root, &artifacts, example, filters)?;
             step(&format!(
                 "Starting Envoy with {config} behind {filters} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"

@@ -133,7 +133,7 @@ impl Sagas {
 
     /// Compensations waiting (not in flight).
     pub fn pending(&self) -> usize {
-        self.sagas.iter().map(|s| s.pending.len() - usize::from(s.token.is_some())).sum()
+        self.sagas.iter().map(|s| s.pending.len().saturating_sub(usize::from(s.token.is_some()))).sum()
     }
 
     pub fn in_flight(&self) -> usize {

@@ -61,11 +61,15 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
     let mut pieces = Vec::new();
     let mut rest = format;
     let mut offset = 0;
+    // Formats come from plans: every slice is checked, so a corrupt plan cannot trap the filter.
+    let slice_error = |offset: usize| FormatError { offset, message: "not a format".into() };
     while let Some(at) = rest.find('%') {
+        let (Some(text), Some(spec)) = (rest.get(..at), rest.get(at + 1..)) else {
+            return Err(slice_error(offset + at));
+        };
         if at > 0 {
-            pieces.push(Piece::Text(&rest[..at]));
+            pieces.push(Piece::Text(text));
         }
-        let spec = &rest[at + 1..];
         if let Some(after) = spec.strip_prefix('%') {
             pieces.push(Piece::Text("%"));
             offset += at + 2;
@@ -88,9 +92,15 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
                 _ => Err(error(format!("`{text}` is more than {MAX_WIDTH}"))),
             }
         };
-        let width = number(&spec[..width_len])?;
-        let scale = number(&spec[width_len + dot..width_len + dot + scale_len])?;
-        let verb_text = &spec[width_len + dot + scale_len..];
+        let (Some(width_text), Some(scale_text), Some(verb_text)) = (
+            spec.get(..width_len),
+            spec.get(width_len + dot..width_len + dot + scale_len),
+            spec.get(width_len + dot + scale_len..),
+        ) else {
+            return Err(error("not a format".into()));
+        };
+        let width = number(width_text)?;
+        let scale = number(scale_text)?;
         let (kind, verb_len) = if verb_text.starts_with("json") {
             (VerbKind::Json, 4)
         } else {
@@ -122,7 +132,7 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
         pieces.push(Piece::Verb(Verb { kind, width, scale }));
         let consumed = width_len + dot + scale_len + verb_len;
         offset += at + 1 + consumed;
-        rest = &spec[consumed..];
+        rest = spec.get(consumed..).unwrap_or_default();
     }
     if !rest.is_empty() {
         pieces.push(Piece::Text(rest));

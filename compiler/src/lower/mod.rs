@@ -1042,6 +1042,7 @@ impl Lowering<'_> {
             })
             .collect::<Vec<_>>()
             .join("/");
+        let int64_as_string = services::int64_as_string(&endpoint.int64_as_string, self.reporter)?;
         let mut codec_of = |value: &Option<Spanned<String>>| -> Option<plan::Codec> {
             let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
                 return Some(plan::Codec::Json);
@@ -1054,14 +1055,6 @@ impl Lowering<'_> {
                     .suggest(&value.value, services::CODECS, Some(services::CODECS_HINT.into()));
             }
             parsed
-        };
-        let int64_as_string = match &endpoint.int64_as_string {
-            None => false,
-            Some(Spanned { value: Literal::Bool(b), .. }) => *b,
-            Some(other) => {
-                self.reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
-                return None;
-            }
         };
         let request_codec = codec_of(&endpoint.request_codec)?;
         let response_codec = codec_of(&endpoint.response_codec)?;

@@ -42,6 +42,9 @@ pub fn resolve(
         }
     };
     let default_codec = if transport == plan::Transport::Grpc { "proto" } else { "json" };
+    let Some(int64_as_string) = int64_as_string(&info.int64_as_string, reporter) else {
+        return Resolution::Invalid;
+    };
     let mut codec_of = |setting: &Setting| -> Option<plan::Codec> {
         let setting = if setting.value.is_empty() { &info.codec } else { setting };
         let value = if setting.value.is_empty() { default_codec } else { setting.value.as_str() };
@@ -53,14 +56,6 @@ pub fn resolve(
                 .suggest(value, CODECS, Some(CODECS_HINT.into()));
         }
         parsed
-    };
-    let int64_as_string = match &info.int64_as_string {
-        None => false,
-        Some(Spanned { value: Literal::Bool(b), .. }) => *b,
-        Some(other) => {
-            reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
-            return Resolution::Invalid;
-        }
     };
     // One at a time: both directions usually read the same `codec`, which is reported once.
     let Some(request_codec) = codec_of(&info.request_codec) else { return Resolution::Unservable };
@@ -99,6 +94,19 @@ pub fn resolve(
         tls: upstream.tls,
         int64_as_string,
     })
+}
+
+/// `int64_as_string = true|false` of an endpoint or a service; absent is false, anything but a
+/// bool is reported.
+pub fn int64_as_string(setting: &Option<Spanned<Literal>>, reporter: &mut Reporter) -> Option<bool> {
+    match setting {
+        None => Some(false),
+        Some(Spanned { value: Literal::Bool(b), .. }) => Some(*b),
+        Some(other) => {
+            reporter.error(&other.span, "`int64_as_string` is true or false").label("not a bool");
+            None
+        }
+    }
 }
 
 /// The codecs, for hints.

@@ -243,8 +243,8 @@ fn on_error(plan: &Plan, flow: &Flow, on_error: &plan::OnError, indent: usize, o
         let rendered = param.value.as_ref().map(|v| value(plan, flow, v)).unwrap_or_default();
         let _ = writeln!(out, "{pad}  param {} = {rendered}", param.name);
     }
-    if on_error.schema > 0 {
-        let _ = writeln!(out, "{pad}  schema {}", message_name(plan, on_error.schema - 1));
+    if let Some(schema) = on_error.schema {
+        let _ = writeln!(out, "{pad}  schema {}", message_name(plan, schema));
     }
 }
 

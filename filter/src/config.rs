@@ -69,6 +69,6 @@ mod tests {
         assert!(load_plan(b"").unwrap_err().contains("neither a plan nor JSON"));
         assert!(load_plan(b"{\"plan\": 5}").unwrap_err().contains("no \"plan\" string"));
         assert!(load_plan(b"{\"plan\": \"!!\"}").unwrap_err().contains("not valid base64"));
-        assert!(load_plan(b"{\"plan\": \"U01QSAEAAAD/\"}").unwrap_err().contains("does not decode"));
+        assert!(load_plan(b"{\"plan\": \"U01QSAIAAAD/\"}").unwrap_err().contains("does not decode"));
     }
 }

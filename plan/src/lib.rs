@@ -12,7 +12,8 @@ use prost::Message;
 pub mod format;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
-pub const VERSION: u16 = 1;
+/// 2: `OnError.schema` became optional (it was an index + 1), endpoints say their kind.
+pub const VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 8;
 
 /// Why a byte string is not a plan this build can run.
@@ -207,7 +208,16 @@ pub struct EnumValue {
     pub number: i32,
 }
 
-/// An HTTP endpoint that exposes a flow.
+/// How a client reaches a flow. Each kind routes, reads its input and writes its answer in
+/// its own way; the filter's `engine/endpoint/` has one file per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum EndpointKind {
+    /// A method and a path template; the body in the endpoint's codecs.
+    Http = 0,
+}
+
+/// An endpoint that exposes a flow.
 #[derive(Clone, PartialEq, Message)]
 pub struct Endpoint {
     /// Upper-case HTTP method.
@@ -232,6 +242,8 @@ pub struct Endpoint {
     /// numbers.
     #[prost(bool, tag = "8")]
     pub int64_as_string: bool,
+    #[prost(enumeration = "EndpointKind", tag = "9")]
+    pub kind: i32,
 }
 
 /// One `/`-separated piece of a route or upstream path template.
@@ -339,10 +351,9 @@ pub struct OnError {
     pub message: Option<Value>,
     #[prost(message, repeated, tag = "3")]
     pub params: Vec<NamedValue>,
-    /// Index + 1 into `Plan::messages` of the schema that decodes an upstream's error body; 0
-    /// for none.
-    #[prost(uint32, tag = "4")]
-    pub schema: u32,
+    /// Index into `Plan::messages` of the schema that decodes an upstream's error body.
+    #[prost(uint32, optional, tag = "4")]
+    pub schema: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -738,7 +749,7 @@ mod tests {
         let plan = sample();
         let bytes = plan.encode_to_bytes();
         assert_eq!(&bytes[..4], b"SMPH");
-        assert_eq!(&bytes[4..6], &1u16.to_le_bytes());
+        assert_eq!(&bytes[4..6], &VERSION.to_le_bytes());
         assert_eq!(Plan::decode_from_bytes(&bytes), Ok(plan));
     }
 
@@ -752,10 +763,10 @@ mod tests {
     #[test]
     fn refuses_another_version() {
         let mut bytes = sample().encode_to_bytes();
-        bytes[4] = 2;
+        bytes[4] = 1;
         let err = Plan::decode_from_bytes(&bytes).unwrap_err();
-        assert_eq!(err, DecodeError::UnsupportedVersion(2));
-        assert!(err.to_string().contains("version 2 is not supported"));
+        assert_eq!(err, DecodeError::UnsupportedVersion(1));
+        assert!(err.to_string().contains("version 1 is not supported"));
     }
 
     #[test]

@@ -149,7 +149,7 @@ async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
     let good = plan_b64(&plugin_configuration(&compiled));
     let other_version = {
         let mut bytes = compiled.plan.encode_to_bytes();
-        bytes[4] = 2;
+        bytes[4] = 9;
         base64::engine::general_purpose::STANDARD.encode(bytes)
     };
     let truncated = {
@@ -161,7 +161,7 @@ async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
     assert!(yaml.contains(&good) && yaml.contains("routes: []"));
 
     for (bad, reason) in [
-        (other_version, "plan format version 2 is not supported (this filter runs version 1)"),
+        (other_version, "plan format version 9 is not supported (this filter runs version 2)"),
         (truncated, "plan does not decode"),
     ] {
         let envoy = Envoy::start(&yaml.replace(&good, &bad).replace("routes: []", other_route))

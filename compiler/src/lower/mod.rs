@@ -716,10 +716,8 @@ impl Lowering<'_> {
     }
 
     fn on_error_in(&mut self, on_error: &OnErrorDef, ctx: &mut Ctx) -> Option<plan::OnError> {
-        let schema = match &on_error.schema {
-            Some(schema) => self.message(schema).map(|m| self.layouts.layout(&m) + 1).unwrap_or(0),
-            None => 0,
-        };
+        let schema =
+            on_error.schema.as_ref().and_then(|schema| self.message(schema)).map(|m| self.layouts.layout(&m));
         let status = match &on_error.status {
             Some(status) if matches!(status.value, Literal::String(_)) => {
                 self.value(status, &Ty::Int, ctx).map(|(v, _)| v)
@@ -1100,6 +1098,7 @@ impl Lowering<'_> {
             response_codec: response_codec as i32,
             route: route.value.clone(),
             int64_as_string,
+            kind: plan::EndpointKind::Http as i32,
         })
     }
 

@@ -768,7 +768,7 @@ impl Execution {
         let plan = &engine.plan;
         let flow = self.flow_def(&engine);
         let on_error: Option<&OnError> = node.on_error.as_ref().or(flow.and_then(|f| f.on_error.as_ref()));
-        let schema = on_error.map(|e| e.schema).filter(|s| *s > 0);
+        let schema = on_error.and_then(|e| e.schema);
         let node_error = match (schema, node.call.as_ref()) {
             (Some(schema), Some(call)) => {
                 let codec = plan
@@ -776,7 +776,7 @@ impl Execution {
                     .get(call.service as usize)
                     .and_then(|s| Codec::try_from(s.response_codec).ok())
                     .unwrap_or(Codec::Json);
-                codec::decode_body(plan, schema - 1, codec, body).map(Value::Object).unwrap_or(Value::Null)
+                codec::decode_body(plan, schema, codec, body).map(Value::Object).unwrap_or(Value::Null)
             }
             _ => serde_json::from_slice(body).unwrap_or(Value::Null),
         };

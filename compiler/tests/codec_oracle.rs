@@ -3,7 +3,7 @@
 
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions};
 use semaphore_compiler::schema::Layouts;
-use semaphore_filter::engine::{codec, proto};
+use semaphore_filter::engine::codec::{self, proto};
 use semaphore_plan::{Codec, Plan};
 use serde_json::{json, Value};
 

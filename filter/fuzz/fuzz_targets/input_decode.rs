@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use semaphore_filter::engine::{codec, proto};
+use semaphore_filter::engine::codec::{self, proto};
 use semaphore_plan::{Codec, EnumValue, FieldLayout, Kind, MessageLayout, Plan};
 
 fn field(name: &str, number: u32, kind: Kind, repeated: bool, message: u32) -> FieldLayout {

@@ -4,11 +4,10 @@
 pub mod codec;
 mod eval;
 mod forward;
-pub mod proto;
+
 pub mod route;
 pub mod saga;
 mod upstream;
-pub mod xml;
 
 pub use upstream::http_status_of_grpc;
 

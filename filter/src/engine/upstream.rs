@@ -71,7 +71,7 @@ pub(super) fn build_callout(
     let timeout = Duration::from_millis(u64::from(call.timeout_ms));
 
     if service.transport == Transport::Grpc as i32 {
-        let body = super::proto::encode(plan, call.request_message, request);
+        let body = codec::proto::encode(plan, call.request_message, request);
         let callout = Callout {
             cluster: service.cluster.clone(),
             authority: service.authority.clone(),

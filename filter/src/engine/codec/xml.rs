@@ -18,7 +18,7 @@
 //! on an unknown element); comments, CDATA and processing instructions are allowed; and an
 //! attribute of a message element fills a singular scalar field of that name
 //! (`<wb:country id="ABW">`) unless a child element gives it (Semaphore ignored attributes).
-//! Every value is then typed by `codec::normalize_message`: the same rules and the same error
+//! Every value is then typed by `typing::normalize_message`: the same rules and the same error
 //! messages as JSON. Reading is strict where input could be hostile: no DOCTYPE (so no entity
 //! expansion), no undefined entities, elements at most `MAX_DEPTH` deep, end tags must match.
 
@@ -26,7 +26,7 @@ use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
 use serde_json::{Map, Number, Value};
 use xmlparser::{ElementEnd, Reference, StrSpan, Stream, Token, Tokenizer};
 
-use super::codec::{self, CodecError, MAX_DEPTH};
+use super::typing::{self, CodecError, MAX_DEPTH};
 
 fn error(message: impl Into<String>) -> CodecError {
     CodecError { field: String::new(), message: message.into() }
@@ -38,14 +38,14 @@ pub fn decode(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value
         return Ok(Map::new());
     }
     let text = std::str::from_utf8(body).map_err(|_| error("the XML body is not valid UTF-8"))?;
-    let Some(message) = codec::message(plan, layout) else {
+    let Some(message) = typing::message(plan, layout) else {
         return Err(error("message layout missing from the plan"));
     };
     let mut document = Document { tokens: Tokenizer::from(text) };
     let root = document.root()?;
     let untyped = document.message(plan, message, root, 1)?;
     document.finish()?;
-    match codec::normalize_message(plan, layout, Value::Object(untyped), 0)? {
+    match typing::normalize_message(plan, layout, Value::Object(untyped), 0)? {
         Value::Object(typed) => Ok(typed),
         _ => Ok(Map::new()),
     }
@@ -160,8 +160,8 @@ impl<'x> Document<'x> {
         let has_content = self.attributes(|prefix, local, value| {
             let declares_namespace =
                 prefix.as_str() == "xmlns" || (prefix.is_empty() && local.as_str() == "xmlns");
-            let field = codec::field_by_name(layout, local.as_str())
-                .filter(|f| !declares_namespace && !f.repeated && codec::kind(f) != Kind::Message);
+            let field = typing::field_by_name(layout, local.as_str())
+                .filter(|f| !declares_namespace && !f.repeated && typing::kind(f) != Kind::Message);
             if let Some(field) = field {
                 let mut text = String::new();
                 unescape(value.as_str(), Within::Attribute, &mut text)?;
@@ -181,7 +181,7 @@ impl<'x> Document<'x> {
                     if depth >= MAX_DEPTH {
                         return Err(error(format!("nested deeper than {MAX_DEPTH} levels")));
                     }
-                    match codec::field_by_name(layout, local.as_str()) {
+                    match typing::field_by_name(layout, local.as_str()) {
                         Some(field) => self.field(plan, field, child, depth + 1, &mut fields)?,
                         None => self.skip(child, depth + 1)?,
                     }
@@ -215,9 +215,9 @@ impl<'x> Document<'x> {
             }
             return Ok(());
         }
-        let value = match codec::kind(field) {
+        let value = match typing::kind(field) {
             Kind::Message => {
-                let Some(layout) = codec::message(plan, field.message) else {
+                let Some(layout) = typing::message(plan, field.message) else {
                     return Err(error("message layout missing from the plan"));
                 };
                 Some(Value::Object(self.message(plan, layout, name, depth)?))
@@ -245,16 +245,16 @@ impl<'x> Document<'x> {
         name: Name<'x>,
         depth: usize,
     ) -> Result<(String, Value), CodecError> {
-        let Some(entry) = codec::message(plan, field.message) else {
+        let Some(entry) = typing::message(plan, field.message) else {
             return Err(error("map entry layout missing from the plan"));
         };
         let mut read = self.message(plan, entry, name, depth)?;
-        let key = match (read.remove("key"), codec::map_key_field(plan, field)) {
+        let key = match (read.remove("key"), typing::map_key_field(plan, field)) {
             (Some(Value::String(key)), _) => key,
-            (_, Some(key_field)) => codec::to_text(&default(key_field)),
+            (_, Some(key_field)) => typing::to_text(&default(key_field)),
             (_, None) => String::new(),
         };
-        let value = match (read.remove("value"), codec::map_value_field(plan, field)) {
+        let value = match (read.remove("value"), typing::map_value_field(plan, field)) {
             (Some(value), _) => value,
             (None, Some(value_field)) => default(value_field),
             (None, None) => Value::Null,
@@ -323,7 +323,7 @@ impl<'x> Document<'x> {
 /// empty one is absent (the World Bank sends `<wb:longitude></wb:longitude>`), as a JSON null
 /// is: a singular field is left out, a repeated field skips that item.
 fn scalar(field: &FieldLayout, value: Value) -> Option<Value> {
-    match (codec::kind(field), value) {
+    match (typing::kind(field), value) {
         (Kind::String, value) => Some(value),
         (_, Value::String(text)) => {
             let trimmed = text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
@@ -335,7 +335,7 @@ fn scalar(field: &FieldLayout, value: Value) -> Option<Value> {
 
 /// The proto3 default of a field, in a form typing accepts.
 fn default(field: &FieldLayout) -> Value {
-    match codec::kind(field) {
+    match typing::kind(field) {
         Kind::Message => Value::Object(Map::new()),
         Kind::String | Kind::Bytes => Value::String(String::new()),
         Kind::Bool => Value::Bool(false),
@@ -383,7 +383,7 @@ fn unescape(raw: &str, within: Within, out: &mut String) -> Result<(), CodecErro
 /// order, absent fields omitted.
 pub fn encode(plan: &Plan, layout: u32, message: &Map<String, Value>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    let full_name = codec::message(plan, layout).map(|m| m.name.as_str()).unwrap_or_default();
+    let full_name = typing::message(plan, layout).map(|m| m.name.as_str()).unwrap_or_default();
     let name = match full_name.rsplit('.').next() {
         Some(name) if !name.is_empty() => name,
         _ => "message",
@@ -407,12 +407,12 @@ fn close(name: &str, out: &mut Vec<u8>) {
 }
 
 fn write_fields(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
-    let layout = codec::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
+    let layout = typing::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
     for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
         let Some(value) = message.get(&field.name) else { continue };
         match value {
             Value::Object(entries) if field.map => {
-                let value_field = codec::map_value_field(plan, field);
+                let value_field = typing::map_value_field(plan, field);
                 for (key, entry) in entries {
                     open(&field.name, out);
                     open("key", out);
@@ -443,7 +443,7 @@ fn write_fields(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mu
 }
 
 fn write_value(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match (codec::kind(field), value) {
+    match (typing::kind(field), value) {
         (Kind::Message, Value::Object(nested)) => write_fields(plan, field.message, nested, out, depth + 1),
         // A float holds an f32: written as the shortest text that reads back to it.
         (Kind::Float, Value::Number(n)) => {
@@ -485,7 +485,6 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::{decode, encode};
-    use crate::engine::codec;
 
     const COUNTRIES: u32 = 0;
 
@@ -578,7 +577,7 @@ mod tests {
     }
 
     fn typed(value: Value) -> Map<String, Value> {
-        codec::decode_json(&plan(), COUNTRIES, value.to_string().as_bytes()).unwrap()
+        crate::engine::codec::decode_json(&plan(), COUNTRIES, value.to_string().as_bytes()).unwrap()
     }
 
     fn written(value: Value) -> String {
@@ -755,7 +754,8 @@ mod tests {
             ("<c><country><name><b>bold</b></name></country></c>", json!({"country": [{"name": {}}]})),
         ];
         for (xml, same_in_json) in cases {
-            let from_json = codec::decode_json(&plan(), COUNTRIES, same_in_json.to_string().as_bytes());
+            let from_json =
+                crate::engine::codec::decode_json(&plan(), COUNTRIES, same_in_json.to_string().as_bytes());
             let from_json = from_json.expect_err("JSON refuses it too").to_string();
             assert_eq!(refused(xml), from_json, "{xml}");
         }

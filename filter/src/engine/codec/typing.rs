@@ -1,14 +1,11 @@
-//! The one codec: moves values between their wire forms (JSON bodies, path and query text) and
-//! the engine's typed values, walking the plan's message layouts.
+//! The engine's typed values, and how a value is coerced into the type of the field it lands
+//! in: the rules every codec reads by.
 //!
 //! Inside the engine a message is a JSON object keyed by proto field names, holding values
 //! already coerced to the field's type: integers and floats as numbers, enums by name, bytes as
-//! base64 text. Encoding to JSON writes the proto field names as keys, as Semaphore always wrote
-//! them, 64-bit integers as numbers (exactly, also beyond 2^53) unless the endpoint or service
-//! asks for strings, enums by name and bytes as base64; decoding accepts both the field name and
-//! its lowerCamelCase JSON name, and 64-bit integers as numbers or strings.
+//! base64 text.
 
-use semaphore_plan::{Codec, FieldLayout, Kind, MessageLayout, Plan};
+use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
 use serde_json::{Map, Number, Value};
 
 /// Deeper JSON is refused rather than walked, so hostile input cannot exhaust the stack.
@@ -22,11 +19,11 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         CodecError { field: String::new(), message: message.into() }
     }
 
-    fn within(mut self, field: &str) -> Self {
+    pub(super) fn within(mut self, field: &str) -> Self {
         self.field =
             if self.field.is_empty() { field.to_string() } else { format!("{field}.{}", self.field) };
         self
@@ -63,19 +60,6 @@ pub fn map_key_field<'p>(plan: &'p Plan, field: &FieldLayout) -> Option<&'p Fiel
 
 pub fn field_by_name<'m>(layout: &'m MessageLayout, name: &str) -> Option<&'m FieldLayout> {
     layout.fields.iter().find(|f| f.name == name || f.json_name == name)
-}
-
-/// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
-pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
-    match normalize_message(plan, layout, value, 0)? {
-        Value::Object(map) => Ok(map),
-        _ => Ok(Map::new()),
-    }
 }
 
 /// Coerces a JSON object into the canonical typed form of the message. Takes the value, so
@@ -329,113 +313,6 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// How JSON writes 64-bit integers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Int64Json {
-    /// As numbers, as Semaphore wrote them and as JSON clients compare them.
-    #[default]
-    Number,
-    /// As strings, the proto3 JSON mapping, for clients that read every JSON number as a double.
-    String,
-}
-
-impl Int64Json {
-    pub fn strings_if(int64_as_string: bool) -> Int64Json {
-        if int64_as_string {
-            Int64Json::String
-        } else {
-            Int64Json::Number
-        }
-    }
-}
-
-/// The JSON form of a typed message: proto field names, fields in schema order, absent fields
-/// omitted.
-pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>, int64: Int64Json) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    JsonWriter { plan, int64 }.message(layout, message, &mut out, 0);
-    out
-}
-
-struct JsonWriter<'p> {
-    plan: &'p Plan,
-    int64: Int64Json,
-}
-
-impl JsonWriter<'_> {
-    /// Written straight to bytes in the layout's order, with no intermediate map.
-    fn message(&self, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
-        let plan = self.plan;
-        out.push(b'{');
-        let layout = self::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
-        let mut first = true;
-        for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
-            let Some(value) = message.get(&field.name) else { continue };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_string(&field.name, out);
-            out.push(b':');
-            match value {
-                Value::Object(entries) if field.map => {
-                    let value_field = map_value_field(plan, field);
-                    out.push(b'{');
-                    for (index, (key, entry)) in entries.iter().enumerate() {
-                        if index > 0 {
-                            out.push(b',');
-                        }
-                        write_string(key, out);
-                        out.push(b':');
-                        match value_field {
-                            Some(value_field) => self.single(value_field, entry, out, depth),
-                            None => write_plain(entry, out),
-                        }
-                    }
-                    out.push(b'}');
-                }
-                Value::Array(items) if field.repeated => {
-                    out.push(b'[');
-                    for (index, item) in items.iter().enumerate() {
-                        if index > 0 {
-                            out.push(b',');
-                        }
-                        self.single(field, item, out, depth);
-                    }
-                    out.push(b']');
-                }
-                other => self.single(field, other, out, depth),
-            }
-        }
-        out.push(b'}');
-    }
-
-    fn single(&self, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-        match (kind(field), value) {
-            (Kind::Message, Value::Object(nested)) => self.message(field.message, nested, out, depth + 1),
-            (
-                Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64,
-                Value::Number(n),
-            ) if self.int64 == Int64Json::String => {
-                out.push(b'"');
-                out.extend_from_slice(n.to_string().as_bytes());
-                out.push(b'"');
-            }
-            // Integers are held as i64 or u64, never as floats, so they are written exactly.
-            _ => write_plain(value, out),
-        }
-    }
-}
-
-fn write_string(text: &str, out: &mut Vec<u8>) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
-}
-
-fn write_plain(value: &Value, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(&mut *out, value);
-}
-
 /// A typed value as text, for interpolation, headers, paths and query strings.
 pub fn to_text(value: &Value) -> String {
     match value {
@@ -443,111 +320,4 @@ pub fn to_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// Scalars and repeated scalars as `key=value` pairs; nested messages with dotted keys.
-pub fn encode_form(plan: &Plan, layout: u32, message: &Map<String, Value>) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    append_pairs(plan, layout, message, "", &mut serializer, 0);
-    serializer.finish()
-}
-
-fn append_pairs(
-    plan: &Plan,
-    layout: u32,
-    message: &Map<String, Value>,
-    prefix: &str,
-    out: &mut form_urlencoded::Serializer<String>,
-    depth: usize,
-) {
-    let Some(layout) = self::message(plan, layout) else { return };
-    if depth > MAX_DEPTH {
-        return;
-    }
-    for field in &layout.fields {
-        let Some(value) = message.get(&field.name) else { continue };
-        let key = format!("{prefix}{}", field.name);
-        let items: Vec<&Value> = match value {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for item in items {
-            match (kind(field), item) {
-                (Kind::Message, Value::Object(nested)) => {
-                    append_pairs(plan, field.message, nested, &format!("{key}."), out, depth + 1)
-                }
-                (_, item) => {
-                    out.append_pair(&key, &to_text(item));
-                }
-            }
-        }
-    }
-}
-
-/// `key=value` pairs (a query string or a form body) into a message: keys are field names,
-/// repeated keys fill repeated fields, values are typed by their field.
-pub fn decode_form(
-    plan: &Plan,
-    layout: u32,
-    text: &str,
-    into: &mut Map<String, Value>,
-) -> Result<(), CodecError> {
-    let Some(message) = message(plan, layout) else {
-        return Ok(());
-    };
-    let mut repeated: Vec<(String, Vec<Value>)> = Vec::new();
-    for (key, text) in form_urlencoded::parse(text.as_bytes()) {
-        let Some(field) = field_by_name(message, &key) else { continue };
-        let value = from_text(plan, field, &text).map_err(|e| e.within(&field.name))?;
-        if field.repeated {
-            match repeated.iter_mut().find(|(name, _)| name == &field.name) {
-                Some((_, values)) => values.push(value),
-                None => repeated.push((field.name.clone(), vec![value])),
-            }
-        } else {
-            into.insert(field.name.clone(), value);
-        }
-    }
-    for (name, values) in repeated {
-        into.insert(name, Value::Array(values));
-    }
-    Ok(())
-}
-
-/// A body in the given codec into a message.
-pub fn decode_body(
-    plan: &Plan,
-    layout: u32,
-    codec: Codec,
-    body: &[u8],
-) -> Result<Map<String, Value>, CodecError> {
-    match codec {
-        Codec::Json => decode_json(plan, layout, body),
-        Codec::Proto => super::proto::decode(plan, layout, body),
-        Codec::FormUrlencoded => {
-            let text =
-                std::str::from_utf8(body).map_err(|_| CodecError::new("the form body is not valid UTF-8"))?;
-            let mut out = Map::new();
-            decode_form(plan, layout, text, &mut out)?;
-            Ok(out)
-        }
-        Codec::Xml => super::xml::decode(plan, layout, body),
-    }
-}
-
-/// A message as a body in the given codec, with its content type.
-pub fn encode_body(
-    plan: &Plan,
-    layout: u32,
-    codec: Codec,
-    int64: Int64Json,
-    message: &Map<String, Value>,
-) -> (&'static str, Vec<u8>) {
-    let body = match codec {
-        Codec::Json => encode_json(plan, layout, message, int64),
-        Codec::Proto => super::proto::encode(plan, layout, message),
-        Codec::FormUrlencoded => encode_form(plan, layout, message).into_bytes(),
-        Codec::Xml => super::xml::encode(plan, layout, message),
-    };
-    (codec.content_type(), body)
 }

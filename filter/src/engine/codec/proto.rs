@@ -7,7 +7,7 @@ use prost::encoding::{decode_key, decode_varint, encode_key, encode_varint, Wire
 use semaphore_plan::{FieldLayout, Kind, Plan};
 use serde_json::{Map, Number, Value};
 
-use super::codec::{self, CodecError, MAX_DEPTH};
+use super::typing::{self, CodecError, MAX_DEPTH};
 
 pub fn decode(plan: &Plan, layout: u32, bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     decode_message(plan, layout, bytes, 0)
@@ -32,7 +32,7 @@ fn decode_message(
     if depth > MAX_DEPTH {
         return Err(error(format!("nested deeper than {MAX_DEPTH} levels")));
     }
-    let Some(message) = codec::message(plan, layout) else {
+    let Some(message) = typing::message(plan, layout) else {
         return Err(error("message layout missing from the plan"));
     };
     let mut out = Map::new();
@@ -51,7 +51,7 @@ fn decode_message(
         if field.map {
             let entry = length_delimited(&mut buf).map_err(within)?;
             let entry = decode_message(plan, field.message, entry, depth + 1).map_err(within)?;
-            let key = entry.get("key").map(codec::to_text).unwrap_or_default();
+            let key = entry.get("key").map(typing::to_text).unwrap_or_default();
             let value = entry.get("value").cloned().unwrap_or(Value::Null);
             if let Value::Object(map) =
                 out.entry(field.name.clone()).or_insert_with(|| Value::Object(Map::new()))
@@ -60,7 +60,7 @@ fn decode_message(
             }
             continue;
         }
-        let packable = !matches!(codec::kind(field), Kind::String | Kind::Bytes | Kind::Message);
+        let packable = !matches!(typing::kind(field), Kind::String | Kind::Bytes | Kind::Message);
         if field.repeated && packable && wire == WireType::LengthDelimited {
             let mut packed = length_delimited(&mut buf).map_err(within)?;
             while packed.has_remaining() {
@@ -69,7 +69,7 @@ fn decode_message(
             }
             continue;
         }
-        let value = match codec::kind(field) {
+        let value = match typing::kind(field) {
             Kind::Message => {
                 let bytes = length_delimited(&mut buf).map_err(within)?;
                 Value::Object(decode_message(plan, field.message, bytes, depth + 1).map_err(within)?)
@@ -92,7 +92,7 @@ fn push(out: &mut Map<String, Value>, field: &FieldLayout, value: Value) {
 }
 
 fn packed_wire(field: &FieldLayout) -> WireType {
-    match codec::kind(field) {
+    match typing::kind(field) {
         Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
         Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
         _ => WireType::Varint,
@@ -138,7 +138,7 @@ fn float(f: f64) -> Value {
 }
 
 fn scalar(field: &FieldLayout, wire: WireType, buf: &mut &[u8]) -> Result<Value, CodecError> {
-    let kind = codec::kind(field);
+    let kind = typing::kind(field);
     let expected = match kind {
         Kind::String | Kind::Bytes | Kind::Message => WireType::LengthDelimited,
         _ => packed_wire(field),
@@ -193,7 +193,7 @@ fn encodable(number: u32) -> bool {
 }
 
 fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
-    let Some(layout) = codec::message(plan, layout) else { return };
+    let Some(layout) = typing::message(plan, layout) else { return };
     if depth > MAX_DEPTH {
         return;
     }
@@ -202,7 +202,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
         match value {
             Value::Object(entries) if field.map => {
                 let (Some(key_field), Some(value_field)) =
-                    (codec::map_key_field(plan, field), codec::map_value_field(plan, field))
+                    (typing::map_key_field(plan, field), typing::map_value_field(plan, field))
                 else {
                     continue;
                 };
@@ -211,7 +211,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
                 }
                 for (key, entry) in entries {
                     let mut body = Vec::new();
-                    let key = codec::from_text(plan, key_field, key).unwrap_or(Value::String(key.clone()));
+                    let key = typing::from_text(plan, key_field, key).unwrap_or(Value::String(key.clone()));
                     encode_field(plan, key_field, &key, &mut body, depth + 1);
                     encode_field(plan, value_field, entry, &mut body, depth + 1);
                     encode_key(field.number, WireType::LengthDelimited, out);
@@ -220,7 +220,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
                 }
             }
             Value::Array(items) if field.repeated => {
-                let packable = !matches!(codec::kind(field), Kind::String | Kind::Bytes | Kind::Message);
+                let packable = !matches!(typing::kind(field), Kind::String | Kind::Bytes | Kind::Message);
                 if packable {
                     let mut body = Vec::new();
                     for item in items {
@@ -241,7 +241,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
 }
 
 fn encode_field(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    let wire = match codec::kind(field) {
+    let wire = match typing::kind(field) {
         Kind::String | Kind::Bytes | Kind::Message => WireType::LengthDelimited,
         _ => packed_wire(field),
     };
@@ -284,7 +284,7 @@ fn as_f64(value: &Value) -> f64 {
 }
 
 fn encode_payload(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match codec::kind(field) {
+    match typing::kind(field) {
         Kind::Int32 | Kind::Int64 => encode_varint(as_i64(value) as u64, out),
         Kind::Uint32 | Kind::Uint64 => encode_varint(as_u64(value), out),
         Kind::Sint32 | Kind::Sint64 => {
@@ -308,13 +308,13 @@ fn encode_payload(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec
         Kind::Sfixed64 => out.extend_from_slice(&as_i64(value).to_le_bytes()),
         Kind::Double => out.extend_from_slice(&as_f64(value).to_le_bytes()),
         Kind::String => {
-            let text = codec::to_text(value);
+            let text = typing::to_text(value);
             encode_varint(text.len() as u64, out);
             out.extend_from_slice(text.as_bytes());
         }
         Kind::Bytes => {
             let bytes =
-                base64::engine::general_purpose::STANDARD.decode(codec::to_text(value)).unwrap_or_default();
+                base64::engine::general_purpose::STANDARD.decode(typing::to_text(value)).unwrap_or_default();
             encode_varint(bytes.len() as u64, out);
             out.extend_from_slice(&bytes);
         }

@@ -500,18 +500,17 @@ impl Root {
             })
             .collect();
         for context_id in stuck {
-            shared.streams.borrow_mut().remove(&context_id);
+            let Some(Stream { stage: Stage::Buffering(buffering), .. }) =
+                shared.streams.borrow_mut().remove(&context_id)
+            else {
+                continue;
+            };
             if !shared.told_no_body.replace(true) {
                 error!("{NO_BODY_MESSAGE}");
             }
             if hostcalls::set_effective_context(context_id).is_ok() {
-                EnvoyHost::new(&shared, context_id, true, true).respond(Reply {
-                    status: 500,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: serde_json::json!({ "message": NO_BODY_MESSAGE, "status": 500 })
-                        .to_string()
-                        .into_bytes(),
-                });
+                let reply = shared.engine.error_reply(&buffering.matched, 500, NO_BODY_MESSAGE);
+                EnvoyHost::new(&shared, context_id, true, true).respond(reply);
             }
         }
         let _ = hostcalls::set_effective_context(self.context_id);

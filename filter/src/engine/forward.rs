@@ -1,8 +1,41 @@
-//! A proxy's rewrite rules, compiled once when the plan is loaded, and the path they give the
-//! forwarded request.
+//! A proxy's forwarding: its rewrite rules, compiled once when the plan is loaded, and how its
+//! request goes on to its service.
 
 use regex_lite::Regex;
-use semaphore_plan::{Flow, Rewrite};
+use semaphore_plan::{Flow, Forward, Plan, Rewrite};
+use serde_json::Value;
+
+use super::codec;
+use super::host::Forwarding;
+use super::upstream::check_header_value;
+use super::Failure;
+
+/// How the proxy's request goes on: to its service's cluster, its path rewritten by `rules`
+/// under the service's base path, with the proxy's headers evaluated.
+pub(super) fn forwarding(
+    plan: &Plan,
+    forward: &Forward,
+    rules: &[Rule],
+    request_headers: &[(String, String)],
+    evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
+) -> Result<Forwarding, Failure> {
+    let Some(service) = plan.services.get(forward.service as usize) else {
+        return Err(Failure::new(500, "the plan names a service it does not define"));
+    };
+    let Some((_, original)) = request_headers.iter().find(|(name, _)| name == ":path") else {
+        return Err(Failure::new(400, "the request has no path"));
+    };
+    let path = format!("{}{}", service.base_path, rewrite(rules, original));
+    let mut headers = Vec::new();
+    for header in &forward.headers {
+        let value = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v));
+        if let Some(value) = &value {
+            check_header_value(&header.name, value)?;
+        }
+        headers.push((header.name.clone(), value));
+    }
+    Ok(Forwarding { cluster: service.cluster.clone(), authority: service.authority.clone(), path, headers })
+}
 
 /// One `rewrite "pattern" "template"` rule, ready to run.
 pub(super) struct Rule {

@@ -1,0 +1,112 @@
+//! HTTP upstreams: the call's path template filled from its params (else the request's
+//! fields), the remaining fields as the body in the service's codec, or as the query string of
+//! a method without a body.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use semaphore_plan::{Call, Plan, Segment, Service};
+use serde_json::{Map, Value};
+
+use crate::engine::codec::{self, Int64Json};
+use crate::engine::host::Callout;
+use crate::engine::Failure;
+
+/// Everything but RFC 3986 unreserved characters is escaped, so a value can never add a path
+/// segment, a query or a fragment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+fn has_body(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
+}
+
+pub(super) fn callout(
+    plan: &Plan,
+    service: &Service,
+    call: &Call,
+    request: &Map<String, Value>,
+    params: &Map<String, Value>,
+    headers: Vec<(String, String)>,
+) -> Result<Callout, Failure> {
+    let (mut path, bound) = path(service, call, request, params)?;
+    let remaining: Map<String, Value> = request
+        .iter()
+        .filter(|(k, _)| !bound.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let method = call.http_method.to_ascii_uppercase();
+    let (body, content_type) = if has_body(&method) {
+        let int64 = Int64Json::strings_if(service.int64_as_string);
+        let (content_type, body) =
+            codec::encode_body(plan, call.request_message, service.request_codec(), int64, &remaining);
+        (Some(body), Some(content_type))
+    } else {
+        let query = codec::encode_form(plan, call.request_message, &remaining);
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query);
+        }
+        (None, None)
+    };
+    let mut all = vec![
+        (":method".to_string(), method),
+        (":path".to_string(), path),
+        (":authority".to_string(), service.authority.clone()),
+        ("accept".to_string(), service.response_codec().content_type().to_string()),
+    ];
+    if let Some(content_type) = content_type {
+        all.push(("content-type".into(), content_type.into()));
+    }
+    all.extend(headers);
+    Ok(Callout {
+        cluster: service.cluster.clone(),
+        authority: service.authority.clone(),
+        headers: all,
+        body,
+        timeout: Default::default(),
+        grpc: None,
+    })
+}
+
+/// The service's base path and the call's path template, each `:name` from the params, else
+/// from the request field of that name; with the fields the path used, which the body or query
+/// then leaves out.
+fn path<'r>(
+    service: &Service,
+    call: &Call,
+    request: &'r Map<String, Value>,
+    params: &'r Map<String, Value>,
+) -> Result<(String, Vec<&'r str>), Failure> {
+    let mut path = service.base_path.clone();
+    let mut bound: Vec<&str> = Vec::new();
+    for segment in call.path.iter().filter_map(|s| s.segment.as_ref()) {
+        let (name, wildcard) = match segment {
+            Segment::Literal(literal) => {
+                path.push('/');
+                path.push_str(literal);
+                continue;
+            }
+            Segment::Param(name) => (name.as_str(), false),
+            Segment::Wildcard(name) => (name.as_str(), true),
+        };
+        let (key, value) = params
+            .get_key_value(name)
+            .or_else(|| request.get_key_value(name))
+            .map(|(key, value)| (key.as_str(), codec::to_text(value)))
+            .filter(|(_, v)| !v.is_empty())
+            .ok_or_else(|| {
+                Failure::new(400, format!("no value for the path parameter `:{name}` of {}", call.method))
+            })?;
+        bound.push(key);
+        path.push('/');
+        if wildcard {
+            let parts: Vec<String> =
+                value.split('/').map(|p| utf8_percent_encode(p, SEGMENT).to_string()).collect();
+            path.push_str(&parts.join("/"));
+        } else {
+            path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
+        }
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok((path, bound))
+}

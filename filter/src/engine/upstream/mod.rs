@@ -1,0 +1,145 @@
+//! Upstream calls: a built request message into a callout, and an upstream's answer into a
+//! typed response. What every transport shares is here; one file per transport says how it
+//! travels.
+
+mod grpc;
+mod http;
+
+use std::time::Duration;
+
+use semaphore_plan::{Call, Codec, Plan, Transport};
+use serde_json::{Map, Value};
+
+use super::codec;
+use super::host::{Callout, UpstreamResponse};
+use super::Failure;
+
+pub use grpc::http_status_of_grpc;
+
+/// Headers of the incoming request that every callout carries on, so a distributed trace
+/// stays whole.
+const TRACE_HEADERS: &[&str] = &[
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+];
+
+/// A call ready to dispatch, with the params it was built with (`{{ node.params:name }}`).
+pub(super) struct Built {
+    pub callout: Callout,
+    pub params: Map<String, Value>,
+}
+
+pub(super) fn build_callout(
+    plan: &Plan,
+    call: &Call,
+    request: &Map<String, Value>,
+    incoming: &[(String, String)],
+    evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
+) -> Result<Built, Failure> {
+    let Some(service) = plan.services.get(call.service as usize) else {
+        return Err(Failure::new(500, "the plan names a service it does not define"));
+    };
+    let params: Map<String, Value> = call
+        .params
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), Value::String(codec::to_text(&evaluate(p.value.as_ref()?)?)))))
+        .collect();
+    let headers = headers(call, incoming, &evaluate)?;
+    let mut callout = match service.transport() {
+        Transport::Http => http::callout(plan, service, call, request, &params, headers)?,
+        Transport::Grpc => grpc::callout(plan, service, call, request, headers),
+    };
+    callout.timeout = Duration::from_millis(u64::from(call.timeout_ms));
+    Ok(Built { callout, params })
+}
+
+/// The call's templated headers, then the incoming request's trace headers it does not set.
+fn headers(
+    call: &Call,
+    incoming: &[(String, String)],
+    evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
+) -> Result<Vec<(String, String)>, Failure> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for header in &call.headers {
+        // A header whose value is absent is left out, not sent empty.
+        let Some(value) = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)) else {
+            continue;
+        };
+        check_header_value(&header.name, &value)?;
+        headers.push((header.name.clone(), value));
+    }
+    for (name, value) in incoming {
+        if TRACE_HEADERS.contains(&name.as_str()) && !headers.iter().any(|(n, _)| n == name) {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+    Ok(headers)
+}
+
+/// Header values built from templates must not smuggle a second header or request.
+pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), Failure> {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(Failure::new(400, format!("the value for header `{name}` contains a line break")));
+    }
+    Ok(())
+}
+
+/// A call's answer: its decoded response and headers when its status is one the node expects
+/// (any 2xx unless it lists its own), else why not.
+pub(super) fn read_response(
+    plan: &Plan,
+    call: &Call,
+    expect_status: &[u32],
+    response: UpstreamResponse,
+) -> Result<(Value, Vec<(String, String)>), Failure> {
+    let Some(status) = response.status else {
+        return Err(Failure::new(502, "the upstream could not be reached"));
+    };
+    let expected = if expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect_status.contains(&u32::from(status))
+    };
+    if !expected {
+        return Err(Failure::new(status, unexpected_status(status, &response)));
+    }
+    let value = codec::decode_body(plan, call.response_message, response_codec(plan, call), &response.body)
+        .map_err(|e| Failure::new(502, format!("invalid upstream response: {e}")))?;
+    Ok((Value::Object(value), response.headers))
+}
+
+/// `upstream answered <status>`, with the upstream's own words when it gave any: a gRPC
+/// message, or a JSON body's `message`.
+fn unexpected_status(status: u16, response: &UpstreamResponse) -> String {
+    let grpc_message = response
+        .headers
+        .iter()
+        .find(|(n, _)| n == "grpc-message")
+        .map(|(_, v)| v.clone())
+        .filter(|m| !m.is_empty());
+    let detail = grpc_message.or_else(|| {
+        serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+    });
+    match detail {
+        Some(detail) => format!("upstream answered {status}: {detail}"),
+        None => format!("upstream answered {status}"),
+    }
+}
+
+/// The codec of the call's answers (and error bodies): protobuf for gRPC, else the service's.
+pub(super) fn response_codec(plan: &Plan, call: &Call) -> Codec {
+    match plan.services.get(call.service as usize) {
+        Some(service) if service.transport() == Transport::Grpc => Codec::Proto,
+        Some(service) => service.response_codec(),
+        None => Codec::Json,
+    }
+}

@@ -49,35 +49,19 @@ fn value_inline(plan: &Plan, flow: &Flow, value: &plan::Value, braced: bool) -> 
     let inner = match &value.kind {
         Some(ValueKind::Reference(r)) => reference(flow, r),
         Some(ValueKind::Function(call)) => {
-            let name = plan::Function::try_from(call.function)
-                .map(|f| format!("{f:?}").to_lowercase())
-                .unwrap_or_default();
+            let name = call.function().name();
             let args: Vec<String> = call.args.iter().map(|a| value_inline(plan, flow, a, false)).collect();
             let path = if call.path.is_empty() { String::new() } else { format!(":{}", call.path.join(".")) };
             format!("{name}({}){path}", args.join(", "))
         }
         Some(ValueKind::Unary(unary)) => {
-            let op = if unary.op == plan::UnaryOp::Not as i32 { "!" } else { "-" };
+            let op = unary.op().symbol();
             let operand =
                 unary.operand.as_ref().map(|o| value_inline(plan, flow, o, false)).unwrap_or_default();
             format!("{op}{operand}")
         }
         Some(ValueKind::Binary(binary)) => {
-            let op = match plan::BinaryOp::try_from(binary.op) {
-                Ok(plan::BinaryOp::Eq) => "==",
-                Ok(plan::BinaryOp::Ne) => "!=",
-                Ok(plan::BinaryOp::Lt) => "<",
-                Ok(plan::BinaryOp::Le) => "<=",
-                Ok(plan::BinaryOp::Gt) => ">",
-                Ok(plan::BinaryOp::Ge) => ">=",
-                Ok(plan::BinaryOp::And) => "&&",
-                Ok(plan::BinaryOp::Or) => "||",
-                Ok(plan::BinaryOp::Add) => "+",
-                Ok(plan::BinaryOp::Sub) => "-",
-                Ok(plan::BinaryOp::Mul) => "*",
-                Ok(plan::BinaryOp::Div) => "/",
-                Ok(plan::BinaryOp::Rem) | Err(_) => "%",
-            };
+            let op = binary.op().symbol();
             let side = |v: &Option<plan::Value>| {
                 v.as_ref().map(|v| value_inline(plan, flow, v, false)).unwrap_or_default()
             };
@@ -106,28 +90,17 @@ fn reference(flow: &Flow, reference: &plan::Reference) -> String {
     };
     let default =
         if reference.slot == plan::INPUT_SLOT { plan::Property::Request } else { plan::Property::Response };
-    let property = match plan::Property::try_from(reference.property) {
-        Ok(p)
-            if p == default
-                || reference.slot == plan::ITEM_SLOT
-                || reference.slot == plan::ERROR_SLOT && p == plan::Property::Error =>
+    let property = match reference.property() {
+        p if p == default
+            || reference.slot == plan::ITEM_SLOT
+            || reference.slot == plan::ERROR_SLOT && p == plan::Property::Error =>
         {
             String::new()
         }
-        Ok(p) => format!(".{}", format!("{p:?}").to_lowercase()),
-        Err(_) => String::new(),
+        p => format!(".{}", p.name()),
     };
     let path = if reference.path.is_empty() { ".".to_string() } else { reference.path.join(".") };
     format!("{resource}{property}:{path}")
-}
-
-fn codec(codec: i32) -> &'static str {
-    match plan::Codec::try_from(codec) {
-        Ok(plan::Codec::Proto) => "proto",
-        Ok(plan::Codec::FormUrlencoded) => "form-urlencoded",
-        Ok(plan::Codec::Xml) => "xml",
-        _ => "json",
-    }
 }
 
 fn path(base: &str, segments: &[plan::PathSegment]) -> String {
@@ -262,16 +235,16 @@ pub fn text(plan: &Plan, size: usize) -> String {
     let _ = writeln!(out, "plan format v{}, {size} bytes", plan::VERSION);
     let _ = writeln!(out, "\nservices:");
     for service in &plan.services {
-        let transport = if service.transport == plan::Transport::Grpc as i32 { "grpc" } else { "http" };
         let _ = writeln!(
             out,
-            "  {}  cluster {}  authority {}{}  {transport}  {}/{}{}",
+            "  {}  cluster {}  authority {}{}  {}  {}/{}{}",
             service.name,
             service.cluster,
             service.authority,
             if service.tls { " (tls)" } else { "" },
-            codec(service.request_codec),
-            codec(service.response_codec),
+            service.transport().name(),
+            service.request_codec().name(),
+            service.response_codec().name(),
             if service.int64_as_string { "  int64 as string" } else { "" }
         );
     }
@@ -284,8 +257,8 @@ pub fn text(plan: &Plan, size: usize) -> String {
             endpoint.method,
             path("", &endpoint.path),
             endpoint.status,
-            codec(endpoint.request_codec),
-            codec(endpoint.response_codec),
+            endpoint.request_codec().name(),
+            endpoint.response_codec().name(),
             if endpoint.int64_as_string { "  int64 as string" } else { "" }
         );
     }
@@ -422,4 +395,49 @@ pub fn graph(plan: &Plan, only: Option<&str>, format: GraphFormat) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(field: &str) -> plan::Value {
+        plan::Value {
+            kind: Some(ValueKind::Reference(plan::Reference {
+                slot: plan::INPUT_SLOT,
+                property: plan::Property::Request as i32,
+                path: vec![field.into()],
+                absent: None,
+            })),
+        }
+    }
+
+    /// Functions and operators read as users write them.
+    #[test]
+    fn values_read_as_written() {
+        let plan = Plan::default();
+        let flow = Flow::default();
+        let call = |function: plan::Function, args: Vec<plan::Value>| plan::Value {
+            kind: Some(ValueKind::Function(plan::FunctionCall {
+                function: function as i32,
+                args,
+                path: vec![],
+            })),
+        };
+        let decoded = call(plan::Function::Base64Decode, vec![input("token")]);
+        assert_eq!(value(&plan, &flow, &decoded), "{{ base64_decode(input:token) }}");
+        let compared = plan::Value {
+            kind: Some(ValueKind::Binary(Box::new(plan::Binary {
+                op: plan::BinaryOp::Le as i32,
+                left: Some(call(plan::Function::Len, vec![input("name")])),
+                right: Some(plan::Value {
+                    kind: Some(ValueKind::Unary(Box::new(plan::Unary {
+                        op: plan::UnaryOp::Negate as i32,
+                        operand: Some(input("limit")),
+                    }))),
+                }),
+            }))),
+        };
+        assert_eq!(value(&plan, &flow, &compared), "{{ (len(input:name) <= -input:limit) }}");
+    }
 }

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use semaphore_plan::{BinaryOp, UnaryOp};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
@@ -31,49 +33,6 @@ pub enum ExprKind {
     Call { name: String, args: Vec<Expr>, path: Vec<String> },
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnaryOp {
-    Not,
-    Negate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    And,
-    Or,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-}
-
-impl BinaryOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            BinaryOp::Eq => "==",
-            BinaryOp::Ne => "!=",
-            BinaryOp::Lt => "<",
-            BinaryOp::Le => "<=",
-            BinaryOp::Gt => ">",
-            BinaryOp::Ge => ">=",
-            BinaryOp::And => "&&",
-            BinaryOp::Or => "||",
-            BinaryOp::Add => "+",
-            BinaryOp::Sub => "-",
-            BinaryOp::Mul => "*",
-            BinaryOp::Div => "/",
-            BinaryOp::Rem => "%",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -166,19 +125,13 @@ impl<'a> Parser<'a> {
 
     /// Precedence climbing over the binary operators, loosest first.
     fn binary(&mut self, level: usize) -> Result<Expr, TemplateError> {
-        const LEVELS: &[&[(&str, BinaryOp)]] = &[
-            &[("||", BinaryOp::Or)],
-            &[("&&", BinaryOp::And)],
-            &[
-                ("==", BinaryOp::Eq),
-                ("!=", BinaryOp::Ne),
-                ("<=", BinaryOp::Le),
-                (">=", BinaryOp::Ge),
-                ("<", BinaryOp::Lt),
-                (">", BinaryOp::Gt),
-            ],
-            &[("+", BinaryOp::Add), ("-", BinaryOp::Sub)],
-            &[("*", BinaryOp::Mul), ("/", BinaryOp::Div), ("%", BinaryOp::Rem)],
+        // Within a level, an operator comes before those its symbol starts with (`<=`, `<`).
+        const LEVELS: &[&[BinaryOp]] = &[
+            &[BinaryOp::Or],
+            &[BinaryOp::And],
+            &[BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Le, BinaryOp::Ge, BinaryOp::Lt, BinaryOp::Gt],
+            &[BinaryOp::Add, BinaryOp::Sub],
+            &[BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem],
         ];
         let Some(operators) = LEVELS.get(level) else {
             return self.unary();
@@ -187,13 +140,13 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_space();
             // `}}` closes a template inside a condition; it is not two operators.
-            let Some((token, op)) = operators.iter().find(|(token, _)| self.rest().starts_with(token)) else {
+            let Some(&op) = operators.iter().find(|op| self.rest().starts_with(op.symbol())) else {
                 break;
             };
-            self.pos += token.len();
+            self.pos += op.symbol().len();
             let right = self.binary(level + 1)?;
             let range = left.range.start..right.range.end;
-            left = Expr { kind: ExprKind::Binary(*op, Box::new(left), Box::new(right)), range };
+            left = Expr { kind: ExprKind::Binary(op, Box::new(left), Box::new(right)), range };
             // Comparisons do not chain: `a == b == c` is a mistake.
             if level == 2 {
                 break;
@@ -205,9 +158,9 @@ impl<'a> Parser<'a> {
     fn unary(&mut self) -> Result<Expr, TemplateError> {
         self.skip_space();
         let start = self.pos;
-        for (token, op) in [("!", UnaryOp::Not), ("-", UnaryOp::Negate)] {
-            if self.rest().starts_with(token) && !self.rest().starts_with("!=") {
-                self.pos += 1;
+        for op in [UnaryOp::Not, UnaryOp::Negate] {
+            if self.rest().starts_with(op.symbol()) && !self.rest().starts_with(BinaryOp::Ne.symbol()) {
+                self.pos += op.symbol().len();
                 let operand = self.unary()?;
                 let range = start..operand.range.end;
                 return Ok(Expr { kind: ExprKind::Unary(op, Box::new(operand)), range });

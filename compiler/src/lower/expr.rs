@@ -4,72 +4,13 @@
 use prost_reflect::{FieldDescriptor, MessageDescriptor};
 use semaphore_plan as plan;
 
+use super::functions;
 use super::types::{describe_field, int_fits, Ty};
 use super::{Ctx, Item, Lowering, Mode, NodeKind, Scope};
 use crate::config::{Literal, Spanned};
 use crate::diagnostics::Span;
-use crate::template::{self, BinaryOp, Expr, ExprKind, Part, TemplateRef, UnaryOp};
-
-/// Whether an argument of this type is accepted.
-type Accepts = fn(&Ty) -> bool;
-
-/// Argument and result types of the built-in functions.
-struct Signature {
-    function: plan::Function,
-    /// Types of the leading arguments; `None` accepts any scalar.
-    args: &'static [Option<Accepts>],
-    /// Further arguments, any scalar, are allowed.
-    variadic: bool,
-    returns: Ty,
-    /// Writes its arguments into text, where an absent value is its proto3 default.
-    formats: bool,
-}
-
-fn text(ty: &Ty) -> bool {
-    matches!(ty, Ty::String | Ty::Bytes | Ty::Enum(_) | Ty::Dynamic | Ty::Null)
-}
-
-fn sized(ty: &Ty) -> bool {
-    matches!(ty, Ty::String | Ty::Bytes | Ty::List(_) | Ty::Dynamic | Ty::Null)
-}
-
-fn anything(_: &Ty) -> bool {
-    true
-}
-
-fn signature(name: &str) -> Option<Signature> {
-    use plan::Function as F;
-    let (function, args, variadic, returns): (_, &'static [Option<Accepts>], _, _) = match name {
-        "sprintf" => (F::Sprintf, &[Some(text)], true, Ty::String),
-        "strconcat" => (F::Strconcat, &[None], true, Ty::String),
-        "jwt" => (F::Jwt, &[Some(text)], false, Ty::Dynamic),
-        "len" => (F::Len, &[Some(sized)], false, Ty::Int),
-        "base64" => (F::Base64, &[Some(text)], false, Ty::String),
-        "base64_decode" => (F::Base64Decode, &[Some(text)], false, Ty::String),
-        "json" => (F::Json, &[Some(anything)], false, Ty::String),
-        "now" => (F::Now, &[], false, Ty::Int),
-        "uuid" => (F::Uuid, &[], false, Ty::String),
-        "lower" => (F::Lower, &[Some(text)], false, Ty::String),
-        "upper" => (F::Upper, &[Some(text)], false, Ty::String),
-        _ => return None,
-    };
-    let formats = matches!(function, F::Sprintf | F::Strconcat);
-    Some(Signature { function, args, variadic, returns, formats })
-}
-
-const FUNCTIONS: &[&str] = &[
-    "sprintf",
-    "strconcat",
-    "jwt",
-    "len",
-    "base64",
-    "base64_decode",
-    "json",
-    "now",
-    "uuid",
-    "lower",
-    "upper",
-];
+use crate::template::{self, Expr, ExprKind, Part, TemplateRef};
+use plan::{BinaryOp, UnaryOp};
 
 pub(super) fn literal_value(literal: &Literal) -> plan::Value {
     let kind = match literal {
@@ -345,9 +286,9 @@ impl Lowering<'_> {
             ExprKind::Call { name, args, path } => self.function(name, args, path, &span, literal, ctx),
             ExprKind::Unary(op, operand) => {
                 let (value, ty) = self.expr(operand, literal, ctx)?;
-                let (op, ty) = match op {
-                    UnaryOp::Not => (plan::UnaryOp::Not, Ty::Bool),
-                    UnaryOp::Negate if ty.is_numeric() => (plan::UnaryOp::Negate, ty),
+                let ty = match op {
+                    UnaryOp::Not => Ty::Bool,
+                    UnaryOp::Negate if ty.is_numeric() => ty,
                     UnaryOp::Negate => {
                         self.reporter
                             .error(&span, format!("only numbers can be negated; this is {}", ty.describe()))
@@ -355,29 +296,15 @@ impl Lowering<'_> {
                         return None;
                     }
                 };
-                let unary = plan::Unary { op: op as i32, operand: Some(value) };
+                let unary = plan::Unary { op: *op as i32, operand: Some(value) };
                 Some((plan::Value { kind: Some(plan::ValueKind::Unary(Box::new(unary))) }, ty))
             }
             ExprKind::Binary(op, left, right) => {
                 let (left_value, left_ty) = self.expr(left, literal, ctx)?;
                 let (right_value, right_ty) = self.expr(right, literal, ctx)?;
                 let ty = self.binary_type(*op, &left_ty, &right_ty, &span)?;
-                let op = match op {
-                    BinaryOp::Eq => plan::BinaryOp::Eq,
-                    BinaryOp::Ne => plan::BinaryOp::Ne,
-                    BinaryOp::Lt => plan::BinaryOp::Lt,
-                    BinaryOp::Le => plan::BinaryOp::Le,
-                    BinaryOp::Gt => plan::BinaryOp::Gt,
-                    BinaryOp::Ge => plan::BinaryOp::Ge,
-                    BinaryOp::And => plan::BinaryOp::And,
-                    BinaryOp::Or => plan::BinaryOp::Or,
-                    BinaryOp::Add => plan::BinaryOp::Add,
-                    BinaryOp::Sub => plan::BinaryOp::Sub,
-                    BinaryOp::Mul => plan::BinaryOp::Mul,
-                    BinaryOp::Div => plan::BinaryOp::Div,
-                    BinaryOp::Rem => plan::BinaryOp::Rem,
-                };
-                let binary = plan::Binary { op: op as i32, left: Some(left_value), right: Some(right_value) };
+                let binary =
+                    plan::Binary { op: *op as i32, left: Some(left_value), right: Some(right_value) };
                 Some((plan::Value { kind: Some(plan::ValueKind::Binary(Box::new(binary))) }, ty))
             }
         }
@@ -437,14 +364,16 @@ impl Lowering<'_> {
         literal: &Span,
         ctx: &mut Ctx,
     ) -> Option<(plan::Value, Ty)> {
-        let Some(signature) = signature(name) else {
+        let Some(function) = plan::Function::from_name(name) else {
+            let names: Vec<&str> = functions::names().collect();
             self.reporter.error(span, format!("unknown function `{name}`")).label("not a function").suggest(
                 name,
-                FUNCTIONS.iter().copied(),
-                Some(format!("functions: {}", FUNCTIONS.join(", "))),
+                names.iter().copied(),
+                Some(format!("functions: {}", names.join(", "))),
             );
             return None;
         };
+        let signature = functions::signature(function);
         let fixed = signature.args.len();
         let arity_ok = if signature.variadic { args.len() >= fixed } else { args.len() == fixed };
         if !arity_ok {
@@ -462,7 +391,7 @@ impl Lowering<'_> {
             let ok = match accepts {
                 Some(accepts) => accepts(&ty),
                 // `sprintf` checks its values against its verbs below.
-                None if signature.function == plan::Function::Sprintf => true,
+                None if function == plan::Function::Sprintf => true,
                 None => ty.is_scalar(),
             };
             if !ok {
@@ -480,7 +409,7 @@ impl Lowering<'_> {
             lowered.push(value);
             types.push(ty);
         }
-        if signature.function == plan::Function::Sprintf {
+        if function == plan::Function::Sprintf {
             self.check_sprintf(args, &types, span, literal)?;
         }
         if !path.is_empty() && !matches!(signature.returns, Ty::Dynamic) {
@@ -492,8 +421,7 @@ impl Lowering<'_> {
                 .label("remove the `:path`");
             return None;
         }
-        let call =
-            plan::FunctionCall { function: signature.function as i32, args: lowered, path: path.to_vec() };
+        let call = plan::FunctionCall { function: function as i32, args: lowered, path: path.to_vec() };
         Some((plan::Value { kind: Some(plan::ValueKind::Function(call)) }, signature.returns))
     }
 
@@ -587,16 +515,18 @@ impl Lowering<'_> {
         let property = reference.property.as_deref();
         match reference.resource.as_str() {
             "input" => {
-                let property = match property {
-                    None | Some("request") => plan::Property::Request,
-                    Some("header") => plan::Property::Header,
-                    Some(other) => {
+                const INPUT_PROPERTIES: [plan::Property; 2] =
+                    [plan::Property::Request, plan::Property::Header];
+                let property = match property.map(|name| (name, plan::Property::from_name(name))) {
+                    None => plan::Property::Request,
+                    Some((_, Some(property))) if INPUT_PROPERTIES.contains(&property) => property,
+                    Some((other, _)) => {
                         self.reporter
                             .error(span, format!("`input` has no property `{other}`"))
                             .label("unknown property")
                             .suggest(
                                 other,
-                                ["request", "header"],
+                                INPUT_PROPERTIES.map(plan::Property::name),
                                 Some("input has `request` (the default) and `header`".into()),
                             );
                         return None;
@@ -656,7 +586,7 @@ impl Lowering<'_> {
                     return None;
                 }
                 match property {
-                    Some("params") => Some((
+                    Some(name) if name == plan::Property::Params.name() => Some((
                         wrap(plan::ERROR_SLOT, plan::Property::Params, reference.path.clone()),
                         Ty::Dynamic,
                     )),
@@ -696,19 +626,16 @@ impl Lowering<'_> {
                     ctx.refs.entry(node.index).or_insert_with(|| span.clone());
                 }
                 let slot = node.index + 1;
-                let property = match property {
-                    None | Some("response") => plan::Property::Response,
-                    Some("request") => plan::Property::Request,
-                    Some("header") => plan::Property::Header,
-                    Some("params") => plan::Property::Params,
-                    Some("error") => plan::Property::Error,
-                    Some(other) => {
+                let property = match property.map(|name| (name, plan::Property::from_name(name))) {
+                    None => plan::Property::Response,
+                    Some((_, Some(property))) => property,
+                    Some((other, None)) => {
                         self.reporter
                             .error(span, format!("resource `{name}` has no property `{other}`"))
                             .label("unknown property")
                             .suggest(
                                 other,
-                                ["request", "response", "header", "params", "error"],
+                                plan::Property::ALL.map(plan::Property::name),
                                 Some("resources have `request`, `response` (the default), `header`, `params` and `error`".into()),
                             );
                         return None;
@@ -740,10 +667,7 @@ impl Lowering<'_> {
                         self.reporter
                             .error(
                                 span,
-                                format!(
-                                    "resource `{name}` makes no call; it has no `{}`",
-                                    property_name(property)
-                                ),
+                                format!("resource `{name}` makes no call; it has no `{}`", property.name()),
                             )
                             .label("nothing to reference");
                         return None;
@@ -777,7 +701,7 @@ impl Lowering<'_> {
     ) -> Option<(plan::Value, Ty)> {
         if let Some(Item { source, element }) = &ctx.item {
             let below_source = source.slot == slot
-                && source.property == property as i32
+                && source.property() == property
                 && path.len() > source.path.len()
                 && path.starts_with(&source.path);
             if below_source {
@@ -831,15 +755,5 @@ impl Lowering<'_> {
             ty = Ty::of_field(&field);
         }
         Some(ty)
-    }
-}
-
-fn property_name(property: plan::Property) -> &'static str {
-    match property {
-        plan::Property::Request => "request",
-        plan::Property::Response => "response",
-        plan::Property::Header => "header",
-        plan::Property::Params => "params",
-        plan::Property::Error => "error",
     }
 }

@@ -3,6 +3,7 @@
 //! error handling is resolved from global to flow to resource.
 
 mod expr;
+mod functions;
 pub mod services;
 pub mod types;
 
@@ -566,7 +567,7 @@ impl Lowering<'_> {
             })
             .collect();
         let transport =
-            service.and_then(|s| self.services.get(s as usize)).map(|s| s.transport).unwrap_or_default();
+            service.and_then(|s| self.services.get(s as usize)).map(|s| s.transport()).unwrap_or_default();
         // `options { endpoint, method }` on the request override the schema's HTTP annotation.
         let option_text = |key: &str| {
             call.options.iter().find(|(k, _)| k.value == key).and_then(|(_, v)| match &v.value {
@@ -608,7 +609,7 @@ impl Lowering<'_> {
                 (verb, segments)
             }
             // gRPC addresses a method as `/package.Service/Method`.
-            None if transport == plan::Transport::Grpc as i32 => {
+            None if transport == plan::Transport::Grpc => {
                 let (service_name, method_name) =
                     method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
                 let segment = |text: &str| plan::PathSegment {
@@ -1045,12 +1046,12 @@ impl Lowering<'_> {
             let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
                 return Some(plan::Codec::Json);
             };
-            let parsed = services::parse_codec(&value.value);
+            let parsed = plan::Codec::from_name(&value.value);
             if parsed.is_none() {
                 self.reporter
                     .warning(&value.span, format!("codec `{}` cannot be served", value.value))
                     .label("endpoint skipped")
-                    .suggest(&value.value, services::CODECS, Some(services::CODECS_HINT.into()));
+                    .suggest(&value.value, services::codec_names(), Some(services::codecs_hint()));
             }
             parsed
         };

@@ -27,22 +27,8 @@ pub fn resolve(
 ) -> Resolution {
     let name = &info.name;
     let span_of = |setting: &Setting| setting.span.clone().unwrap_or_else(|| used_at.clone());
-    let transport = match info.transport.value.as_str() {
-        "" => plan::Transport::Http,
-        other => match plan::Transport::from_name(other) {
-            Some(transport) => transport,
-            None => {
-                let names = plan::Transport::ALL.map(plan::Transport::name);
-                reporter
-                    .warning(
-                        &span_of(&info.transport),
-                        format!("transport `{other}` of service `{name}` cannot be served inside Envoy"),
-                    )
-                    .label("the flows calling this service are left out")
-                    .suggest(other, names, Some(format!("the transports are {}", quoted_list(&names))));
-                return Resolution::Unservable;
-            }
-        },
+    let Some(transport) = transport(info, &span_of(&info.transport), reporter) else {
+        return Resolution::Unservable;
     };
     let default_codec =
         if transport == plan::Transport::Grpc { plan::Codec::Proto } else { plan::Codec::Json };
@@ -98,6 +84,27 @@ pub fn resolve(
         tls: upstream.tls,
         int64_as_string,
     })
+}
+
+/// A service's `transport`, HTTP unless it says otherwise; one the filter cannot speak is
+/// reported as a warning.
+fn transport(info: &ServiceInfo, span: &Span, reporter: &mut Reporter) -> Option<plan::Transport> {
+    let value = info.transport.value.as_str();
+    if value.is_empty() {
+        return Some(plan::Transport::Http);
+    }
+    let transport = plan::Transport::from_name(value);
+    if transport.is_none() {
+        let names = plan::Transport::ALL.map(plan::Transport::name);
+        reporter
+            .warning(
+                span,
+                format!("transport `{value}` of service `{}` cannot be served inside Envoy", info.name),
+            )
+            .label("the flows calling this service are left out")
+            .suggest(value, names, Some(format!("the transports are {}", quoted_list(&names))));
+    }
+    transport
 }
 
 /// `int64_as_string = true|false` of an endpoint or a service; absent is false, anything but a

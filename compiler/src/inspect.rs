@@ -235,106 +235,118 @@ pub fn text(plan: &Plan, size: usize) -> String {
     let _ = writeln!(out, "plan format v{}, {size} bytes", plan::VERSION);
     let _ = writeln!(out, "\nservices:");
     for service in &plan.services {
-        let _ = writeln!(
-            out,
-            "  {}  cluster {}  authority {}{}  {}  {}/{}{}",
-            service.name,
-            service.cluster,
-            service.authority,
-            if service.tls { " (tls)" } else { "" },
-            service.transport().name(),
-            service.request_codec().name(),
-            service.response_codec().name(),
-            if service.int64_as_string { "  int64 as string" } else { "" }
-        );
+        service_line(service, &mut out);
     }
     let _ = writeln!(out, "\nendpoints:");
     for endpoint in &plan.endpoints {
-        let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
-        let _ = writeln!(
-            out,
-            "  {} {} -> {flow}  status {}  {}/{}{}",
-            endpoint.method,
-            path("", &endpoint.path),
-            endpoint.status,
-            endpoint.request_codec().name(),
-            endpoint.response_codec().name(),
-            if endpoint.int64_as_string { "  int64 as string" } else { "" }
-        );
+        endpoint_line(plan, endpoint, &mut out);
     }
     for flow in &plan.flows {
-        let kind = if flow.forward.is_some() { "proxy" } else { "flow" };
-        let _ = writeln!(out, "\n{kind} {}", flow.name);
-        let _ = writeln!(out, "  input {}", message_name(plan, flow.input));
-        if !flow.input_headers.is_empty() {
-            let _ = writeln!(out, "  input headers: {}", flow.input_headers.join(", "));
+        flow_text(plan, flow, &mut out);
+    }
+    out
+}
+
+fn service_line(service: &plan::Service, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  {}  cluster {}  authority {}{}  {}  {}/{}{}",
+        service.name,
+        service.cluster,
+        service.authority,
+        if service.tls { " (tls)" } else { "" },
+        service.transport().name(),
+        service.request_codec().name(),
+        service.response_codec().name(),
+        if service.int64_as_string { "  int64 as string" } else { "" }
+    );
+}
+
+fn endpoint_line(plan: &Plan, endpoint: &plan::Endpoint, out: &mut String) {
+    let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
+    let _ = writeln!(
+        out,
+        "  {} {} -> {flow}  status {}  {}/{}{}",
+        endpoint.method,
+        path("", &endpoint.path),
+        endpoint.status,
+        endpoint.request_codec().name(),
+        endpoint.response_codec().name(),
+        if endpoint.int64_as_string { "  int64 as string" } else { "" }
+    );
+}
+
+fn flow_text(plan: &Plan, flow: &Flow, out: &mut String) {
+    let kind = if flow.forward.is_some() { "proxy" } else { "flow" };
+    let _ = writeln!(out, "\n{kind} {}", flow.name);
+    let _ = writeln!(out, "  input {}", message_name(plan, flow.input));
+    if !flow.input_headers.is_empty() {
+        let _ = writeln!(out, "  input headers: {}", flow.input_headers.join(", "));
+    }
+    if flow.timeout_ms > 0 {
+        let _ = writeln!(out, "  timeout {}ms", flow.timeout_ms);
+    }
+    for node in &flow.nodes {
+        node_text(plan, flow, node, out);
+    }
+    if let Some(output) = &flow.output {
+        let _ = writeln!(out, "  output {}:", message_name(plan, output.message));
+        if let Some(body) = &output.body {
+            template(plan, flow, output.message, body, 4, out);
         }
-        if flow.timeout_ms > 0 {
-            let _ = writeln!(out, "  timeout {}ms", flow.timeout_ms);
+        headers(plan, flow, &output.headers, 4, out);
+    }
+    if let Some(error) = &flow.error {
+        error_object(plan, flow, error, 2, out);
+    }
+    if let Some(handler) = &flow.on_error {
+        on_error(plan, flow, handler, 2, out);
+    }
+    if let Some(forward) = &flow.forward {
+        let service = plan.services.get(forward.service as usize).map(|s| s.name.as_str()).unwrap_or("?");
+        let _ = writeln!(out, "  forward to {service}");
+        headers(plan, flow, &forward.headers, 4, out);
+        for rewrite in &forward.rewrites {
+            let _ = writeln!(out, "    rewrite {:?} -> {:?}", rewrite.pattern, rewrite.template);
         }
-        for node in &flow.nodes {
-            let deps: Vec<&str> = node
-                .depends_on
-                .iter()
-                .filter_map(|d| flow.nodes.get(*d as usize))
-                .map(|n| n.name.as_str())
-                .collect();
-            let _ = writeln!(
-                out,
-                "  node {}{}{}",
-                node.name,
-                if node.before { " (before)" } else { "" },
-                if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) }
-            );
-            if let Some(condition) = &node.condition {
-                let _ = writeln!(out, "    if {}", value(plan, flow, condition));
-            }
-            match &node.call {
-                Some(c) => call(plan, flow, "call", c, &mut out),
-                None => {
-                    for v in &node.values {
-                        let rendered = v.value.as_ref().map(|v| value(plan, flow, v)).unwrap_or_default();
-                        let _ = writeln!(out, "    value = {rendered}");
-                    }
-                }
-            }
-            if !node.expect_status.is_empty() {
-                let statuses: Vec<String> = node.expect_status.iter().map(u32::to_string).collect();
-                let _ = writeln!(out, "    expect status {}", statuses.join(", "));
-            }
-            if let Some(rollback) = &node.rollback {
-                call(plan, flow, "rollback", rollback, &mut out);
-            }
-            if let Some(error) = &node.error {
-                error_object(plan, flow, error, 4, &mut out);
-            }
-            if let Some(handler) = &node.on_error {
-                on_error(plan, flow, handler, 4, &mut out);
-            }
-        }
-        if let Some(output) = &flow.output {
-            let _ = writeln!(out, "  output {}:", message_name(plan, output.message));
-            if let Some(body) = &output.body {
-                template(plan, flow, output.message, body, 4, &mut out);
-            }
-            headers(plan, flow, &output.headers, 4, &mut out);
-        }
-        if let Some(error) = &flow.error {
-            error_object(plan, flow, error, 2, &mut out);
-        }
-        if let Some(handler) = &flow.on_error {
-            on_error(plan, flow, handler, 2, &mut out);
-        }
-        if let Some(forward) = &flow.forward {
-            let service = plan.services.get(forward.service as usize).map(|s| s.name.as_str()).unwrap_or("?");
-            let _ = writeln!(out, "  forward to {service}");
-            headers(plan, flow, &forward.headers, 4, &mut out);
-            for rewrite in &forward.rewrites {
-                let _ = writeln!(out, "    rewrite {:?} -> {:?}", rewrite.pattern, rewrite.template);
+    }
+}
+
+fn node_text(plan: &Plan, flow: &Flow, node: &plan::Node, out: &mut String) {
+    let deps: Vec<&str> =
+        node.depends_on.iter().filter_map(|d| flow.nodes.get(*d as usize)).map(|n| n.name.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "  node {}{}{}",
+        node.name,
+        if node.before { " (before)" } else { "" },
+        if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) }
+    );
+    if let Some(condition) = &node.condition {
+        let _ = writeln!(out, "    if {}", value(plan, flow, condition));
+    }
+    match &node.call {
+        Some(c) => call(plan, flow, "call", c, out),
+        None => {
+            for v in &node.values {
+                let rendered = v.value.as_ref().map(|v| value(plan, flow, v)).unwrap_or_default();
+                let _ = writeln!(out, "    value = {rendered}");
             }
         }
     }
-    out
+    if !node.expect_status.is_empty() {
+        let statuses: Vec<String> = node.expect_status.iter().map(u32::to_string).collect();
+        let _ = writeln!(out, "    expect status {}", statuses.join(", "));
+    }
+    if let Some(rollback) = &node.rollback {
+        call(plan, flow, "rollback", rollback, out);
+    }
+    if let Some(error) = &node.error {
+        error_object(plan, flow, error, 4, out);
+    }
+    if let Some(handler) = &node.on_error {
+        on_error(plan, flow, handler, 4, out);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

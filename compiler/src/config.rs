@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use hcl_edit::expr::Expression;
-use hcl_edit::structure::{Attribute, Block, Structure};
+use hcl_edit::structure::{Attribute, Block, Body, Structure};
 use hcl_edit::Span as _;
 
 use crate::diagnostics::{Reporter, Span};
@@ -229,6 +229,24 @@ fn load_file(
     if !seen.insert(canonical) {
         return;
     }
+    let Some((file, body)) = parse_file(path, included_at, reporter) else { return };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut reader = Reader { file, reporter };
+    let mut includes = Vec::new();
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attr) => reader.top_attribute(attr, &dir, config, &mut includes),
+            Structure::Block(block) => reader.top_block(block, &dir, config),
+        }
+    }
+    for (found, span) in includes {
+        load_file(&found, Some(&span), config, seen, reporter);
+    }
+}
+
+/// A file's HCL body, and the file's id for spans; a file that cannot be read or parsed is
+/// reported.
+fn parse_file(path: &Path, included_at: Option<&Span>, reporter: &mut Reporter) -> Option<(usize, Body)> {
     let source = match std::fs::read_to_string(path) {
         Ok(source) => source,
         Err(e) => {
@@ -237,115 +255,27 @@ fn load_file(
                 Some(span) => drop(reporter.error(span, message)),
                 None => reporter.error_without_span(message),
             }
-            return;
+            return None;
         }
     };
     let file = reporter.add_file(path.display().to_string(), source.clone());
-    let body = match hcl_edit::parser::parse_body(&source) {
-        Ok(body) => body,
+    match hcl_edit::parser::parse_body(&source) {
+        Ok(body) => Some((file, body)),
         Err(e) => {
             let offset = e.location().offset();
             let span = Span { file, range: offset..offset };
             reporter.error(&span, format!("syntax error: {}", e.message()));
-            return;
+            None
         }
-    };
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut reader = Reader { file, reporter };
-    let mut includes = Vec::new();
-    for structure in body.iter() {
-        match structure {
-            Structure::Attribute(attr) => match attr.key.as_str() {
-                "protobuffers" => {
-                    for pattern in reader.string_list(attr) {
-                        let found = reader.glob(&dir, &pattern);
-                        if !found.is_empty() {
-                            config.proto_files.extend(found);
-                            // Imports resolve against the folder the pattern's files are in.
-                            let fixed = pattern.value.split(['*', '?', '[']).next().unwrap_or("");
-                            let base_dir = fixed.rfind('/').map(|i| &fixed[..i]).unwrap_or("");
-                            config.proto_includes.push(dir.join(base_dir));
-                        }
-                    }
-                }
-                "include" => {
-                    for pattern in reader.string_list(attr) {
-                        for found in reader.glob(&dir, &pattern) {
-                            includes.push((found, pattern.span.clone()));
-                        }
-                    }
-                }
-                "log_level" => config.log_level = reader.string(attr),
-                "avro" | "openapi3" => {
-                    let span = reader.span(attr.span());
-                    reader
-                        .reporter
-                        .warning(
-                            &span,
-                            format!(
-                                "`{}` schemas are not supported; only protobuffers are",
-                                attr.key.as_str()
-                            ),
-                        )
-                        .label("ignored");
-                }
-                other => reader.unknown(other, attr.key.span(), &["protobuffers", "include", "log_level"]),
-            },
-            Structure::Block(block) => match block.ident.as_str() {
-                "endpoint" => {
-                    if let Some(endpoint) = reader.endpoint(block) {
-                        config.endpoints.push(endpoint);
-                    }
-                }
-                "flow" => {
-                    if let Some(flow) = reader.flow(block, false) {
-                        config.flows.push(flow);
-                    }
-                }
-                "services" => reader.services(block, &mut config.service_selects),
-                "service" => {
-                    if let Some(service) = reader.service(block) {
-                        config.services.push(service);
-                    }
-                }
-                "proxy" => {
-                    if let Some(flow) = reader.flow(block, true) {
-                        config.flows.push(flow);
-                    }
-                }
-                "error" => {
-                    if let Some(error) = reader.param_map(block) {
-                        config.error = Some(error);
-                    }
-                }
-                "http" => reader.http(block, &dir, &mut config.http),
-                "grpc" | "graphql" | "prometheus" | "discovery" => {
-                    reader.warn_daemon_only(block.ident.as_str(), block.span())
-                }
-                other => reader.unknown(
-                    other,
-                    block.ident.span(),
-                    &[
-                        "endpoint",
-                        "flow",
-                        "proxy",
-                        "service",
-                        "services",
-                        "error",
-                        "http",
-                        "grpc",
-                        "graphql",
-                        "prometheus",
-                        "discovery",
-                    ],
-                ),
-            },
-        }
-    }
-    for (found, span) in includes {
-        load_file(&found, Some(&span), config, seen, reporter);
     }
 }
+
+/// What a flow holds.
+const FLOW_ITEMS: &[&str] =
+    &["input", "resource", "resources", "if", "before", "error", "on_error", "output", "timeout", "schema"];
+/// What a proxy holds.
+const PROXY_ITEMS: &[&str] =
+    &["input", "resource", "resources", "if", "before", "error", "on_error", "forward", "rewrite", "timeout"];
 
 /// Reads one file's blocks, reporting what does not fit.
 struct Reader<'r> {
@@ -354,6 +284,100 @@ struct Reader<'r> {
 }
 
 impl Reader<'_> {
+    /// A top-level attribute of a file; `include`d files are added to `includes`.
+    fn top_attribute(
+        &mut self,
+        attr: &Attribute,
+        dir: &Path,
+        config: &mut Config,
+        includes: &mut Vec<(PathBuf, Span)>,
+    ) {
+        match attr.key.as_str() {
+            "protobuffers" => {
+                for pattern in self.string_list(attr) {
+                    let found = self.glob(dir, &pattern);
+                    if !found.is_empty() {
+                        config.proto_files.extend(found);
+                        // Imports resolve against the folder the pattern's files are in.
+                        let fixed = pattern.value.split(['*', '?', '[']).next().unwrap_or("");
+                        let base_dir = fixed.rfind('/').map(|i| &fixed[..i]).unwrap_or("");
+                        config.proto_includes.push(dir.join(base_dir));
+                    }
+                }
+            }
+            "include" => {
+                for pattern in self.string_list(attr) {
+                    for found in self.glob(dir, &pattern) {
+                        includes.push((found, pattern.span.clone()));
+                    }
+                }
+            }
+            "log_level" => config.log_level = self.string(attr),
+            "avro" | "openapi3" => {
+                let span = self.span(attr.span());
+                self.reporter
+                    .warning(
+                        &span,
+                        format!("`{}` schemas are not supported; only protobuffers are", attr.key.as_str()),
+                    )
+                    .label("ignored");
+            }
+            other => self.unknown(other, attr.key.span(), &["protobuffers", "include", "log_level"]),
+        }
+    }
+
+    fn top_block(&mut self, block: &Block, dir: &Path, config: &mut Config) {
+        match block.ident.as_str() {
+            "endpoint" => {
+                if let Some(endpoint) = self.endpoint(block) {
+                    config.endpoints.push(endpoint);
+                }
+            }
+            "flow" => {
+                if let Some(flow) = self.flow(block, false) {
+                    config.flows.push(flow);
+                }
+            }
+            "services" => self.services(block, &mut config.service_selects),
+            "service" => {
+                if let Some(service) = self.service(block) {
+                    config.services.push(service);
+                }
+            }
+            "proxy" => {
+                if let Some(flow) = self.flow(block, true) {
+                    config.flows.push(flow);
+                }
+            }
+            "error" => {
+                if let Some(error) = self.param_map(block) {
+                    config.error = Some(error);
+                }
+            }
+            "http" => self.http(block, dir, &mut config.http),
+            "grpc" | "graphql" | "prometheus" | "discovery" => {
+                self.warn_daemon_only(block.ident.as_str(), block.span())
+            }
+            other => self.unknown(
+                other,
+                block.ident.span(),
+                &[
+                    "endpoint",
+                    "flow",
+                    "proxy",
+                    "service",
+                    "services",
+                    "error",
+                    "http",
+                    "grpc",
+                    "graphql",
+                    "prometheus",
+                    "discovery",
+                ],
+            ),
+        }
+    }
+
     fn span(&self, span: Option<std::ops::Range<usize>>) -> Span {
         Span { file: self.file, range: span.unwrap_or(0..0) }
     }
@@ -732,33 +756,7 @@ impl Reader<'_> {
             forward: None,
             rewrites: Vec::new(),
         };
-        let known: &[&str] = if proxy {
-            &[
-                "input",
-                "resource",
-                "resources",
-                "if",
-                "before",
-                "error",
-                "on_error",
-                "forward",
-                "rewrite",
-                "timeout",
-            ]
-        } else {
-            &[
-                "input",
-                "resource",
-                "resources",
-                "if",
-                "before",
-                "error",
-                "on_error",
-                "output",
-                "timeout",
-                "schema",
-            ]
-        };
+        let known = if proxy { PROXY_ITEMS } else { FLOW_ITEMS };
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) if attr.key.as_str() == "timeout" => {
@@ -774,33 +772,11 @@ impl Reader<'_> {
                     "error" => flow.error = self.param_map(inner),
                     "on_error" => flow.on_error = self.on_error(inner),
                     "forward" => {
-                        if let Some(service) =
-                            self.labels(inner, &["service"]).and_then(|l| l.into_iter().next())
-                        {
-                            let mut headers = Vec::new();
-                            for structure in inner.body.iter() {
-                                match structure {
-                                    Structure::Block(h) if h.ident.as_str() == "header" => {
-                                        headers = self.pairs(h)
-                                    }
-                                    other => self.unknown(
-                                        structure_name(other),
-                                        structure_span(other),
-                                        &["header"],
-                                    ),
-                                }
-                            }
-                            flow.forward = Some(ForwardDef { service, headers });
+                        if let Some(forward) = self.forward(inner) {
+                            flow.forward = Some(forward);
                         }
                     }
-                    "rewrite" => {
-                        if let Some(labels) = self.labels(inner, &["pattern", "template"]) {
-                            let mut labels = labels.into_iter();
-                            if let (Some(pattern), Some(template)) = (labels.next(), labels.next()) {
-                                flow.rewrites.push((pattern, template));
-                            }
-                        }
-                    }
+                    "rewrite" => flow.rewrites.extend(self.rewrite(inner)),
                     _ => self.resources(inner, &mut Vec::new(), false, &mut flow.resources),
                 },
                 Structure::Attribute(attr) => self.unknown(attr.key.as_str(), attr.key.span(), known),
@@ -813,6 +789,25 @@ impl Reader<'_> {
                 .note("add `forward \"pkg.Service\" {}`");
         }
         Some(flow)
+    }
+
+    /// `forward "service" { header { ... } }` of a proxy.
+    fn forward(&mut self, block: &Block) -> Option<ForwardDef> {
+        let service = self.labels(block, &["service"]).and_then(|l| l.into_iter().next())?;
+        let mut headers = Vec::new();
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Block(h) if h.ident.as_str() == "header" => headers = self.pairs(h),
+                other => self.unknown(structure_name(other), structure_span(other), &["header"]),
+            }
+        }
+        Some(ForwardDef { service, headers })
+    }
+
+    /// `rewrite "pattern" "template" {}` of a proxy.
+    fn rewrite(&mut self, block: &Block) -> Option<(Spanned<String>, Spanned<String>)> {
+        let mut labels = self.labels(block, &["pattern", "template"])?.into_iter();
+        Some((labels.next()?, labels.next()?))
     }
 
     /// `resource`, `resources`, `if` and `before` blocks, which may nest in `if` and `before`.

@@ -49,35 +49,19 @@ fn value_inline(plan: &Plan, flow: &Flow, value: &plan::Value, braced: bool) -> 
     let inner = match &value.kind {
         Some(ValueKind::Reference(r)) => reference(flow, r),
         Some(ValueKind::Function(call)) => {
-            let name = plan::Function::try_from(call.function)
-                .map(|f| format!("{f:?}").to_lowercase())
-                .unwrap_or_default();
+            let name = call.function().name();
             let args: Vec<String> = call.args.iter().map(|a| value_inline(plan, flow, a, false)).collect();
             let path = if call.path.is_empty() { String::new() } else { format!(":{}", call.path.join(".")) };
             format!("{name}({}){path}", args.join(", "))
         }
         Some(ValueKind::Unary(unary)) => {
-            let op = if unary.op == plan::UnaryOp::Not as i32 { "!" } else { "-" };
+            let op = unary.op().symbol();
             let operand =
                 unary.operand.as_ref().map(|o| value_inline(plan, flow, o, false)).unwrap_or_default();
             format!("{op}{operand}")
         }
         Some(ValueKind::Binary(binary)) => {
-            let op = match plan::BinaryOp::try_from(binary.op) {
-                Ok(plan::BinaryOp::Eq) => "==",
-                Ok(plan::BinaryOp::Ne) => "!=",
-                Ok(plan::BinaryOp::Lt) => "<",
-                Ok(plan::BinaryOp::Le) => "<=",
-                Ok(plan::BinaryOp::Gt) => ">",
-                Ok(plan::BinaryOp::Ge) => ">=",
-                Ok(plan::BinaryOp::And) => "&&",
-                Ok(plan::BinaryOp::Or) => "||",
-                Ok(plan::BinaryOp::Add) => "+",
-                Ok(plan::BinaryOp::Sub) => "-",
-                Ok(plan::BinaryOp::Mul) => "*",
-                Ok(plan::BinaryOp::Div) => "/",
-                Ok(plan::BinaryOp::Rem) | Err(_) => "%",
-            };
+            let op = binary.op().symbol();
             let side = |v: &Option<plan::Value>| {
                 v.as_ref().map(|v| value_inline(plan, flow, v, false)).unwrap_or_default()
             };
@@ -106,28 +90,17 @@ fn reference(flow: &Flow, reference: &plan::Reference) -> String {
     };
     let default =
         if reference.slot == plan::INPUT_SLOT { plan::Property::Request } else { plan::Property::Response };
-    let property = match plan::Property::try_from(reference.property) {
-        Ok(p)
-            if p == default
-                || reference.slot == plan::ITEM_SLOT
-                || reference.slot == plan::ERROR_SLOT && p == plan::Property::Error =>
+    let property = match reference.property() {
+        p if p == default
+            || reference.slot == plan::ITEM_SLOT
+            || reference.slot == plan::ERROR_SLOT && p == plan::Property::Error =>
         {
             String::new()
         }
-        Ok(p) => format!(".{}", format!("{p:?}").to_lowercase()),
-        Err(_) => String::new(),
+        p => format!(".{}", p.name()),
     };
     let path = if reference.path.is_empty() { ".".to_string() } else { reference.path.join(".") };
     format!("{resource}{property}:{path}")
-}
-
-fn codec(codec: i32) -> &'static str {
-    match plan::Codec::try_from(codec) {
-        Ok(plan::Codec::Proto) => "proto",
-        Ok(plan::Codec::FormUrlencoded) => "form-urlencoded",
-        Ok(plan::Codec::Xml) => "xml",
-        _ => "json",
-    }
 }
 
 fn path(base: &str, segments: &[plan::PathSegment]) -> String {
@@ -262,106 +235,118 @@ pub fn text(plan: &Plan, size: usize) -> String {
     let _ = writeln!(out, "plan format v{}, {size} bytes", plan::VERSION);
     let _ = writeln!(out, "\nservices:");
     for service in &plan.services {
-        let transport = if service.transport == plan::Transport::Grpc as i32 { "grpc" } else { "http" };
-        let _ = writeln!(
-            out,
-            "  {}  cluster {}  authority {}{}  {transport}  {}/{}{}",
-            service.name,
-            service.cluster,
-            service.authority,
-            if service.tls { " (tls)" } else { "" },
-            codec(service.request_codec),
-            codec(service.response_codec),
-            if service.int64_as_string { "  int64 as string" } else { "" }
-        );
+        service_line(service, &mut out);
     }
     let _ = writeln!(out, "\nendpoints:");
     for endpoint in &plan.endpoints {
-        let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
-        let _ = writeln!(
-            out,
-            "  {} {} -> {flow}  status {}  {}/{}{}",
-            endpoint.method,
-            path("", &endpoint.path),
-            endpoint.status,
-            codec(endpoint.request_codec),
-            codec(endpoint.response_codec),
-            if endpoint.int64_as_string { "  int64 as string" } else { "" }
-        );
+        endpoint_line(plan, endpoint, &mut out);
     }
     for flow in &plan.flows {
-        let kind = if flow.forward.is_some() { "proxy" } else { "flow" };
-        let _ = writeln!(out, "\n{kind} {}", flow.name);
-        let _ = writeln!(out, "  input {}", message_name(plan, flow.input));
-        if !flow.input_headers.is_empty() {
-            let _ = writeln!(out, "  input headers: {}", flow.input_headers.join(", "));
+        flow_text(plan, flow, &mut out);
+    }
+    out
+}
+
+fn service_line(service: &plan::Service, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  {}  cluster {}  authority {}{}  {}  {}/{}{}",
+        service.name,
+        service.cluster,
+        service.authority,
+        if service.tls { " (tls)" } else { "" },
+        service.transport().name(),
+        service.request_codec().name(),
+        service.response_codec().name(),
+        if service.int64_as_string { "  int64 as string" } else { "" }
+    );
+}
+
+fn endpoint_line(plan: &Plan, endpoint: &plan::Endpoint, out: &mut String) {
+    let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
+    let _ = writeln!(
+        out,
+        "  {} {} -> {flow}  status {}  {}/{}{}",
+        endpoint.method,
+        path("", &endpoint.path),
+        endpoint.status,
+        endpoint.request_codec().name(),
+        endpoint.response_codec().name(),
+        if endpoint.int64_as_string { "  int64 as string" } else { "" }
+    );
+}
+
+fn flow_text(plan: &Plan, flow: &Flow, out: &mut String) {
+    let kind = if flow.forward.is_some() { "proxy" } else { "flow" };
+    let _ = writeln!(out, "\n{kind} {}", flow.name);
+    let _ = writeln!(out, "  input {}", message_name(plan, flow.input));
+    if !flow.input_headers.is_empty() {
+        let _ = writeln!(out, "  input headers: {}", flow.input_headers.join(", "));
+    }
+    if flow.timeout_ms > 0 {
+        let _ = writeln!(out, "  timeout {}ms", flow.timeout_ms);
+    }
+    for node in &flow.nodes {
+        node_text(plan, flow, node, out);
+    }
+    if let Some(output) = &flow.output {
+        let _ = writeln!(out, "  output {}:", message_name(plan, output.message));
+        if let Some(body) = &output.body {
+            template(plan, flow, output.message, body, 4, out);
         }
-        if flow.timeout_ms > 0 {
-            let _ = writeln!(out, "  timeout {}ms", flow.timeout_ms);
+        headers(plan, flow, &output.headers, 4, out);
+    }
+    if let Some(error) = &flow.error {
+        error_object(plan, flow, error, 2, out);
+    }
+    if let Some(handler) = &flow.on_error {
+        on_error(plan, flow, handler, 2, out);
+    }
+    if let Some(forward) = &flow.forward {
+        let service = plan.services.get(forward.service as usize).map(|s| s.name.as_str()).unwrap_or("?");
+        let _ = writeln!(out, "  forward to {service}");
+        headers(plan, flow, &forward.headers, 4, out);
+        for rewrite in &forward.rewrites {
+            let _ = writeln!(out, "    rewrite {:?} -> {:?}", rewrite.pattern, rewrite.template);
         }
-        for node in &flow.nodes {
-            let deps: Vec<&str> = node
-                .depends_on
-                .iter()
-                .filter_map(|d| flow.nodes.get(*d as usize))
-                .map(|n| n.name.as_str())
-                .collect();
-            let _ = writeln!(
-                out,
-                "  node {}{}{}",
-                node.name,
-                if node.before { " (before)" } else { "" },
-                if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) }
-            );
-            if let Some(condition) = &node.condition {
-                let _ = writeln!(out, "    if {}", value(plan, flow, condition));
-            }
-            match &node.call {
-                Some(c) => call(plan, flow, "call", c, &mut out),
-                None => {
-                    for v in &node.values {
-                        let rendered = v.value.as_ref().map(|v| value(plan, flow, v)).unwrap_or_default();
-                        let _ = writeln!(out, "    value = {rendered}");
-                    }
-                }
-            }
-            if !node.expect_status.is_empty() {
-                let statuses: Vec<String> = node.expect_status.iter().map(u32::to_string).collect();
-                let _ = writeln!(out, "    expect status {}", statuses.join(", "));
-            }
-            if let Some(rollback) = &node.rollback {
-                call(plan, flow, "rollback", rollback, &mut out);
-            }
-            if let Some(error) = &node.error {
-                error_object(plan, flow, error, 4, &mut out);
-            }
-            if let Some(handler) = &node.on_error {
-                on_error(plan, flow, handler, 4, &mut out);
-            }
-        }
-        if let Some(output) = &flow.output {
-            let _ = writeln!(out, "  output {}:", message_name(plan, output.message));
-            if let Some(body) = &output.body {
-                template(plan, flow, output.message, body, 4, &mut out);
-            }
-            headers(plan, flow, &output.headers, 4, &mut out);
-        }
-        if let Some(error) = &flow.error {
-            error_object(plan, flow, error, 2, &mut out);
-        }
-        if let Some(handler) = &flow.on_error {
-            on_error(plan, flow, handler, 2, &mut out);
-        }
-        if let Some(forward) = &flow.forward {
-            let service = plan.services.get(forward.service as usize).map(|s| s.name.as_str()).unwrap_or("?");
-            let _ = writeln!(out, "  forward to {service}");
-            headers(plan, flow, &forward.headers, 4, &mut out);
-            for rewrite in &forward.rewrites {
-                let _ = writeln!(out, "    rewrite {:?} -> {:?}", rewrite.pattern, rewrite.template);
+    }
+}
+
+fn node_text(plan: &Plan, flow: &Flow, node: &plan::Node, out: &mut String) {
+    let deps: Vec<&str> =
+        node.depends_on.iter().filter_map(|d| flow.nodes.get(*d as usize)).map(|n| n.name.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "  node {}{}{}",
+        node.name,
+        if node.before { " (before)" } else { "" },
+        if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) }
+    );
+    if let Some(condition) = &node.condition {
+        let _ = writeln!(out, "    if {}", value(plan, flow, condition));
+    }
+    match &node.call {
+        Some(c) => call(plan, flow, "call", c, out),
+        None => {
+            for v in &node.values {
+                let rendered = v.value.as_ref().map(|v| value(plan, flow, v)).unwrap_or_default();
+                let _ = writeln!(out, "    value = {rendered}");
             }
         }
     }
-    out
+    if !node.expect_status.is_empty() {
+        let statuses: Vec<String> = node.expect_status.iter().map(u32::to_string).collect();
+        let _ = writeln!(out, "    expect status {}", statuses.join(", "));
+    }
+    if let Some(rollback) = &node.rollback {
+        call(plan, flow, "rollback", rollback, out);
+    }
+    if let Some(error) = &node.error {
+        error_object(plan, flow, error, 4, out);
+    }
+    if let Some(handler) = &node.on_error {
+        on_error(plan, flow, handler, 4, out);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -422,4 +407,49 @@ pub fn graph(plan: &Plan, only: Option<&str>, format: GraphFormat) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(field: &str) -> plan::Value {
+        plan::Value {
+            kind: Some(ValueKind::Reference(plan::Reference {
+                slot: plan::INPUT_SLOT,
+                property: plan::Property::Request as i32,
+                path: vec![field.into()],
+                absent: None,
+            })),
+        }
+    }
+
+    /// Functions and operators read as users write them.
+    #[test]
+    fn values_read_as_written() {
+        let plan = Plan::default();
+        let flow = Flow::default();
+        let call = |function: plan::Function, args: Vec<plan::Value>| plan::Value {
+            kind: Some(ValueKind::Function(plan::FunctionCall {
+                function: function as i32,
+                args,
+                path: vec![],
+            })),
+        };
+        let decoded = call(plan::Function::Base64Decode, vec![input("token")]);
+        assert_eq!(value(&plan, &flow, &decoded), "{{ base64_decode(input:token) }}");
+        let compared = plan::Value {
+            kind: Some(ValueKind::Binary(Box::new(plan::Binary {
+                op: plan::BinaryOp::Le as i32,
+                left: Some(call(plan::Function::Len, vec![input("name")])),
+                right: Some(plan::Value {
+                    kind: Some(ValueKind::Unary(Box::new(plan::Unary {
+                        op: plan::UnaryOp::Negate as i32,
+                        operand: Some(input("limit")),
+                    }))),
+                }),
+            }))),
+        };
+        assert_eq!(value(&plan, &flow, &compared), "{{ (len(input:name) <= -input:limit) }}");
+    }
 }

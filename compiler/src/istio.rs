@@ -153,7 +153,7 @@ fn service_entries(plan: &Plan, namespace: &str) -> Vec<Value> {
             continue;
         }
         seen.push((host.clone(), port));
-        let protocol = match (service.tls, service.transport == Transport::Grpc as i32) {
+        let protocol = match (service.tls, service.transport() == Transport::Grpc) {
             (true, _) => "HTTPS",
             (false, true) => "GRPC",
             (false, false) => "HTTP",

@@ -182,8 +182,20 @@ struct EnvoyArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match execute(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command; its error is the message to print, empty when diagnostics already said it.
+fn execute(command: Command) -> Result<(), String> {
+    match command {
         Command::Check { config } => compile(&config).map(|_| eprintln!("{}: ok", config.display())),
         Command::Compile { config, clusters, output } => {
             compile_with(&config, &clusters.options()).and_then(|compiled| {
@@ -249,15 +261,6 @@ fn main() -> ExitCode {
                 let text = render(&openapi::document(&compiled.plan, &info), format)?;
                 write_or_print(&text, output.as_deref())
             })
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("error: {message}");
-            }
-            ExitCode::FAILURE
         }
     }
 }

@@ -7,9 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use semaphore_plan::{
-    Codec, Endpoint, FieldLayout, Flow, HeaderTemplate, Kind, MessageLayout, Plan, Segment,
-};
+use semaphore_plan::{Endpoint, FieldLayout, Flow, HeaderTemplate, Kind, MessageLayout, Plan, Segment};
 use serde_json::{json, Map, Value};
 
 pub const OPENAPI_VERSION: &str = "3.0.3";
@@ -192,7 +190,7 @@ fn query_parameters(
     input
         .fields
         .iter()
-        .filter(|field| !bound.contains(field.name.as_str()) && kind(field) != Kind::Message)
+        .filter(|field| !bound.contains(field.name.as_str()) && field.kind() != Kind::Message)
         .map(|field| {
             json!({ "name": field.name, "in": "query", "required": false, "schema": components.field(field) })
         })
@@ -221,7 +219,7 @@ fn request_body(
         return None;
     }
     let schema = components.message(flow.input);
-    Some(json!({ "content": { content_type(endpoint.request_codec): { "schema": schema } } }))
+    Some(json!({ "content": { endpoint.request_codec().content_type(): { "schema": schema } } }))
 }
 
 /// A proxy forwards the client's body as it is, whatever it holds.
@@ -238,7 +236,7 @@ fn responses(endpoint: &Endpoint, flow: &Flow, components: &mut Components) -> V
             let schema = components.message(output.message);
             let mut response = json!({
                 "description": "The flow's output.",
-                "content": { content_type(endpoint.response_codec): { "schema": schema } },
+                "content": { endpoint.response_codec().content_type(): { "schema": schema } },
             });
             add_headers(&mut response, &output.headers);
             response
@@ -254,7 +252,7 @@ fn responses(endpoint: &Endpoint, flow: &Flow, components: &mut Components) -> V
             let schema = components.message(error.message);
             let mut response = json!({
                 "description": "The flow failed: its error object, with the status of the failure.",
-                "content": { content_type(endpoint.response_codec): { "schema": schema } },
+                "content": { endpoint.response_codec().content_type(): { "schema": schema } },
             });
             add_headers(&mut response, &error.headers);
             response
@@ -306,14 +304,6 @@ fn add_headers(response: &mut Value, headers: &[HeaderTemplate]) {
         .map(|header| (header.name.clone(), json!({ "schema": { "type": "string" } })))
         .collect();
     response["headers"] = Value::Object(headers);
-}
-
-fn content_type(codec: i32) -> &'static str {
-    Codec::try_from(codec).unwrap_or(Codec::Json).content_type()
-}
-
-fn kind(field: &FieldLayout) -> Kind {
-    Kind::try_from(field.kind).unwrap_or(Kind::String)
 }
 
 /// The schemas of every message the document refers to, keyed by full message name.
@@ -379,7 +369,7 @@ impl Components<'_> {
     }
 
     fn single(&mut self, field: &FieldLayout) -> Value {
-        match kind(field) {
+        match field.kind() {
             Kind::Message => self.message(field.message),
             kind => scalar_schema(kind, field, self.int64_as_string),
         }

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use semaphore_plan::{BinaryOp, UnaryOp};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
@@ -31,49 +33,6 @@ pub enum ExprKind {
     Call { name: String, args: Vec<Expr>, path: Vec<String> },
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnaryOp {
-    Not,
-    Negate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    And,
-    Or,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-}
-
-impl BinaryOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            BinaryOp::Eq => "==",
-            BinaryOp::Ne => "!=",
-            BinaryOp::Lt => "<",
-            BinaryOp::Le => "<=",
-            BinaryOp::Gt => ">",
-            BinaryOp::Ge => ">=",
-            BinaryOp::And => "&&",
-            BinaryOp::Or => "||",
-            BinaryOp::Add => "+",
-            BinaryOp::Sub => "-",
-            BinaryOp::Mul => "*",
-            BinaryOp::Div => "/",
-            BinaryOp::Rem => "%",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -166,19 +125,13 @@ impl<'a> Parser<'a> {
 
     /// Precedence climbing over the binary operators, loosest first.
     fn binary(&mut self, level: usize) -> Result<Expr, TemplateError> {
-        const LEVELS: &[&[(&str, BinaryOp)]] = &[
-            &[("||", BinaryOp::Or)],
-            &[("&&", BinaryOp::And)],
-            &[
-                ("==", BinaryOp::Eq),
-                ("!=", BinaryOp::Ne),
-                ("<=", BinaryOp::Le),
-                (">=", BinaryOp::Ge),
-                ("<", BinaryOp::Lt),
-                (">", BinaryOp::Gt),
-            ],
-            &[("+", BinaryOp::Add), ("-", BinaryOp::Sub)],
-            &[("*", BinaryOp::Mul), ("/", BinaryOp::Div), ("%", BinaryOp::Rem)],
+        // Within a level, an operator comes before those its symbol starts with (`<=`, `<`).
+        const LEVELS: &[&[BinaryOp]] = &[
+            &[BinaryOp::Or],
+            &[BinaryOp::And],
+            &[BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Le, BinaryOp::Ge, BinaryOp::Lt, BinaryOp::Gt],
+            &[BinaryOp::Add, BinaryOp::Sub],
+            &[BinaryOp::Mul, BinaryOp::Div, BinaryOp::Rem],
         ];
         let Some(operators) = LEVELS.get(level) else {
             return self.unary();
@@ -187,13 +140,13 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_space();
             // `}}` closes a template inside a condition; it is not two operators.
-            let Some((token, op)) = operators.iter().find(|(token, _)| self.rest().starts_with(token)) else {
+            let Some(&op) = operators.iter().find(|op| self.rest().starts_with(op.symbol())) else {
                 break;
             };
-            self.pos += token.len();
+            self.pos += op.symbol().len();
             let right = self.binary(level + 1)?;
             let range = left.range.start..right.range.end;
-            left = Expr { kind: ExprKind::Binary(*op, Box::new(left), Box::new(right)), range };
+            left = Expr { kind: ExprKind::Binary(op, Box::new(left), Box::new(right)), range };
             // Comparisons do not chain: `a == b == c` is a mistake.
             if level == 2 {
                 break;
@@ -205,9 +158,9 @@ impl<'a> Parser<'a> {
     fn unary(&mut self) -> Result<Expr, TemplateError> {
         self.skip_space();
         let start = self.pos;
-        for (token, op) in [("!", UnaryOp::Not), ("-", UnaryOp::Negate)] {
-            if self.rest().starts_with(token) && !self.rest().starts_with("!=") {
-                self.pos += 1;
+        for op in [UnaryOp::Not, UnaryOp::Negate] {
+            if self.rest().starts_with(op.symbol()) && !self.rest().starts_with(BinaryOp::Ne.symbol()) {
+                self.pos += op.symbol().len();
                 let operand = self.unary()?;
                 let range = start..operand.range.end;
                 return Ok(Expr { kind: ExprKind::Unary(op, Box::new(operand)), range });
@@ -224,81 +177,115 @@ impl<'a> Parser<'a> {
             return self.error("expected a value", start..self.end);
         };
         if rest.starts_with("{{") {
-            self.pos += 2;
-            let inner = self.expression()?;
-            if !self.eat("}}") {
-                return self.error("unclosed `{{`", start..self.end);
-            }
-            return Ok(Expr { kind: inner.kind, range: start..self.pos });
+            return self.braced(start);
         }
         if first == '(' {
-            self.pos += 1;
-            let inner = self.expression()?;
-            if !self.eat(")") {
-                return self.error("expected `)`", start..self.pos);
-            }
-            return Ok(Expr { kind: inner.kind, range: start..self.pos });
+            return self.parenthesized(start);
         }
         if first == '\'' || first == '"' {
-            let body = &rest[1..];
-            let Some(close) = body.find(first) else {
-                return self.error("unclosed string", start..self.end);
-            };
-            let text = body[..close].to_string();
-            self.pos += close + 2;
-            return Ok(Expr { kind: ExprKind::String(text), range: start..self.pos });
+            return self.string(start, first);
         }
         if first.is_ascii_digit() {
-            let len =
-                rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(rest.len());
-            let text = rest[..len].replace('_', "");
-            self.pos += len;
-            let range = start..self.pos;
-            let kind = if text.contains('.') {
-                match text.parse() {
-                    Ok(f) => ExprKind::Float(f),
-                    Err(_) => return self.error(format!("`{text}` is not a number"), range),
-                }
-            } else {
-                match text.parse() {
-                    Ok(i) => ExprKind::Int(i),
-                    Err(_) => return self.error(format!("`{text}` is not a number"), range),
-                }
-            };
-            return Ok(Expr { kind, range });
+            return self.number(start);
         }
         if !(first.is_ascii_alphanumeric() || first == '_') {
             return self.error(format!("unexpected `{first}`"), start..start + first.len_utf8());
         }
+        self.named(start)
+    }
+
+    /// `{{ expr }}` inside a condition.
+    fn braced(&mut self, start: usize) -> Result<Expr, TemplateError> {
+        self.pos += 2;
+        let inner = self.expression()?;
+        if !self.eat("}}") {
+            return self.error("unclosed `{{`", start..self.end);
+        }
+        Ok(Expr { kind: inner.kind, range: start..self.pos })
+    }
+
+    fn parenthesized(&mut self, start: usize) -> Result<Expr, TemplateError> {
+        self.pos += 1;
+        let inner = self.expression()?;
+        if !self.eat(")") {
+            return self.error("expected `)`", start..self.pos);
+        }
+        Ok(Expr { kind: inner.kind, range: start..self.pos })
+    }
+
+    /// `'text'` or `"text"`.
+    fn string(&mut self, start: usize, quote: char) -> Result<Expr, TemplateError> {
+        let body = &self.rest()[1..];
+        let Some(close) = body.find(quote) else {
+            return self.error("unclosed string", start..self.end);
+        };
+        let text = body[..close].to_string();
+        self.pos += close + 2;
+        Ok(Expr { kind: ExprKind::String(text), range: start..self.pos })
+    }
+
+    /// `42`, `1_000` or `2.5`.
+    fn number(&mut self, start: usize) -> Result<Expr, TemplateError> {
+        let rest = self.rest();
+        let len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(rest.len());
+        let text = rest[..len].replace('_', "");
+        self.pos += len;
+        let range = start..self.pos;
+        let kind = if text.contains('.') {
+            match text.parse() {
+                Ok(f) => ExprKind::Float(f),
+                Err(_) => return self.error(format!("`{text}` is not a number"), range),
+            }
+        } else {
+            match text.parse() {
+                Ok(i) => ExprKind::Int(i),
+                Err(_) => return self.error(format!("`{text}` is not a number"), range),
+            }
+        };
+        Ok(Expr { kind, range })
+    }
+
+    /// What starts with a name: a function call, `true`, `false`, `null` or a reference.
+    fn named(&mut self, start: usize) -> Result<Expr, TemplateError> {
+        let rest = self.rest();
         let name_len =
             rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
         let name = rest[..name_len].to_string();
         self.pos += name_len;
-        let after = self.rest();
-        if after.starts_with('(') {
-            self.pos += 1;
-            let mut args = Vec::new();
-            if !self.eat(")") {
-                loop {
-                    args.push(self.expression()?);
-                    if self.eat(")") {
-                        break;
-                    }
-                    if !self.eat(",") {
-                        return self.error("expected `,` or `)` in the arguments", start..self.pos);
-                    }
+        if self.rest().starts_with('(') {
+            return self.call(start, name);
+        }
+        let kind = match name.as_str() {
+            "true" => ExprKind::Bool(true),
+            "false" => ExprKind::Bool(false),
+            "null" => ExprKind::Null,
+            _ => return self.reference(start, name),
+        };
+        Ok(Expr { kind, range: start..self.pos })
+    }
+
+    /// `name(args)`, then an optional `:path` into the result.
+    fn call(&mut self, start: usize, name: String) -> Result<Expr, TemplateError> {
+        self.pos += 1;
+        let mut args = Vec::new();
+        if !self.eat(")") {
+            loop {
+                args.push(self.expression()?);
+                if self.eat(")") {
+                    break;
+                }
+                if !self.eat(",") {
+                    return self.error("expected `,` or `)` in the arguments", start..self.pos);
                 }
             }
-            let path = if self.rest().starts_with(':') { self.path()? } else { Vec::new() };
-            return Ok(Expr { kind: ExprKind::Call { name, args, path }, range: start..self.pos });
         }
-        match name.as_str() {
-            "true" => return Ok(Expr { kind: ExprKind::Bool(true), range: start..self.pos }),
-            "false" => return Ok(Expr { kind: ExprKind::Bool(false), range: start..self.pos }),
-            "null" => return Ok(Expr { kind: ExprKind::Null, range: start..self.pos }),
-            _ => {}
-        }
-        let property = if after.starts_with('.') {
+        let path = if self.rest().starts_with(':') { self.path()? } else { Vec::new() };
+        Ok(Expr { kind: ExprKind::Call { name, args, path }, range: start..self.pos })
+    }
+
+    /// `resource`, then an optional `.property` and `:path`.
+    fn reference(&mut self, start: usize, resource: String) -> Result<Expr, TemplateError> {
+        let property = if self.rest().starts_with('.') {
             self.pos += 1;
             let rest = self.rest();
             let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
@@ -312,7 +299,7 @@ impl<'a> Parser<'a> {
         };
         let path = if self.rest().starts_with(':') { self.path()? } else { Vec::new() };
         Ok(Expr {
-            kind: ExprKind::Reference(TemplateRef { resource: name, property, path }),
+            kind: ExprKind::Reference(TemplateRef { resource, property, path }),
             range: start..self.pos,
         })
     }

@@ -62,10 +62,10 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
     let mut rest = format;
     let mut offset = 0;
     // Formats come from plans: every slice is checked, so a corrupt plan cannot trap the filter.
-    let slice_error = |offset: usize| FormatError { offset, message: "not a format".into() };
     while let Some(at) = rest.find('%') {
+        let error = |message: String| FormatError { offset: offset + at, message };
         let (Some(text), Some(spec)) = (rest.get(..at), rest.get(at + 1..)) else {
-            return Err(slice_error(offset + at));
+            return Err(error("not a format".into()));
         };
         if at > 0 {
             pieces.push(Piece::Text(text));
@@ -76,61 +76,8 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
             rest = after;
             continue;
         }
-        let error = |message: String| FormatError { offset: offset + at, message };
-        let digits = |text: &str| text.bytes().take_while(u8::is_ascii_digit).count();
-        let width_len = digits(spec);
-        let (scale_len, dot) = match spec.get(width_len..).and_then(|s| s.strip_prefix('.')) {
-            Some(after_dot) => (digits(after_dot), 1),
-            None => (0, 0),
-        };
-        let number = |text: &str| -> Result<Option<usize>, FormatError> {
-            if text.is_empty() {
-                return Ok(None);
-            }
-            match text.parse::<usize>() {
-                Ok(n) if n <= MAX_WIDTH => Ok(Some(n)),
-                _ => Err(error(format!("`{text}` is more than {MAX_WIDTH}"))),
-            }
-        };
-        let (Some(width_text), Some(scale_text), Some(verb_text)) = (
-            spec.get(..width_len),
-            spec.get(width_len + dot..width_len + dot + scale_len),
-            spec.get(width_len + dot + scale_len..),
-        ) else {
-            return Err(error("not a format".into()));
-        };
-        let width = number(width_text)?;
-        let scale = number(scale_text)?;
-        let (kind, verb_len) = if verb_text.starts_with("json") {
-            (VerbKind::Json, 4)
-        } else {
-            match verb_text.chars().next() {
-                Some('s') => (VerbKind::Text, 1),
-                Some('d') => (VerbKind::Integer, 1),
-                Some('f') => (VerbKind::Float, 1),
-                Some('v') => (VerbKind::Value, 1),
-                Some(other) => {
-                    return Err(error(format!(
-                    "unknown verb `%{other}`; the verbs are %s, %d, %f, %json, %v and %% for a percent sign"
-                )))
-                }
-                None => return Err(error("a `%` ends the format; write `%%` for a percent sign".into())),
-            }
-        };
-        let precision_allowed = match kind {
-            VerbKind::Float => true,
-            VerbKind::Text => scale.is_none() && dot == 0,
-            VerbKind::Integer | VerbKind::Json | VerbKind::Value => width.is_none() && dot == 0,
-        };
-        if !precision_allowed {
-            return Err(error(format!(
-                "`{}` takes no {}",
-                kind.spelling(),
-                if dot == 1 { "scale" } else { "width" }
-            )));
-        }
-        pieces.push(Piece::Verb(Verb { kind, width, scale }));
-        let consumed = width_len + dot + scale_len + verb_len;
+        let (verb, consumed) = parse_verb(spec).map_err(error)?;
+        pieces.push(Piece::Verb(verb));
         offset += at + 1 + consumed;
         rest = spec.get(consumed..).unwrap_or_default();
     }
@@ -138,6 +85,63 @@ pub fn parse(format: &str) -> Result<Vec<Piece<'_>>, FormatError> {
         pieces.push(Piece::Text(rest));
     }
     Ok(pieces)
+}
+
+/// The verb that `spec`, what follows a `%`, starts with, and the bytes of `spec` it takes.
+fn parse_verb(spec: &str) -> Result<(Verb, usize), String> {
+    let digits = |text: &str| text.bytes().take_while(u8::is_ascii_digit).count();
+    let width_len = digits(spec);
+    let (scale_len, dot) = match spec.get(width_len..).and_then(|s| s.strip_prefix('.')) {
+        Some(after_dot) => (digits(after_dot), 1),
+        None => (0, 0),
+    };
+    let (Some(width_text), Some(scale_text), Some(verb_text)) = (
+        spec.get(..width_len),
+        spec.get(width_len + dot..width_len + dot + scale_len),
+        spec.get(width_len + dot + scale_len..),
+    ) else {
+        return Err("not a format".into());
+    };
+    let width = number(width_text)?;
+    let scale = number(scale_text)?;
+    let (kind, verb_len) = verb_kind(verb_text)?;
+    let precision_allowed = match kind {
+        VerbKind::Float => true,
+        VerbKind::Text => scale.is_none() && dot == 0,
+        VerbKind::Integer | VerbKind::Json | VerbKind::Value => width.is_none() && dot == 0,
+    };
+    if !precision_allowed {
+        return Err(format!("`{}` takes no {}", kind.spelling(), if dot == 1 { "scale" } else { "width" }));
+    }
+    Ok((Verb { kind, width, scale }, width_len + dot + scale_len + verb_len))
+}
+
+/// A width or a scale; none when it is not written.
+fn number(text: &str) -> Result<Option<usize>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_WIDTH => Ok(Some(n)),
+        _ => Err(format!("`{text}` is more than {MAX_WIDTH}")),
+    }
+}
+
+/// The verb's kind and the length of its spelling, from the text after width and scale.
+fn verb_kind(text: &str) -> Result<(VerbKind, usize), String> {
+    if text.starts_with("json") {
+        return Ok((VerbKind::Json, 4));
+    }
+    match text.chars().next() {
+        Some('s') => Ok((VerbKind::Text, 1)),
+        Some('d') => Ok((VerbKind::Integer, 1)),
+        Some('f') => Ok((VerbKind::Float, 1)),
+        Some('v') => Ok((VerbKind::Value, 1)),
+        Some(other) => Err(format!(
+            "unknown verb `%{other}`; the verbs are %s, %d, %f, %json, %v and %% for a percent sign"
+        )),
+        None => Err("a `%` ends the format; write `%%` for a percent sign".into()),
+    }
 }
 
 #[cfg(test)]

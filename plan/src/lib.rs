@@ -10,6 +10,7 @@ use std::fmt;
 use prost::Message;
 
 pub mod format;
+pub mod vocabulary;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
 /// 2: `OnError.schema` became optional (it was an index + 1), endpoints say their kind.
@@ -100,18 +101,6 @@ pub enum Codec {
     Proto = 1,
     FormUrlencoded = 2,
     Xml = 3,
-}
-
-impl Codec {
-    /// The content type of the codec's bodies.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Codec::Json => "application/json",
-            Codec::Proto => "application/protobuf",
-            Codec::FormUrlencoded => "application/x-www-form-urlencoded",
-            Codec::Xml => "application/xml",
-        }
-    }
 }
 
 /// An upstream service: the Envoy cluster that reaches it and how to talk to it.

@@ -4,72 +4,13 @@
 use prost_reflect::{FieldDescriptor, MessageDescriptor};
 use semaphore_plan as plan;
 
+use super::functions;
 use super::types::{describe_field, int_fits, Ty};
-use super::{Ctx, Item, Lowering, Mode, NodeKind, Scope};
+use super::{Ctx, Item, Lowering, Mode, NodeInfo, NodeKind, Scope};
 use crate::config::{Literal, Spanned};
 use crate::diagnostics::Span;
-use crate::template::{self, BinaryOp, Expr, ExprKind, Part, TemplateRef, UnaryOp};
-
-/// Whether an argument of this type is accepted.
-type Accepts = fn(&Ty) -> bool;
-
-/// Argument and result types of the built-in functions.
-struct Signature {
-    function: plan::Function,
-    /// Types of the leading arguments; `None` accepts any scalar.
-    args: &'static [Option<Accepts>],
-    /// Further arguments, any scalar, are allowed.
-    variadic: bool,
-    returns: Ty,
-    /// Writes its arguments into text, where an absent value is its proto3 default.
-    formats: bool,
-}
-
-fn text(ty: &Ty) -> bool {
-    matches!(ty, Ty::String | Ty::Bytes | Ty::Enum(_) | Ty::Dynamic | Ty::Null)
-}
-
-fn sized(ty: &Ty) -> bool {
-    matches!(ty, Ty::String | Ty::Bytes | Ty::List(_) | Ty::Dynamic | Ty::Null)
-}
-
-fn anything(_: &Ty) -> bool {
-    true
-}
-
-fn signature(name: &str) -> Option<Signature> {
-    use plan::Function as F;
-    let (function, args, variadic, returns): (_, &'static [Option<Accepts>], _, _) = match name {
-        "sprintf" => (F::Sprintf, &[Some(text)], true, Ty::String),
-        "strconcat" => (F::Strconcat, &[None], true, Ty::String),
-        "jwt" => (F::Jwt, &[Some(text)], false, Ty::Dynamic),
-        "len" => (F::Len, &[Some(sized)], false, Ty::Int),
-        "base64" => (F::Base64, &[Some(text)], false, Ty::String),
-        "base64_decode" => (F::Base64Decode, &[Some(text)], false, Ty::String),
-        "json" => (F::Json, &[Some(anything)], false, Ty::String),
-        "now" => (F::Now, &[], false, Ty::Int),
-        "uuid" => (F::Uuid, &[], false, Ty::String),
-        "lower" => (F::Lower, &[Some(text)], false, Ty::String),
-        "upper" => (F::Upper, &[Some(text)], false, Ty::String),
-        _ => return None,
-    };
-    let formats = matches!(function, F::Sprintf | F::Strconcat);
-    Some(Signature { function, args, variadic, returns, formats })
-}
-
-const FUNCTIONS: &[&str] = &[
-    "sprintf",
-    "strconcat",
-    "jwt",
-    "len",
-    "base64",
-    "base64_decode",
-    "json",
-    "now",
-    "uuid",
-    "lower",
-    "upper",
-];
+use crate::template::{self, Expr, ExprKind, Part, TemplateRef};
+use plan::{BinaryOp, UnaryOp};
 
 pub(super) fn literal_value(literal: &Literal) -> plan::Value {
     let kind = match literal {
@@ -157,30 +98,7 @@ impl Lowering<'_> {
         ctx: &mut Ctx,
     ) -> Option<(plan::Value, Ty)> {
         let Literal::String(text) = &value.value else {
-            // Constants are exact: a number where text is expected is a mistake, not a format.
-            let ty = literal_ty(&value.value);
-            let fits = matches!(
-                (&ty, target),
-                (_, Ty::Dynamic)
-                    | (Ty::Int, Ty::Int | Ty::Float)
-                    | (Ty::Float, Ty::Float)
-                    | (Ty::Bool, Ty::Bool)
-            );
-            if !fits {
-                self.reporter
-                    .error(
-                        &value.span,
-                        format!("type mismatch: expected {}, found {}", target.describe(), ty.describe()),
-                    )
-                    .label(format!("this is {}", ty.describe()))
-                    .note(if matches!(target, Ty::String) {
-                        "quote it to write text"
-                    } else {
-                        "constants must match the field's type"
-                    });
-                return None;
-            }
-            return Some((literal_value(&value.value), ty));
+            return self.constant(value, target);
         };
         let parts = match template::parse(text) {
             Ok(parts) => parts,
@@ -192,74 +110,103 @@ impl Lowering<'_> {
             }
         };
         match parts.as_slice() {
-            [] | [Part::Text(_)] => {
-                if let Ty::Enum(e) = target {
-                    if e.get_value_by_name(text).is_none() {
-                        let names: Vec<String> = e.values().map(|v| v.name().to_string()).collect();
-                        let listed = format!("its values: {}", names.join(", "));
-                        self.reporter
-                            .error(
-                                &value.span,
-                                format!("`{text}` is not a value of enum `{}`", e.full_name()),
-                            )
-                            .label("unknown enum value")
-                            .suggest(text, names.iter().map(String::as_str), Some(listed));
-                        return None;
-                    }
-                    return Some((literal_value(&value.value), target.clone()));
-                }
-                self.check_assign(&Ty::String, target, &value.span)?;
-                Some((literal_value(&value.value), Ty::String))
-            }
+            [] | [Part::Text(_)] => self.plain_text(text, value, target),
             [Part::Expr(expr)] => {
                 let (lowered, ty) = self.expr(expr, &value.span, ctx)?;
                 self.check_assign(&ty, target, &inner_span(&value.span, &expr.range))?;
                 Some((lowered, ty))
             }
-            parts => {
-                if !Ty::String.assignable_to(target) {
-                    self.reporter
-                        .error(
-                            &value.span,
-                            format!(
-                                "text with templates is a string, but {} is expected here",
-                                target.describe()
-                            ),
-                        )
-                        .label("interpolated string");
-                    return None;
-                }
-                let mut out = Vec::new();
-                for part in parts {
-                    match part {
-                        Part::Text(text) => out.push(literal_value(&Literal::String(text.clone()))),
-                        Part::Expr(expr) => {
-                            let (lowered, ty) = self.expr(expr, &value.span, ctx)?;
-                            if !ty.is_scalar() {
-                                self.reporter
-                                    .error(
-                                        &inner_span(&value.span, &expr.range),
-                                        format!(
-                                            "only scalars can be written into text; this is {}",
-                                            ty.describe()
-                                        ),
-                                    )
-                                    .label("not a scalar")
-                                    .note("use `json(...)` to write a message as JSON text");
-                                return None;
-                            }
-                            let mut lowered = lowered;
-                            set_absent_default(&mut lowered, &ty);
-                            out.push(lowered);
-                        }
-                    }
-                }
-                let value = plan::Value {
-                    kind: Some(plan::ValueKind::Interpolation(plan::Interpolation { parts: out })),
-                };
-                Some((value, Ty::String))
+            parts => self.interpolation(parts, value, target, ctx),
+        }
+    }
+
+    /// A number or a bool. Constants are exact: a number where text is expected is a mistake,
+    /// not a format.
+    fn constant(&mut self, value: &Spanned<Literal>, target: &Ty) -> Option<(plan::Value, Ty)> {
+        let ty = literal_ty(&value.value);
+        let fits = matches!(
+            (&ty, target),
+            (_, Ty::Dynamic) | (Ty::Int, Ty::Int | Ty::Float) | (Ty::Float, Ty::Float) | (Ty::Bool, Ty::Bool)
+        );
+        if !fits {
+            self.reporter
+                .error(
+                    &value.span,
+                    format!("type mismatch: expected {}, found {}", target.describe(), ty.describe()),
+                )
+                .label(format!("this is {}", ty.describe()))
+                .note(if matches!(target, Ty::String) {
+                    "quote it to write text"
+                } else {
+                    "constants must match the field's type"
+                });
+            return None;
+        }
+        Some((literal_value(&value.value), ty))
+    }
+
+    /// Text without templates: a string, or the name of a value where an enum is expected.
+    fn plain_text(&mut self, text: &str, value: &Spanned<Literal>, target: &Ty) -> Option<(plan::Value, Ty)> {
+        if let Ty::Enum(e) = target {
+            if e.get_value_by_name(text).is_none() {
+                let names: Vec<String> = e.values().map(|v| v.name().to_string()).collect();
+                let listed = format!("its values: {}", names.join(", "));
+                self.reporter
+                    .error(&value.span, format!("`{text}` is not a value of enum `{}`", e.full_name()))
+                    .label("unknown enum value")
+                    .suggest(text, names.iter().map(String::as_str), Some(listed));
+                return None;
+            }
+            return Some((literal_value(&value.value), target.clone()));
+        }
+        self.check_assign(&Ty::String, target, &value.span)?;
+        Some((literal_value(&value.value), Ty::String))
+    }
+
+    /// Text with templates: a string, whose templates are scalars written into it.
+    fn interpolation(
+        &mut self,
+        parts: &[Part],
+        value: &Spanned<Literal>,
+        target: &Ty,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        if !Ty::String.assignable_to(target) {
+            self.reporter
+                .error(
+                    &value.span,
+                    format!("text with templates is a string, but {} is expected here", target.describe()),
+                )
+                .label("interpolated string");
+            return None;
+        }
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                Part::Text(text) => out.push(literal_value(&Literal::String(text.clone()))),
+                Part::Expr(expr) => out.push(self.interpolated(expr, value, ctx)?),
             }
         }
+        let value =
+            plan::Value { kind: Some(plan::ValueKind::Interpolation(plan::Interpolation { parts: out })) };
+        Some((value, Ty::String))
+    }
+
+    /// One `{{ }}` of text with templates.
+    fn interpolated(&mut self, expr: &Expr, value: &Spanned<Literal>, ctx: &mut Ctx) -> Option<plan::Value> {
+        let (mut lowered, ty) = self.expr(expr, &value.span, ctx)?;
+        if !ty.is_scalar() {
+            self.reporter
+                .error(
+                    &inner_span(&value.span, &expr.range),
+                    format!("only scalars can be written into text; this is {}", ty.describe()),
+                )
+                .label("not a scalar")
+                .note("use `json(...)` to write a message as JSON text");
+            return None;
+        }
+        set_absent_default(&mut lowered, &ty);
+        Some(lowered)
     }
 
     fn check_assign(&mut self, found: &Ty, expected: &Ty, span: &Span) -> Option<()> {
@@ -345,9 +292,9 @@ impl Lowering<'_> {
             ExprKind::Call { name, args, path } => self.function(name, args, path, &span, literal, ctx),
             ExprKind::Unary(op, operand) => {
                 let (value, ty) = self.expr(operand, literal, ctx)?;
-                let (op, ty) = match op {
-                    UnaryOp::Not => (plan::UnaryOp::Not, Ty::Bool),
-                    UnaryOp::Negate if ty.is_numeric() => (plan::UnaryOp::Negate, ty),
+                let ty = match op {
+                    UnaryOp::Not => Ty::Bool,
+                    UnaryOp::Negate if ty.is_numeric() => ty,
                     UnaryOp::Negate => {
                         self.reporter
                             .error(&span, format!("only numbers can be negated; this is {}", ty.describe()))
@@ -355,29 +302,15 @@ impl Lowering<'_> {
                         return None;
                     }
                 };
-                let unary = plan::Unary { op: op as i32, operand: Some(value) };
+                let unary = plan::Unary { op: *op as i32, operand: Some(value) };
                 Some((plan::Value { kind: Some(plan::ValueKind::Unary(Box::new(unary))) }, ty))
             }
             ExprKind::Binary(op, left, right) => {
                 let (left_value, left_ty) = self.expr(left, literal, ctx)?;
                 let (right_value, right_ty) = self.expr(right, literal, ctx)?;
                 let ty = self.binary_type(*op, &left_ty, &right_ty, &span)?;
-                let op = match op {
-                    BinaryOp::Eq => plan::BinaryOp::Eq,
-                    BinaryOp::Ne => plan::BinaryOp::Ne,
-                    BinaryOp::Lt => plan::BinaryOp::Lt,
-                    BinaryOp::Le => plan::BinaryOp::Le,
-                    BinaryOp::Gt => plan::BinaryOp::Gt,
-                    BinaryOp::Ge => plan::BinaryOp::Ge,
-                    BinaryOp::And => plan::BinaryOp::And,
-                    BinaryOp::Or => plan::BinaryOp::Or,
-                    BinaryOp::Add => plan::BinaryOp::Add,
-                    BinaryOp::Sub => plan::BinaryOp::Sub,
-                    BinaryOp::Mul => plan::BinaryOp::Mul,
-                    BinaryOp::Div => plan::BinaryOp::Div,
-                    BinaryOp::Rem => plan::BinaryOp::Rem,
-                };
-                let binary = plan::Binary { op: op as i32, left: Some(left_value), right: Some(right_value) };
+                let binary =
+                    plan::Binary { op: *op as i32, left: Some(left_value), right: Some(right_value) };
                 Some((plan::Value { kind: Some(plan::ValueKind::Binary(Box::new(binary))) }, ty))
             }
         }
@@ -437,14 +370,16 @@ impl Lowering<'_> {
         literal: &Span,
         ctx: &mut Ctx,
     ) -> Option<(plan::Value, Ty)> {
-        let Some(signature) = signature(name) else {
+        let Some(function) = plan::Function::from_name(name) else {
+            let names: Vec<&str> = functions::names().collect();
             self.reporter.error(span, format!("unknown function `{name}`")).label("not a function").suggest(
                 name,
-                FUNCTIONS.iter().copied(),
-                Some(format!("functions: {}", FUNCTIONS.join(", "))),
+                names.iter().copied(),
+                Some(format!("functions: {}", names.join(", "))),
             );
             return None;
         };
+        let signature = functions::signature(function);
         let fixed = signature.args.len();
         let arity_ok = if signature.variadic { args.len() >= fixed } else { args.len() == fixed };
         if !arity_ok {
@@ -462,7 +397,7 @@ impl Lowering<'_> {
             let ok = match accepts {
                 Some(accepts) => accepts(&ty),
                 // `sprintf` checks its values against its verbs below.
-                None if signature.function == plan::Function::Sprintf => true,
+                None if function == plan::Function::Sprintf => true,
                 None => ty.is_scalar(),
             };
             if !ok {
@@ -480,7 +415,7 @@ impl Lowering<'_> {
             lowered.push(value);
             types.push(ty);
         }
-        if signature.function == plan::Function::Sprintf {
+        if function == plan::Function::Sprintf {
             self.check_sprintf(args, &types, span, literal)?;
         }
         if !path.is_empty() && !matches!(signature.returns, Ty::Dynamic) {
@@ -492,8 +427,7 @@ impl Lowering<'_> {
                 .label("remove the `:path`");
             return None;
         }
-        let call =
-            plan::FunctionCall { function: signature.function as i32, args: lowered, path: path.to_vec() };
+        let call = plan::FunctionCall { function: function as i32, args: lowered, path: path.to_vec() };
         Some((plan::Value { kind: Some(plan::ValueKind::Function(call)) }, signature.returns))
     }
 
@@ -575,196 +509,207 @@ impl Lowering<'_> {
         span: &Span,
         ctx: &mut Ctx,
     ) -> Option<(plan::Value, Ty)> {
-        let scope = ctx.scope;
-        let wrap = |slot: u32, property: plan::Property, path: Vec<String>| plan::Value {
-            kind: Some(plan::ValueKind::Reference(plan::Reference {
-                slot,
-                property: property as i32,
-                path,
-                absent: None,
-            })),
-        };
-        let property = reference.property.as_deref();
         match reference.resource.as_str() {
-            "input" => {
-                let property = match property {
-                    None | Some("request") => plan::Property::Request,
-                    Some("header") => plan::Property::Header,
-                    Some(other) => {
-                        self.reporter
-                            .error(span, format!("`input` has no property `{other}`"))
-                            .label("unknown property")
-                            .suggest(
-                                other,
-                                ["request", "header"],
-                                Some("input has `request` (the default) and `header`".into()),
-                            );
-                        return None;
-                    }
-                };
-                if property == plan::Property::Header {
-                    let name = self.header_name(reference, span)?;
-                    // A proxy forwards every header, so it may read any of them.
-                    if !scope.proxy && !scope.input_headers.contains(&name) {
-                        self.reporter
-                            .error(
-                                span,
-                                format!(
-                                    "header `{}` is not declared by the flow's input",
-                                    reference.path.join(".")
-                                ),
-                            )
-                            .label("undeclared header")
-                            .note(format!(
-                                "add it to the input: `header = [\"{}\"]`",
-                                reference.path.join(".")
-                            ));
-                        return None;
-                    }
-                    return Some((wrap(plan::INPUT_SLOT, property, vec![name]), Ty::String));
-                }
-                if scope.proxy {
-                    self.reporter
-                        .error(span, "a proxy forwards its request body untouched; `input` has only `header`")
-                        .label("the body is not read");
-                    return None;
-                }
-                let Some(input) = scope.input.clone() else {
-                    if !scope.input_failed {
-                        self.reporter
-                            .error(span, "this flow declares no `input`")
-                            .label("nothing to reference")
-                            .note("add `input \"pkg.Message\" {}` to the flow");
-                    }
-                    return None;
-                };
-                self.typed_reference(
-                    plan::INPUT_SLOT,
-                    property,
-                    &Ty::Message(input),
-                    &reference.path,
-                    span,
-                    ctx,
-                    wrap,
-                )
+            "input" => self.input_reference(reference, span, ctx),
+            "error" => self.error_reference(reference, span, ctx),
+            name => self.node_reference(name, reference, span, ctx),
+        }
+    }
+
+    /// `{{ input:path }}` or `{{ input.header:name }}`.
+    fn input_reference(
+        &mut self,
+        reference: &TemplateRef,
+        span: &Span,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let scope = ctx.scope;
+        let property = self.input_property(reference.property.as_deref(), span)?;
+        if property == plan::Property::Header {
+            let name = self.header_name(reference, span)?;
+            // A proxy forwards every header, so it may read any of them.
+            if !scope.proxy && !scope.input_headers.contains(&name) {
+                self.reporter
+                    .error(
+                        span,
+                        format!("header `{}` is not declared by the flow's input", reference.path.join(".")),
+                    )
+                    .label("undeclared header")
+                    .note(format!("add it to the input: `header = [\"{}\"]`", reference.path.join(".")));
+                return None;
             }
-            "error" => {
-                if ctx.mode == Mode::Flow {
-                    self.reporter
-                        .error(span, "`error` is only known in `on_error`, `error` and `rollback` blocks")
-                        .label("no failure to read here");
-                    return None;
-                }
-                match property {
-                    Some("params") => Some((
-                        wrap(plan::ERROR_SLOT, plan::Property::Params, reference.path.clone()),
-                        Ty::Dynamic,
-                    )),
-                    Some(other) => {
+            return Some((reference_value(plan::INPUT_SLOT, property, vec![name]), Ty::String));
+        }
+        if scope.proxy {
+            self.reporter
+                .error(span, "a proxy forwards its request body untouched; `input` has only `header`")
+                .label("the body is not read");
+            return None;
+        }
+        let Some(input) = scope.input.clone() else {
+            if !scope.input_failed {
+                self.reporter
+                    .error(span, "this flow declares no `input`")
+                    .label("nothing to reference")
+                    .note("add `input \"pkg.Message\" {}` to the flow");
+            }
+            return None;
+        };
+        self.typed_reference(plan::INPUT_SLOT, property, &Ty::Message(input), &reference.path, span, ctx)
+    }
+
+    fn input_property(&mut self, property: Option<&str>, span: &Span) -> Option<plan::Property> {
+        const INPUT_PROPERTIES: [plan::Property; 2] = [plan::Property::Request, plan::Property::Header];
+        let Some(name) = property else { return Some(plan::Property::Request) };
+        let property = plan::Property::from_name(name).filter(|p| INPUT_PROPERTIES.contains(p));
+        if property.is_none() {
+            self.reporter
+                .error(span, format!("`input` has no property `{name}`"))
+                .label("unknown property")
+                .suggest(
+                    name,
+                    INPUT_PROPERTIES.map(plan::Property::name),
+                    Some("input has `request` (the default) and `header`".into()),
+                );
+        }
+        property
+    }
+
+    /// `{{ error:message }}`, `{{ error:status }}` or `{{ error.params:name }}`, in the blocks
+    /// that handle a failure.
+    fn error_reference(
+        &mut self,
+        reference: &TemplateRef,
+        span: &Span,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        if ctx.mode == Mode::Flow {
+            self.reporter
+                .error(span, "`error` is only known in `on_error`, `error` and `rollback` blocks")
+                .label("no failure to read here");
+            return None;
+        }
+        let params = plan::Property::Params;
+        match reference.property.as_deref() {
+            Some(name) if name == params.name() => {
+                Some((reference_value(plan::ERROR_SLOT, params, reference.path.clone()), Ty::Dynamic))
+            }
+            Some(other) => {
+                self.reporter
+                    .error(span, format!("`error` has no property `{other}`"))
+                    .label("unknown property")
+                    .note("use `error:message`, `error:status` or `error.params:name`");
+                None
+            }
+            None => {
+                let ty = match reference.path.as_slice() {
+                    [] => Ty::Dynamic,
+                    [field] if field == "message" => Ty::String,
+                    [field] if field == "status" => Ty::Int,
+                    _ => {
                         self.reporter
-                            .error(span, format!("`error` has no property `{other}`"))
-                            .label("unknown property")
+                            .error(span, format!("`error` has no field `{}`", reference.path.join(".")))
+                            .label("unknown field")
                             .note("use `error:message`, `error:status` or `error.params:name`");
-                        None
-                    }
-                    None => {
-                        let ty = match reference.path.as_slice() {
-                            [] => Ty::Dynamic,
-                            [field] if field == "message" => Ty::String,
-                            [field] if field == "status" => Ty::Int,
-                            _ => {
-                                self.reporter
-                                    .error(
-                                        span,
-                                        format!("`error` has no field `{}`", reference.path.join(".")),
-                                    )
-                                    .label("unknown field")
-                                    .note("use `error:message`, `error:status` or `error.params:name`");
-                                return None;
-                            }
-                        };
-                        Some((wrap(plan::ERROR_SLOT, plan::Property::Error, reference.path.clone()), ty))
-                    }
-                }
-            }
-            name => {
-                let Some(node) = scope.nodes.get(name) else {
-                    self.unknown_resource(name, span, scope);
-                    return None;
-                };
-                if ctx.mode != Mode::Error {
-                    ctx.refs.entry(node.index).or_insert_with(|| span.clone());
-                }
-                let slot = node.index + 1;
-                let property = match property {
-                    None | Some("response") => plan::Property::Response,
-                    Some("request") => plan::Property::Request,
-                    Some("header") => plan::Property::Header,
-                    Some("params") => plan::Property::Params,
-                    Some("error") => plan::Property::Error,
-                    Some(other) => {
-                        self.reporter
-                            .error(span, format!("resource `{name}` has no property `{other}`"))
-                            .label("unknown property")
-                            .suggest(
-                                other,
-                                ["request", "response", "header", "params", "error"],
-                                Some("resources have `request`, `response` (the default), `header`, `params` and `error`".into()),
-                            );
                         return None;
                     }
                 };
-                if ctx.mode == Mode::Rollback(node.index)
-                    && matches!(property, plan::Property::Response | plan::Property::Header)
-                {
-                    ctx.reads_own_response = true;
-                }
-                if matches!(property, plan::Property::Header | plan::Property::Params) {
-                    let mut key = self.header_name(reference, span)?;
-                    if property == plan::Property::Params {
-                        key = reference.path.join(".");
-                    }
-                    return Some((wrap(slot, property, vec![key]), Ty::String));
-                }
-                let root = match (&node.kind, property) {
-                    (NodeKind::Unresolved, _) => return None,
-                    (_, plan::Property::Error) => {
-                        node.error_schema.clone().map(Ty::Message).unwrap_or(Ty::Dynamic)
-                    }
-                    (NodeKind::Call(method), plan::Property::Request) => Ty::Message(method.input.clone()),
-                    (NodeKind::Call(method), _) => Ty::Message(method.output.clone()),
-                    (NodeKind::Value, plan::Property::Response) => {
-                        self.value_types.get(&node.index).cloned().unwrap_or(Ty::Dynamic)
-                    }
-                    (NodeKind::Value | NodeKind::Empty, _) if property != plan::Property::Response => {
-                        self.reporter
-                            .error(
-                                span,
-                                format!(
-                                    "resource `{name}` makes no call; it has no `{}`",
-                                    property_name(property)
-                                ),
-                            )
-                            .label("nothing to reference");
-                        return None;
-                    }
-                    (_, _) => {
-                        if !reference.path.is_empty() {
-                            self.reporter
-                                .error(span, format!("resource `{name}` makes no call; it holds no fields"))
-                                .label("nothing to reference");
-                            return None;
-                        }
-                        Ty::Dynamic
-                    }
-                };
-                self.typed_reference(slot, property, &root, &reference.path, span, ctx, wrap)
+                let path = reference.path.clone();
+                Some((reference_value(plan::ERROR_SLOT, plan::Property::Error, path), ty))
             }
         }
     }
 
+    /// `{{ resource.property:path }}`: a dependency on the resource (outside error handling).
+    fn node_reference(
+        &mut self,
+        name: &str,
+        reference: &TemplateRef,
+        span: &Span,
+        ctx: &mut Ctx,
+    ) -> Option<(plan::Value, Ty)> {
+        let scope = ctx.scope;
+        let Some(node) = scope.nodes.get(name) else {
+            self.unknown_resource(name, span, scope);
+            return None;
+        };
+        if ctx.mode != Mode::Error {
+            ctx.refs.entry(node.index).or_insert_with(|| span.clone());
+        }
+        let slot = node.index + 1;
+        let property = self.node_property(name, reference.property.as_deref(), span)?;
+        if ctx.mode == Mode::Rollback(node.index)
+            && matches!(property, plan::Property::Response | plan::Property::Header)
+        {
+            ctx.reads_own_response = true;
+        }
+        if matches!(property, plan::Property::Header | plan::Property::Params) {
+            let mut key = self.header_name(reference, span)?;
+            if property == plan::Property::Params {
+                key = reference.path.join(".");
+            }
+            return Some((reference_value(slot, property, vec![key]), Ty::String));
+        }
+        let root = self.node_root(name, node, property, reference, span)?;
+        self.typed_reference(slot, property, &root, &reference.path, span, ctx)
+    }
+
+    fn node_property(&mut self, name: &str, property: Option<&str>, span: &Span) -> Option<plan::Property> {
+        let Some(other) = property else { return Some(plan::Property::Response) };
+        let property = plan::Property::from_name(other);
+        if property.is_none() {
+            self.reporter
+                .error(span, format!("resource `{name}` has no property `{other}`"))
+                .label("unknown property")
+                .suggest(
+                    other,
+                    plan::Property::ALL.map(plan::Property::name),
+                    Some(
+                        "resources have `request`, `response` (the default), `header`, `params` and `error`"
+                            .into(),
+                    ),
+                );
+        }
+        property
+    }
+
+    /// The type a resource's request, response or error is read from.
+    fn node_root(
+        &mut self,
+        name: &str,
+        node: &NodeInfo,
+        property: plan::Property,
+        reference: &TemplateRef,
+        span: &Span,
+    ) -> Option<Ty> {
+        let root = match (&node.kind, property) {
+            (NodeKind::Unresolved, _) => return None,
+            (_, plan::Property::Error) => node.error_schema.clone().map(Ty::Message).unwrap_or(Ty::Dynamic),
+            (NodeKind::Call(method), plan::Property::Request) => Ty::Message(method.input.clone()),
+            (NodeKind::Call(method), _) => Ty::Message(method.output.clone()),
+            (NodeKind::Value, plan::Property::Response) => {
+                self.value_types.get(&node.index).cloned().unwrap_or(Ty::Dynamic)
+            }
+            (NodeKind::Value | NodeKind::Empty, _) if property != plan::Property::Response => {
+                self.reporter
+                    .error(span, format!("resource `{name}` makes no call; it has no `{}`", property.name()))
+                    .label("nothing to reference");
+                return None;
+            }
+            (_, _) => {
+                if !reference.path.is_empty() {
+                    self.reporter
+                        .error(span, format!("resource `{name}` makes no call; it holds no fields"))
+                        .label("nothing to reference");
+                    return None;
+                }
+                Ty::Dynamic
+            }
+        };
+        Some(root)
+    }
+
     /// A reference's value and type; inside `repeated`, paths below the source read the element.
-    #[allow(clippy::too_many_arguments)]
     fn typed_reference(
         &mut self,
         slot: u32,
@@ -773,21 +718,20 @@ impl Lowering<'_> {
         path: &[String],
         span: &Span,
         ctx: &mut Ctx,
-        wrap: impl Fn(u32, plan::Property, Vec<String>) -> plan::Value,
     ) -> Option<(plan::Value, Ty)> {
         if let Some(Item { source, element }) = &ctx.item {
             let below_source = source.slot == slot
-                && source.property == property as i32
+                && source.property() == property
                 && path.len() > source.path.len()
                 && path.starts_with(&source.path);
             if below_source {
                 let rest = &path[source.path.len()..];
                 let ty = self.path_type(&Ty::Message(element.clone()), rest, span)?;
-                return Some((wrap(plan::ITEM_SLOT, property, rest.to_vec()), ty));
+                return Some((reference_value(plan::ITEM_SLOT, property, rest.to_vec()), ty));
             }
         }
         let ty = self.path_type(root, path, span)?;
-        Some((wrap(slot, property, path.to_vec()), ty))
+        Some((reference_value(slot, property, path.to_vec()), ty))
     }
 
     fn header_name(&mut self, reference: &TemplateRef, span: &Span) -> Option<String> {
@@ -834,12 +778,13 @@ impl Lowering<'_> {
     }
 }
 
-fn property_name(property: plan::Property) -> &'static str {
-    match property {
-        plan::Property::Request => "request",
-        plan::Property::Response => "response",
-        plan::Property::Header => "header",
-        plan::Property::Params => "params",
-        plan::Property::Error => "error",
+fn reference_value(slot: u32, property: plan::Property, path: Vec<String>) -> plan::Value {
+    plan::Value {
+        kind: Some(plan::ValueKind::Reference(plan::Reference {
+            slot,
+            property: property as i32,
+            path,
+            absent: None,
+        })),
     }
 }

@@ -3,6 +3,7 @@
 //! error handling is resolved from global to flow to resource.
 
 mod expr;
+mod functions;
 pub mod services;
 pub mod types;
 
@@ -12,11 +13,11 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use semaphore_plan as plan;
 
 use crate::config::{
-    CallDef, Config, EndpointDef, FieldDef, FieldValue, FlowDef, Literal, OnErrorDef, Pair, ParamMap,
-    ResourceDef, Spanned,
+    CallDef, Config, EndpointDef, FieldDef, FieldValue, FlowDef, ForwardDef, Literal, OnErrorDef, Pair,
+    ParamMap, ResourceDef, Spanned,
 };
 use crate::diagnostics::{Reporter, Span};
-use crate::schema::{Layouts, MethodInfo, Schemas};
+use crate::schema::{HttpAnnotation, Layouts, MethodInfo, Schemas};
 pub use services::{parse_host, parse_path, Upstream};
 use types::{describe_field, Ty};
 
@@ -175,108 +176,21 @@ impl Lowering<'_> {
         let errors_before = self.reporter.errors();
         self.value_types.clear();
         self.calls_unservable = false;
-        let input_message = flow.input.as_ref().and_then(|i| i.message.as_ref());
-        let input = match &flow.schema {
-            // The method's request is the input; the input block only declares headers.
-            Some(schema) => self.schema_method(schema).map(|method| method.input),
-            None => input_message.and_then(|m| self.message(m)),
-        };
-        let input_message = input_message.or(flow.schema.as_ref());
-        let input_headers = flow
-            .input
-            .as_ref()
-            .map(|i| i.headers.iter().map(|h| h.value.to_ascii_lowercase()).collect())
-            .unwrap_or_default();
-        let input_failed = input_message.is_some() && input.is_none();
-        let mut scope =
-            Scope { proxy: flow.proxy, input, input_failed, input_headers, nodes: HashMap::new() };
-
-        // Names first, so that references may point at resources defined further down.
-        for (index, resource) in flow.resources.iter().enumerate() {
-            let name = &resource.name;
-            if RESERVED_NAMES.contains(&name.value.as_str()) {
-                self.reporter
-                    .error(&name.span, format!("`{}` is a reserved name", name.value))
-                    .label("choose another resource name")
-                    .note(format!("reserved: {}", RESERVED_NAMES.join(", ")));
-                continue;
-            }
-            if let Some(first) = scope.nodes.get(&name.value) {
-                let first = flow.resources.get(first.index as usize).map(|r| r.name.span.clone());
-                let report = self
-                    .reporter
-                    .error(
-                        &name.span,
-                        format!("resource `{}` is defined twice in `{}`", name.value, flow.name.value),
-                    )
-                    .label("second definition");
-                if let Some(first) = first {
-                    report.secondary(&first, "first definition");
-                }
-                continue;
-            }
-            let kind = match (&resource.request, &resource.value) {
-                (Some(call), _) => self.method(call).map(NodeKind::Call).unwrap_or(NodeKind::Unresolved),
-                (None, Some(_)) => NodeKind::Value,
-                (None, None) => NodeKind::Empty,
-            };
-            let error_schema = resource
-                .on_error
-                .as_ref()
-                .and_then(|e| e.schema.as_ref())
-                .and_then(|schema| self.message(schema));
-            scope.nodes.insert(name.value.clone(), NodeInfo { index: index as u32, kind, error_schema });
-        }
-
-        let before: Vec<u32> =
-            flow.resources.iter().enumerate().filter(|(_, r)| r.before).map(|(i, _)| i as u32).collect();
-        let mut nodes = Vec::new();
-        let mut edges: Vec<Vec<u32>> = Vec::new();
-        let mut rollback_refs: Vec<BTreeMap<u32, Span>> = Vec::new();
-        for (index, resource) in flow.resources.iter().enumerate() {
-            let (node, deps, rollback) = self.node(index as u32, resource, &scope, &before);
-            edges.push(deps.keys().copied().collect());
-            rollback_refs.push(rollback);
-            nodes.push(node);
-        }
-        self.check_cycles(flow, &edges);
-        self.check_rollbacks(flow, &edges, &rollback_refs);
-
-        let output = match (&flow.output, flow.proxy) {
-            (Some(output), _) => self.output(output, &scope),
-            (None, _) => None,
-        };
+        let scope = self.scope(flow);
+        let nodes = self.nodes(flow, &scope);
+        let output = flow.output.as_ref().and_then(|output| self.output(output, &scope));
         let error = flow.error.as_ref().or(global_error).and_then(|e| self.error_object(e, &scope));
         let on_error = flow.on_error.as_ref().and_then(|e| self.on_error(e, &scope));
         let timeout_ms = match &flow.timeout {
             Some(timeout) => self.duration_ms(timeout)?,
             None => 0,
         };
-        let forward = flow.forward.as_ref().and_then(|forward| {
-            let service = self.service_by_name(&forward.service)?;
-            let mut ctx = Ctx::new(&scope, Mode::Flow);
-            let headers = self.headers(&forward.headers, &mut ctx);
-            let rewrites = flow
-                .rewrites
-                .iter()
-                .filter_map(|(pattern, template)| self.rewrite(pattern, template))
-                .collect();
-            Some(plan::Forward { service, headers, rewrites })
-        });
-
+        let forward = flow.forward.as_ref().and_then(|forward| self.forward(forward, &flow.rewrites, &scope));
         if self.reporter.errors() > errors_before {
             return None;
         }
         if self.calls_unservable {
-            let service = flow
-                .resources
-                .iter()
-                .flat_map(|r| r.request.iter().chain(r.rollback.iter()))
-                .map(|call| call.service.value.clone())
-                .chain(flow.forward.iter().map(|f| f.service.value.clone()))
-                .find(|name| self.unservable_services.contains(name))
-                .unwrap_or_default();
-            self.left_out.insert(flow.name.value.clone(), service);
+            self.leave_out(flow);
             return None;
         }
         let input = match &scope.input {
@@ -296,6 +210,114 @@ impl Lowering<'_> {
         })
     }
 
+    /// The names a flow's templates see: its input, and every resource, declared before any is
+    /// lowered so that references may point at resources defined further down.
+    fn scope(&mut self, flow: &FlowDef) -> Scope {
+        let input_message = flow.input.as_ref().and_then(|i| i.message.as_ref());
+        let input = match &flow.schema {
+            // The method's request is the input; the input block only declares headers.
+            Some(schema) => self.schema_method(schema).map(|method| method.input),
+            None => input_message.and_then(|m| self.message(m)),
+        };
+        let input_message = input_message.or(flow.schema.as_ref());
+        let input_headers = flow
+            .input
+            .as_ref()
+            .map(|i| i.headers.iter().map(|h| h.value.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        let input_failed = input_message.is_some() && input.is_none();
+        let mut scope =
+            Scope { proxy: flow.proxy, input, input_failed, input_headers, nodes: HashMap::new() };
+        for (index, resource) in flow.resources.iter().enumerate() {
+            self.declare(flow, index as u32, resource, &mut scope);
+        }
+        scope
+    }
+
+    /// A resource's name in the flow's scope, with what it is.
+    fn declare(&mut self, flow: &FlowDef, index: u32, resource: &ResourceDef, scope: &mut Scope) {
+        let name = &resource.name;
+        if RESERVED_NAMES.contains(&name.value.as_str()) {
+            self.reporter
+                .error(&name.span, format!("`{}` is a reserved name", name.value))
+                .label("choose another resource name")
+                .note(format!("reserved: {}", RESERVED_NAMES.join(", ")));
+            return;
+        }
+        if let Some(first) = scope.nodes.get(&name.value) {
+            let first = flow.resources.get(first.index as usize).map(|r| r.name.span.clone());
+            let report = self
+                .reporter
+                .error(
+                    &name.span,
+                    format!("resource `{}` is defined twice in `{}`", name.value, flow.name.value),
+                )
+                .label("second definition");
+            if let Some(first) = first {
+                report.secondary(&first, "first definition");
+            }
+            return;
+        }
+        let kind = match (&resource.request, &resource.value) {
+            (Some(call), _) => self.method(call).map(NodeKind::Call).unwrap_or(NodeKind::Unresolved),
+            (None, Some(_)) => NodeKind::Value,
+            (None, None) => NodeKind::Empty,
+        };
+        let error_schema = resource
+            .on_error
+            .as_ref()
+            .and_then(|e| e.schema.as_ref())
+            .and_then(|schema| self.message(schema));
+        scope.nodes.insert(name.value.clone(), NodeInfo { index, kind, error_schema });
+    }
+
+    /// Every resource's node, with the dependencies between them checked.
+    fn nodes(&mut self, flow: &FlowDef, scope: &Scope) -> Vec<plan::Node> {
+        let before: Vec<u32> =
+            flow.resources.iter().enumerate().filter(|(_, r)| r.before).map(|(i, _)| i as u32).collect();
+        let mut nodes = Vec::new();
+        let mut edges: Vec<Vec<u32>> = Vec::new();
+        let mut rollback_refs: Vec<BTreeMap<u32, Span>> = Vec::new();
+        for (index, resource) in flow.resources.iter().enumerate() {
+            let (node, deps, rollback) = self.node(index as u32, resource, scope, &before);
+            edges.push(deps.keys().copied().collect());
+            rollback_refs.push(rollback);
+            nodes.push(node);
+        }
+        self.check_cycles(flow, &edges);
+        self.check_rollbacks(flow, &edges, &rollback_refs);
+        nodes
+    }
+
+    /// A proxy's `forward` block and its `rewrite` rules.
+    fn forward(
+        &mut self,
+        forward: &ForwardDef,
+        rewrites: &[(Spanned<String>, Spanned<String>)],
+        scope: &Scope,
+    ) -> Option<plan::Forward> {
+        let service = self.service_by_name(&forward.service)?;
+        let mut ctx = Ctx::new(scope, Mode::Flow);
+        let headers = self.headers(&forward.headers, &mut ctx);
+        let rewrites =
+            rewrites.iter().filter_map(|(pattern, template)| self.rewrite(pattern, template)).collect();
+        Some(plan::Forward { service, headers, rewrites })
+    }
+
+    /// A flow calling a service the filter cannot speak to is left out of the plan, and its
+    /// endpoints say which service left it out.
+    fn leave_out(&mut self, flow: &FlowDef) {
+        let service = flow
+            .resources
+            .iter()
+            .flat_map(|r| r.request.iter().chain(r.rollback.iter()))
+            .map(|call| call.service.value.clone())
+            .chain(flow.forward.iter().map(|f| f.service.value.clone()))
+            .find(|name| self.unservable_services.contains(name))
+            .unwrap_or_default();
+        self.left_out.insert(flow.name.value.clone(), service);
+    }
+
     /// A resource's node, the nodes it depends on, and what its rollback references.
     fn node(
         &mut self,
@@ -305,32 +327,8 @@ impl Lowering<'_> {
         before: &[u32],
     ) -> (plan::Node, BTreeMap<u32, Span>, BTreeMap<u32, Span>) {
         let mut ctx = Ctx::new(scope, Mode::Flow);
-        for dependency in &resource.depends_on {
-            match scope.nodes.get(&dependency.value) {
-                Some(info) => {
-                    ctx.refs.entry(info.index).or_insert_with(|| dependency.span.clone());
-                }
-                None => self.unknown_resource(&dependency.value, &dependency.span, scope),
-            }
-        }
-        if !resource.before {
-            for b in before {
-                ctx.refs.entry(*b).or_insert_with(|| resource.name.span.clone());
-            }
-        }
-        let mut conditions = Vec::new();
-        for condition in &resource.conditions {
-            if let Some(value) = self.condition(condition, &mut ctx) {
-                conditions.push(value);
-            }
-        }
-        let condition = conditions.into_iter().reduce(|left, right| plan::Value {
-            kind: Some(plan::ValueKind::Binary(Box::new(plan::Binary {
-                op: plan::BinaryOp::And as i32,
-                left: Some(left),
-                right: Some(right),
-            }))),
-        });
+        self.declared_dependencies(resource, before, &mut ctx);
+        let condition = self.conditions(resource, &mut ctx);
         let info = scope.nodes.get(&resource.name.value);
         let call = match (info.map(|i| &i.kind), &resource.request) {
             (Some(NodeKind::Call(method)), Some(call)) => self.call(call, method.clone(), &mut ctx),
@@ -349,17 +347,8 @@ impl Lowering<'_> {
                 .label("references its own result");
         }
         let deps = std::mem::take(&mut ctx.refs);
-
         let mut rollback_ctx = Ctx::new(scope, Mode::Rollback(index));
-        let rollback = resource.rollback.as_ref().and_then(|call| {
-            let method = self.method(call)?;
-            let mut lowered = self.call(call, method, &mut rollback_ctx)?;
-            // A compensation is worth more attempts than a call: money may hang on it.
-            if !call.options.iter().any(|(key, _)| key.value == "retries") {
-                lowered.retries = DEFAULT_ROLLBACK_RETRIES;
-            }
-            Some(lowered)
-        });
+        let rollback = resource.rollback.as_ref().and_then(|call| self.rollback(call, &mut rollback_ctx));
         let mut error_ctx = Ctx::new(scope, Mode::Error);
         let error = resource.error.as_ref().and_then(|e| self.error_object_in(e, &mut error_ctx));
         let on_error = resource.on_error.as_ref().and_then(|e| self.on_error_in(e, &mut error_ctx));
@@ -378,6 +367,51 @@ impl Lowering<'_> {
             rollback_reads_response: rollback_ctx.reads_own_response,
         };
         (node, deps, rollback_ctx.refs)
+    }
+
+    /// `depends_on`, and the `before` nodes every other node waits for.
+    fn declared_dependencies(&mut self, resource: &ResourceDef, before: &[u32], ctx: &mut Ctx) {
+        let scope = ctx.scope;
+        for dependency in &resource.depends_on {
+            match scope.nodes.get(&dependency.value) {
+                Some(info) => {
+                    ctx.refs.entry(info.index).or_insert_with(|| dependency.span.clone());
+                }
+                None => self.unknown_resource(&dependency.value, &dependency.span, scope),
+            }
+        }
+        if !resource.before {
+            for b in before {
+                ctx.refs.entry(*b).or_insert_with(|| resource.name.span.clone());
+            }
+        }
+    }
+
+    /// The conjunction of a resource's `if`s.
+    fn conditions(&mut self, resource: &ResourceDef, ctx: &mut Ctx) -> Option<plan::Value> {
+        let mut conditions = Vec::new();
+        for condition in &resource.conditions {
+            if let Some(value) = self.condition(condition, ctx) {
+                conditions.push(value);
+            }
+        }
+        conditions.into_iter().reduce(|left, right| plan::Value {
+            kind: Some(plan::ValueKind::Binary(Box::new(plan::Binary {
+                op: plan::BinaryOp::And as i32,
+                left: Some(left),
+                right: Some(right),
+            }))),
+        })
+    }
+
+    fn rollback(&mut self, call: &CallDef, ctx: &mut Ctx) -> Option<plan::Call> {
+        let method = self.method(call)?;
+        let mut lowered = self.call(call, method, ctx)?;
+        // A compensation is worth more attempts than a call: money may hang on it.
+        if !call.options.iter().any(|(key, _)| key.value == "retries") {
+            lowered.retries = DEFAULT_ROLLBACK_RETRIES;
+        }
+        Some(lowered)
     }
 
     /// `schema = "pkg.Service.Method"`.
@@ -565,75 +599,94 @@ impl Lowering<'_> {
                 Some(plan::NamedValue { name: name.value.clone(), value: Some(value) })
             })
             .collect();
+        let (http_method, path) = self.call_route(call, &method, service)?;
+        let options = self.call_options(call)?;
+        Some(plan::Call {
+            service: service?,
+            method: method.name.clone(),
+            http_method,
+            path,
+            request_message: self.layouts.layout(&method.input),
+            response_message: self.layouts.layout(&method.output),
+            request: Some(request),
+            headers,
+            params,
+            timeout_ms: options.timeout_ms,
+            retries: options.retries,
+            retry_unsafe: options.retry_unsafe,
+        })
+    }
+
+    /// The HTTP method and path a call is sent with: the method's HTTP annotation, else the
+    /// gRPC path of the method.
+    fn call_route(
+        &mut self,
+        call: &CallDef,
+        method: &MethodInfo,
+        service: Option<u32>,
+    ) -> Option<(String, Vec<plan::PathSegment>)> {
         let transport =
-            service.and_then(|s| self.services.get(s as usize)).map(|s| s.transport).unwrap_or_default();
-        // `options { endpoint, method }` on the request override the schema's HTTP annotation.
-        let option_text = |key: &str| {
-            call.options.iter().find(|(k, _)| k.value == key).and_then(|(_, v)| match &v.value {
-                Literal::String(text) => Some(text.clone()),
-                _ => None,
-            })
-        };
-        let mut http = method.http.clone();
-        if let Some(endpoint) = option_text("endpoint") {
-            http.get_or_insert_with(Default::default).endpoint = endpoint;
-        }
-        if let Some(verb) = option_text("method") {
-            http.get_or_insert_with(Default::default).method = verb;
-        }
-        let (http_method, path) = match &http {
+            service.and_then(|s| self.services.get(s as usize)).map(|s| s.transport()).unwrap_or_default();
+        match http_annotation(call, method) {
             Some(http) => {
                 let segments = parse_path(&http.endpoint);
-                for segment in &segments {
-                    if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment
-                    {
-                        let in_params = call.params.iter().any(|(p, _)| &p.value == name);
-                        let in_request = method.input.get_field_by_name(name).is_some();
-                        if !in_params && !in_request {
-                            self.reporter
-                                .error(
-                                    &call.method.span,
-                                    format!("the path `{}` of `{}` needs a value for `:{name}`", http.endpoint, method.full_name),
-                                )
-                                .label("no value for a path parameter")
-                                .note(format!(
-                                    "add `params {{ {name} = \"...\" }}` to the request, or a `{name}` field to `{}`",
-                                    method.input.full_name()
-                                ));
-                        }
-                    }
-                }
+                self.check_path_params(call, method, &http.endpoint, &segments);
                 let verb =
                     if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
-                (verb, segments)
+                Some((verb, segments))
             }
-            // gRPC addresses a method as `/package.Service/Method`.
-            None if transport == plan::Transport::Grpc as i32 => {
-                let (service_name, method_name) =
-                    method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
-                let segment = |text: &str| plan::PathSegment {
-                    segment: Some(plan::Segment::Literal(text.to_string())),
-                };
-                ("POST".to_string(), vec![segment(service_name), segment(method_name)])
-            }
+            None if transport == plan::Transport::Grpc => Some(("POST".to_string(), grpc_path(method))),
             // Its service is unresolved (and reported): its transport is unknown.
-            None if service.is_none() => return None,
+            None if service.is_none() => None,
             None => {
                 self.reporter
                     .error(&call.method.span, format!("`{}` has no HTTP path", method.full_name))
                     .label("an HTTP service needs the method's path")
                     .note("add `option (semaphore.api.http) = { endpoint: \"/path/:id\" method: \"GET\" };` to the rpc");
-                return None;
+                None
             }
-        };
-        let mut timeout_ms = DEFAULT_TIMEOUT_MS;
-        let mut retries = 0;
-        let mut retry_unsafe = false;
+        }
+    }
+
+    /// Every `:name` of a call's path has a value, from `params` or the request.
+    fn check_path_params(
+        &mut self,
+        call: &CallDef,
+        method: &MethodInfo,
+        endpoint: &str,
+        segments: &[plan::PathSegment],
+    ) {
+        for segment in segments {
+            if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
+                let in_params = call.params.iter().any(|(p, _)| &p.value == name);
+                let in_request = method.input.get_field_by_name(name).is_some();
+                if !in_params && !in_request {
+                    self.reporter
+                        .error(
+                            &call.method.span,
+                            format!(
+                                "the path `{endpoint}` of `{}` needs a value for `:{name}`",
+                                method.full_name
+                            ),
+                        )
+                        .label("no value for a path parameter")
+                        .note(format!(
+                            "add `params {{ {name} = \"...\" }}` to the request, or a `{name}` field to `{}`",
+                            method.input.full_name()
+                        ));
+                }
+            }
+        }
+    }
+
+    /// A call's `options { timeout, retries, retry_unsafe }`.
+    fn call_options(&mut self, call: &CallDef) -> Option<CallOptions> {
+        let mut options = CallOptions { timeout_ms: DEFAULT_TIMEOUT_MS, retries: 0, retry_unsafe: false };
         for (key, value) in &call.options {
             match key.value.as_str() {
-                "timeout" => timeout_ms = self.duration_ms(value)?,
+                "timeout" => options.timeout_ms = self.duration_ms(value)?,
                 "retries" => match &value.value {
-                    Literal::Int(n) if (0..=10).contains(n) => retries = *n as u32,
+                    Literal::Int(n) if (0..=10).contains(n) => options.retries = *n as u32,
                     _ => drop(
                         self.reporter
                             .error(&value.span, "`retries` is a number from 0 to 10")
@@ -642,7 +695,7 @@ impl Lowering<'_> {
                 },
                 "endpoint" | "method" => {}
                 "retry_unsafe" => match &value.value {
-                    Literal::Bool(b) => retry_unsafe = *b,
+                    Literal::Bool(b) => options.retry_unsafe = *b,
                     _ => drop(
                         self.reporter
                             .error(&value.span, "`retry_unsafe` is true or false")
@@ -657,20 +710,7 @@ impl Lowering<'_> {
                 ),
             }
         }
-        Some(plan::Call {
-            service: service?,
-            method: method.name.clone(),
-            http_method,
-            path,
-            request_message: self.layouts.layout(&method.input),
-            response_message: self.layouts.layout(&method.output),
-            request: Some(request),
-            headers,
-            params,
-            timeout_ms,
-            retries,
-            retry_unsafe,
-        })
+        Some(options)
     }
 
     fn duration_ms(&mut self, value: &Spanned<Literal>) -> Option<u32> {
@@ -1022,41 +1062,12 @@ impl Lowering<'_> {
             self.reporter.error(&route.span, "a route starts with `/`").label("e.g. \"/user/:id\"");
             return None;
         }
-        let method =
-            endpoint.method.as_ref().map(|m| m.value.to_ascii_uppercase()).unwrap_or_else(|| "GET".into());
-        if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") {
-            let span = endpoint.method.as_ref().map(|m| m.span.clone()).unwrap_or_else(|| route.span.clone());
-            self.reporter.error(&span, format!("unknown HTTP method `{method}`")).label("not an HTTP method");
-            return None;
-        }
+        let method = self.endpoint_method(endpoint, route)?;
         let path = parse_path(&route.value);
-        let shape = path
-            .iter()
-            .map(|s| match &s.segment {
-                Some(plan::Segment::Literal(l)) => l.clone(),
-                Some(plan::Segment::Param(_)) => ":".into(),
-                Some(plan::Segment::Wildcard(_)) => "*".into(),
-                None => String::new(),
-            })
-            .collect::<Vec<_>>()
-            .join("/");
         let int64_as_string = services::int64_as_string(&endpoint.int64_as_string, self.reporter)?;
-        let mut codec_of = |value: &Option<Spanned<String>>| -> Option<plan::Codec> {
-            let Some(value) = value.as_ref().or(endpoint.codec.as_ref()) else {
-                return Some(plan::Codec::Json);
-            };
-            let parsed = services::parse_codec(&value.value);
-            if parsed.is_none() {
-                self.reporter
-                    .warning(&value.span, format!("codec `{}` cannot be served", value.value))
-                    .label("endpoint skipped")
-                    .suggest(&value.value, services::CODECS, Some(services::CODECS_HINT.into()));
-            }
-            parsed
-        };
-        let request_codec = codec_of(&endpoint.request_codec)?;
-        let response_codec = codec_of(&endpoint.response_codec)?;
-        if let Some(previous) = routes.insert((method.clone(), shape), route.span.clone()) {
+        let request_codec = self.endpoint_codec(endpoint, &endpoint.request_codec)?;
+        let response_codec = self.endpoint_codec(endpoint, &endpoint.response_codec)?;
+        if let Some(previous) = routes.insert((method.clone(), route_shape(&path)), route.span.clone()) {
             self.reporter
                 .error(&route.span, format!("two endpoints serve {method} {}", route.value))
                 .label("this route is already taken")
@@ -1065,25 +1076,9 @@ impl Lowering<'_> {
         }
         let plan_flow = flows.get(flow);
         let proxy = plan_flow.is_some_and(|f| f.forward.is_some());
-        let input = plan_flow.and_then(|f| self.layouts.messages.get(f.input as usize));
+        // A proxy forwards the path as it is; it binds no parameters.
         if !proxy {
-            for segment in &path {
-                if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
-                    if !input.is_some_and(|m| m.fields.iter().any(|f| &f.name == name)) {
-                        self.reporter
-                            .error(
-                                &route.span,
-                                format!("route parameter `{name}` is not a field of the flow's input"),
-                            )
-                            .label("unknown parameter")
-                            .note(format!(
-                                "add `{name}` to the input message `{}`",
-                                input.map(|m| m.name.as_str()).unwrap_or("(none)")
-                            ));
-                        return None;
-                    }
-                }
-            }
+            self.check_route_params(route, &path, plan_flow)?;
         }
         let status = match &endpoint.status {
             None => 200,
@@ -1100,6 +1095,65 @@ impl Lowering<'_> {
             int64_as_string,
             kind: plan::EndpointKind::Http as i32,
         })
+    }
+
+    /// The upper-cased HTTP method of an endpoint, `GET` unless it says otherwise.
+    fn endpoint_method(&mut self, endpoint: &EndpointDef, route: &Spanned<String>) -> Option<String> {
+        let method =
+            endpoint.method.as_ref().map(|m| m.value.to_ascii_uppercase()).unwrap_or_else(|| "GET".into());
+        if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") {
+            let span = endpoint.method.as_ref().map(|m| m.span.clone()).unwrap_or_else(|| route.span.clone());
+            self.reporter.error(&span, format!("unknown HTTP method `{method}`")).label("not an HTTP method");
+            return None;
+        }
+        Some(method)
+    }
+
+    /// The codec of one direction of an endpoint: its own, else the endpoint's `codec`, else JSON.
+    fn endpoint_codec(
+        &mut self,
+        endpoint: &EndpointDef,
+        codec: &Option<Spanned<String>>,
+    ) -> Option<plan::Codec> {
+        let Some(value) = codec.as_ref().or(endpoint.codec.as_ref()) else {
+            return Some(plan::Codec::Json);
+        };
+        let parsed = plan::Codec::from_name(&value.value);
+        if parsed.is_none() {
+            self.reporter
+                .warning(&value.span, format!("codec `{}` cannot be served", value.value))
+                .label("endpoint skipped")
+                .suggest(&value.value, services::codec_names(), Some(services::codecs_hint()));
+        }
+        parsed
+    }
+
+    /// Every `:name` of a route is a field of the flow's input.
+    fn check_route_params(
+        &mut self,
+        route: &Spanned<String>,
+        path: &[plan::PathSegment],
+        flow: Option<&plan::Flow>,
+    ) -> Option<()> {
+        let input = flow.and_then(|f| self.layouts.messages.get(f.input as usize));
+        for segment in path {
+            if let Some(plan::Segment::Param(name) | plan::Segment::Wildcard(name)) = &segment.segment {
+                if !input.is_some_and(|m| m.fields.iter().any(|f| &f.name == name)) {
+                    self.reporter
+                        .error(
+                            &route.span,
+                            format!("route parameter `{name}` is not a field of the flow's input"),
+                        )
+                        .label("unknown parameter")
+                        .note(format!(
+                            "add `{name}` to the input message `{}`",
+                            input.map(|m| m.name.as_str()).unwrap_or("(none)")
+                        ));
+                    return None;
+                }
+            }
+        }
+        Some(())
     }
 
     /// The plan index of a service, resolving its host, transport and codecs once.
@@ -1142,4 +1196,49 @@ impl Lowering<'_> {
         self.service_index.insert(name.value.clone(), index);
         Some(index)
     }
+}
+
+/// What a call's `options` set.
+struct CallOptions {
+    timeout_ms: u32,
+    retries: u32,
+    retry_unsafe: bool,
+}
+
+/// The method's HTTP annotation, with the call's `options { endpoint, method }` overriding it.
+fn http_annotation(call: &CallDef, method: &MethodInfo) -> Option<HttpAnnotation> {
+    let option_text = |key: &str| {
+        call.options.iter().find(|(k, _)| k.value == key).and_then(|(_, v)| match &v.value {
+            Literal::String(text) => Some(text.clone()),
+            _ => None,
+        })
+    };
+    let mut http = method.http.clone();
+    if let Some(endpoint) = option_text("endpoint") {
+        http.get_or_insert_with(Default::default).endpoint = endpoint;
+    }
+    if let Some(verb) = option_text("method") {
+        http.get_or_insert_with(Default::default).method = verb;
+    }
+    http
+}
+
+/// gRPC addresses a method as `/package.Service/Method`.
+fn grpc_path(method: &MethodInfo) -> Vec<plan::PathSegment> {
+    let (service_name, method_name) = method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
+    let segment = |text: &str| plan::PathSegment { segment: Some(plan::Segment::Literal(text.to_string())) };
+    vec![segment(service_name), segment(method_name)]
+}
+
+/// A route as far as telling routes apart goes: `/user/:id` and `/user/:name` are the same.
+fn route_shape(path: &[plan::PathSegment]) -> String {
+    path.iter()
+        .map(|s| match &s.segment {
+            Some(plan::Segment::Literal(l)) => l.clone(),
+            Some(plan::Segment::Param(_)) => ":".into(),
+            Some(plan::Segment::Wildcard(_)) => "*".into(),
+            None => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

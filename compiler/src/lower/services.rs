@@ -27,33 +27,23 @@ pub fn resolve(
 ) -> Resolution {
     let name = &info.name;
     let span_of = |setting: &Setting| setting.span.clone().unwrap_or_else(|| used_at.clone());
-    let transport = match info.transport.value.as_str() {
-        "" | "http" => plan::Transport::Http,
-        "grpc" => plan::Transport::Grpc,
-        other => {
-            reporter
-                .warning(
-                    &span_of(&info.transport),
-                    format!("transport `{other}` of service `{name}` cannot be served inside Envoy"),
-                )
-                .label("the flows calling this service are left out")
-                .suggest(other, ["http", "grpc"], Some("the transports are \"http\" and \"grpc\"".into()));
-            return Resolution::Unservable;
-        }
+    let Some(transport) = transport(info, &span_of(&info.transport), reporter) else {
+        return Resolution::Unservable;
     };
-    let default_codec = if transport == plan::Transport::Grpc { "proto" } else { "json" };
+    let default_codec =
+        if transport == plan::Transport::Grpc { plan::Codec::Proto } else { plan::Codec::Json };
     let Some(int64_as_string) = int64_as_string(&info.int64_as_string, reporter) else {
         return Resolution::Invalid;
     };
     let mut codec_of = |setting: &Setting| -> Option<plan::Codec> {
         let setting = if setting.value.is_empty() { &info.codec } else { setting };
-        let value = if setting.value.is_empty() { default_codec } else { setting.value.as_str() };
-        let parsed = parse_codec(value);
+        let value = if setting.value.is_empty() { default_codec.name() } else { setting.value.as_str() };
+        let parsed = plan::Codec::from_name(value);
         if parsed.is_none() {
             reporter
                 .warning(&span_of(setting), format!("codec `{value}` of service `{name}` cannot be served"))
                 .label("the flows calling this service are left out")
-                .suggest(value, CODECS, Some(CODECS_HINT.into()));
+                .suggest(value, codec_names(), Some(codecs_hint()));
         }
         parsed
     };
@@ -96,6 +86,27 @@ pub fn resolve(
     })
 }
 
+/// A service's `transport`, HTTP unless it says otherwise; one the filter cannot speak is
+/// reported as a warning.
+fn transport(info: &ServiceInfo, span: &Span, reporter: &mut Reporter) -> Option<plan::Transport> {
+    let value = info.transport.value.as_str();
+    if value.is_empty() {
+        return Some(plan::Transport::Http);
+    }
+    let transport = plan::Transport::from_name(value);
+    if transport.is_none() {
+        let names = plan::Transport::ALL.map(plan::Transport::name);
+        reporter
+            .warning(
+                span,
+                format!("transport `{value}` of service `{}` cannot be served inside Envoy", info.name),
+            )
+            .label("the flows calling this service are left out")
+            .suggest(value, names, Some(format!("the transports are {}", quoted_list(&names))));
+    }
+    transport
+}
+
 /// `int64_as_string = true|false` of an endpoint or a service; absent is false, anything but a
 /// bool is reported.
 pub fn int64_as_string(setting: &Option<Spanned<Literal>>, reporter: &mut Reporter) -> Option<bool> {
@@ -109,17 +120,22 @@ pub fn int64_as_string(setting: &Option<Spanned<Literal>>, reporter: &mut Report
     }
 }
 
-/// The codecs, for hints.
-pub const CODECS: [&str; 4] = ["json", "proto", "form-urlencoded", "xml"];
-pub const CODECS_HINT: &str = "the codecs are \"json\", \"proto\", \"form-urlencoded\" and \"xml\"";
+/// The codecs' names, for hints.
+pub fn codec_names() -> [&'static str; plan::Codec::ALL.len()] {
+    plan::Codec::ALL.map(plan::Codec::name)
+}
 
-pub fn parse_codec(value: &str) -> Option<plan::Codec> {
-    match value {
-        "json" => Some(plan::Codec::Json),
-        "proto" => Some(plan::Codec::Proto),
-        "form-urlencoded" => Some(plan::Codec::FormUrlencoded),
-        "xml" => Some(plan::Codec::Xml),
-        _ => None,
+pub fn codecs_hint() -> String {
+    format!("the codecs are {}", quoted_list(&codec_names()))
+}
+
+/// `"a", "b" and "c"`.
+fn quoted_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -257,6 +273,12 @@ mod tests {
         );
         assert_eq!(istio("https://api.example.com"), "outbound|443||api.example.com");
         assert_eq!(istio("https://example.com"), "outbound|443||example.com");
+    }
+
+    #[test]
+    fn hints_list_the_names_as_written() {
+        assert_eq!(codecs_hint(), "the codecs are \"json\", \"proto\", \"form-urlencoded\" and \"xml\"");
+        assert_eq!(quoted_list(&["http", "grpc"]), "\"http\" and \"grpc\"");
     }
 
     #[test]

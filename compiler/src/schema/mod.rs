@@ -8,7 +8,7 @@ use prost_reflect::{
 };
 use semaphore_plan as plan;
 
-use crate::config::{Config, ServiceDef, ServiceSettings, Spanned};
+use crate::config::{Config, MethodDef, ServiceDef, ServiceSettings, Spanned};
 use crate::diagnostics::{Reporter, Span};
 
 mod protos;
@@ -122,6 +122,21 @@ pub struct Setting {
     pub span: Option<Span>,
 }
 
+impl ServiceInfo {
+    /// Settings from HCL override those from the proto, and later ones earlier ones.
+    fn apply(&mut self, settings: &ServiceSettings) {
+        self.host.set(&settings.host);
+        self.transport.set(&settings.transport);
+        self.codec.set(&settings.codec);
+        self.request_codec.set(&settings.request_codec);
+        self.response_codec.set(&settings.response_codec);
+        self.cluster.set(&settings.cluster);
+        if settings.int64_as_string.is_some() {
+            self.int64_as_string.clone_from(&settings.int64_as_string);
+        }
+    }
+}
+
 impl Setting {
     fn set(&mut self, from: &Option<Spanned<String>>) {
         if let Some(value) = from {
@@ -172,69 +187,57 @@ impl Schemas {
             int64_as_string: None,
             methods: Ok(Vec::new()),
         };
-        let mut apply = |settings: &ServiceSettings| {
-            info.host.set(&settings.host);
-            info.transport.set(&settings.transport);
-            info.codec.set(&settings.codec);
-            info.request_codec.set(&settings.request_codec);
-            info.response_codec.set(&settings.response_codec);
-            info.cluster.set(&settings.cluster);
-            if settings.int64_as_string.is_some() {
-                info.int64_as_string.clone_from(&settings.int64_as_string);
-            }
-        };
         for select in &config.service_selects {
             if glob::Pattern::new(&select.pattern.value).is_ok_and(|p| p.matches(name)) {
-                apply(&select.settings);
+                info.apply(&select.settings);
             }
         }
         if let Some(defined) = defined {
-            apply(&defined.settings);
+            info.apply(&defined.settings);
         }
         info.methods = match defined.filter(|d| !d.methods.is_empty()) {
-            Some(defined) => defined
-                .methods
-                .iter()
-                .map(|method| {
-                    let message = |name: &Option<Spanned<String>>, what: &str| match name {
-                        Some(name) => self.message(&name.value).ok_or_else(|| Problem {
-                            span: name.span.clone(),
-                            message: format!("unknown message `{}`", name.value),
-                        }),
-                        None => Err(Problem {
-                            span: method.name.span.clone(),
-                            message: format!("method `{}` names no {what} message", method.name.value),
-                        }),
-                    };
-                    let http = method.endpoint.as_ref().map(|endpoint| HttpAnnotation {
-                        endpoint: endpoint.value.clone(),
-                        method: method.method.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
-                    });
-                    Ok(MethodInfo {
-                        name: method.name.value.clone(),
-                        full_name: format!("{name}.{}", method.name.value),
-                        input: message(&method.request, "request")?,
-                        output: message(&method.response, "response")?,
-                        http,
-                    })
-                })
-                .collect(),
-            None => Ok(proto
-                .map(|proto| {
-                    proto
-                        .methods()
-                        .map(|m| MethodInfo {
-                            name: m.name().to_string(),
-                            full_name: m.full_name().to_string(),
-                            input: m.input(),
-                            output: m.output(),
-                            http: self.http_annotation(&m),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()),
+            Some(defined) => defined.methods.iter().map(|method| self.defined_method(name, method)).collect(),
+            None => Ok(proto.map(|proto| self.proto_methods(&proto)).unwrap_or_default()),
         };
         Some(info)
+    }
+
+    /// A method of a `service` block, whose messages must be known.
+    fn defined_method(&self, service: &str, method: &MethodDef) -> Result<MethodInfo, Problem> {
+        let message = |name: &Option<Spanned<String>>, what: &str| match name {
+            Some(name) => self.message(&name.value).ok_or_else(|| Problem {
+                span: name.span.clone(),
+                message: format!("unknown message `{}`", name.value),
+            }),
+            None => Err(Problem {
+                span: method.name.span.clone(),
+                message: format!("method `{}` names no {what} message", method.name.value),
+            }),
+        };
+        let http = method.endpoint.as_ref().map(|endpoint| HttpAnnotation {
+            endpoint: endpoint.value.clone(),
+            method: method.method.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+        });
+        Ok(MethodInfo {
+            name: method.name.value.clone(),
+            full_name: format!("{service}.{}", method.name.value),
+            input: message(&method.request, "request")?,
+            output: message(&method.response, "response")?,
+            http,
+        })
+    }
+
+    fn proto_methods(&self, proto: &ServiceDescriptor) -> Vec<MethodInfo> {
+        proto
+            .methods()
+            .map(|m| MethodInfo {
+                name: m.name().to_string(),
+                full_name: m.full_name().to_string(),
+                input: m.input(),
+                output: m.output(),
+                http: self.http_annotation(&m),
+            })
+            .collect()
     }
 }
 

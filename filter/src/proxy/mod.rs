@@ -1,23 +1,27 @@
-//! The proxy-wasm adapter: Envoy's callbacks in, engine calls out.
+//! The proxy-wasm adapter: Envoy's callbacks in, engine calls out. It holds the contexts, the
+//! map from each call in flight to the stream it belongs to, and the hostcalls (`callouts.rs`,
+//! `host.rs`, `metrics.rs`); what a flow does is the engine's.
+
+mod callouts;
+mod host;
+mod metrics;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-
-use semaphore_plan::FORWARD_CLUSTER_HEADER;
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
-use crate::engine::{
-    http_status_of_grpc, Callout, Engine, Event, Execution, Forwarding, Host, Match, Reply, Request, Route,
-    SagaEvent, Sagas, UpstreamResponse,
-};
+use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse};
+use callouts::{dispatch, now_ms, read_grpc_response, read_http_response, DISPATCH_AS_ROOT};
+use host::{remove_client_forward_cluster, EnvoyHost};
+use metrics::{increment, Metrics};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -53,172 +57,6 @@ struct Stream {
     stage: Stage,
     /// The client is there to answer; false once its stream has ended.
     attached: bool,
-}
-
-// The SDK's entry point for a root context's queue. Called from an HTTP context, it makes the
-// SDK run the root context, so the calls dispatched there are the root's: their answers reach
-// the root context whatever becomes of the stream. Only the queue id below is ever used.
-extern "C" {
-    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
-}
-const DISPATCH_AS_ROOT: u32 = u32::MAX;
-
-#[derive(Default)]
-struct Metrics {
-    flows: Vec<FlowMetrics>,
-    /// Compensation attempts dispatched, and those that failed.
-    rollbacks: Option<u32>,
-    rollback_failures: Option<u32>,
-    compensations_pending: Option<u32>,
-    compensations_in_flight: Option<u32>,
-}
-
-struct FlowMetrics {
-    requests: Option<u32>,
-    failures: Option<u32>,
-    duration: Option<u32>,
-    nodes: Vec<NodeMetrics>,
-}
-
-struct NodeMetrics {
-    calls: Option<u32>,
-    failures: Option<u32>,
-    duration: Option<u32>,
-    compensations_succeeded: Option<u32>,
-    compensations_retried: Option<u32>,
-    compensations_given_up: Option<u32>,
-}
-
-/// Stat names hold letters, digits and `_`; other characters of a flow or resource name become
-/// `_`.
-fn stat_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
-}
-
-impl Metrics {
-    fn define(engine: &Engine) -> Metrics {
-        let define = |kind: MetricType, name: String| match hostcalls::define_metric(kind, &name) {
-            Ok(id) => Some(id),
-            Err(status) => {
-                warn!("cannot define the metric {name}: {status:?}");
-                None
-            }
-        };
-        let flows = engine
-            .plan
-            .flows
-            .iter()
-            .map(|flow| {
-                let prefix = format!("semaphore.flow.{}", stat_name(&flow.name));
-                FlowMetrics {
-                    requests: define(MetricType::Counter, format!("{prefix}.requests")),
-                    failures: define(MetricType::Counter, format!("{prefix}.failures")),
-                    duration: define(MetricType::Histogram, format!("{prefix}.duration_ms")),
-                    nodes: flow
-                        .nodes
-                        .iter()
-                        .filter(|node| node.call.is_some())
-                        .map(|node| {
-                            let prefix = format!("{prefix}.resource.{}", stat_name(&node.name));
-                            let compensation = |what: &str| match node.rollback {
-                                Some(_) => {
-                                    define(MetricType::Counter, format!("{prefix}.compensations.{what}"))
-                                }
-                                None => None,
-                            };
-                            NodeMetrics {
-                                calls: define(MetricType::Counter, format!("{prefix}.calls")),
-                                failures: define(MetricType::Counter, format!("{prefix}.failures")),
-                                duration: define(MetricType::Histogram, format!("{prefix}.duration_ms")),
-                                compensations_succeeded: compensation("succeeded"),
-                                compensations_retried: compensation("retried"),
-                                compensations_given_up: compensation("given_up"),
-                            }
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        Metrics {
-            flows,
-            rollbacks: define(MetricType::Counter, "semaphore.rollbacks".into()),
-            rollback_failures: define(MetricType::Counter, "semaphore.rollback_failures".into()),
-            compensations_pending: define(MetricType::Gauge, "semaphore.compensations.pending".into()),
-            compensations_in_flight: define(MetricType::Gauge, "semaphore.compensations.in_flight".into()),
-        }
-    }
-
-    fn record_sagas(&self, engine: &Engine, sagas: &Sagas, events: &[SagaEvent]) {
-        for event in events {
-            let (flow, node) = match event {
-                SagaEvent::Succeeded { flow, node }
-                | SagaEvent::Retried { flow, node }
-                | SagaEvent::GivenUp { flow, node } => (*flow, *node),
-            };
-            let Some(metrics) = self.node(engine, flow, node) else { continue };
-            match event {
-                SagaEvent::Succeeded { .. } => increment(metrics.compensations_succeeded),
-                SagaEvent::Retried { .. } => {
-                    increment(metrics.compensations_retried);
-                    increment(self.rollback_failures);
-                }
-                SagaEvent::GivenUp { .. } => {
-                    increment(metrics.compensations_given_up);
-                    increment(self.rollback_failures);
-                }
-            }
-        }
-        observe(self.compensations_pending, sagas.pending() as u64);
-        observe(self.compensations_in_flight, sagas.in_flight() as u64);
-    }
-
-    fn node(&self, engine: &Engine, flow: usize, node: usize) -> Option<&NodeMetrics> {
-        // Metrics exist for nodes with calls only; find this node's place among them.
-        let nodes = &engine.plan.flows.get(flow)?.nodes;
-        let position = nodes.get(..node)?.iter().filter(|n| n.call.is_some()).count();
-        self.flows.get(flow)?.nodes.get(position)
-    }
-
-    fn record(&self, engine: &Engine, event: Event) {
-        match event {
-            Event::Flow { flow, failed, duration_ms } => {
-                let Some(metrics) = self.flows.get(flow) else { return };
-                increment(metrics.requests);
-                if failed {
-                    increment(metrics.failures);
-                }
-                observe(metrics.duration, duration_ms);
-            }
-            Event::Call { flow, node, failed, duration_ms } => {
-                let Some(metrics) = self.node(engine, flow, node) else { return };
-                increment(metrics.calls);
-                if failed {
-                    increment(metrics.failures);
-                }
-                observe(metrics.duration, duration_ms);
-            }
-        }
-    }
-}
-
-fn increment(metric: Option<u32>) {
-    if let Some(id) = metric {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
-}
-
-fn observe(metric: Option<u32>, value: u64) {
-    if let Some(id) = metric {
-        let _ = hostcalls::record_metric(id, value);
-    }
-}
-
-fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 struct Root {
@@ -565,194 +403,6 @@ enum Stage {
 struct Filter {
     shared: Option<Rc<Shared>>,
     context_id: u32,
-}
-
-/// Dispatches a call from an HTTP context as the root context's.
-fn dispatch_as_root(shared: &Shared, callout: &Callout) -> Result<u32, String> {
-    *shared.outbox.borrow_mut() = Some(callout.clone());
-    // SAFETY: the SDK's own exported entry point, called with its root context's id; it borrows
-    // only the SDK's root contexts, which no HTTP context callback holds.
-    unsafe { proxy_on_queue_ready(shared.root_id, DISPATCH_AS_ROOT) };
-    shared
-        .dispatched
-        .borrow_mut()
-        .take()
-        .unwrap_or_else(|| Err("the root context did not dispatch the call".into()))
-}
-
-fn dispatch(callout: &Callout) -> Result<u32, String> {
-    let refused = |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
-    if let Some(grpc) = &callout.grpc {
-        let metadata: Vec<(&str, &[u8])> =
-            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-        return hostcalls::dispatch_grpc_call(
-            &grpc_service(&callout.cluster, &callout.authority),
-            &grpc.service,
-            &grpc.method,
-            metadata,
-            callout.body.as_deref(),
-            callout.timeout,
-        )
-        .map_err(refused);
-    }
-    let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
-        .map_err(refused)
-}
-
-/// The engine's view of Envoy for one HTTP context's flow.
-struct EnvoyHost<'a> {
-    shared: &'a Shared,
-    context_id: u32,
-    /// Running in a root context callback, which dispatches as itself.
-    in_root: bool,
-    /// The client is there: answers and forwards reach its stream.
-    attached: bool,
-    /// The engine forwarded the request: the filter lets it go on instead of holding it.
-    forwarded: bool,
-}
-
-impl<'a> EnvoyHost<'a> {
-    fn new(shared: &'a Shared, context_id: u32, in_root: bool, attached: bool) -> Self {
-        EnvoyHost { shared, context_id, in_root, attached, forwarded: false }
-    }
-}
-
-/// Changes a request header while the request is held (`None` removes it). The SDK traps on a
-/// refusal, which Envoy gives only when the request headers are gone; the filter never changes
-/// them after it let the request go on.
-fn set_request_header(name: &str, value: Option<&str>) -> Result<(), String> {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
-        .map_err(|status| format!("Envoy refused to set the request header `{name}` ({status:?})"))
-}
-
-/// Envoy picked the route before the filter ran; a router using that stale pick would ignore
-/// the changed headers. Whether a wasm filter's header changes alone make Envoy pick again has
-/// changed between releases; the `clear_route_cache` foreign function makes it so in those that
-/// have it (1.40 does), and older ones, which lack it, re-pick on every header change.
-fn refresh_route() {
-    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
-        debug!("Envoy has no clear_route_cache ({status:?}); it re-picks routes on header changes");
-    }
-}
-
-/// A client naming the forward cluster itself would pick any cluster Envoy knows: the header is
-/// the filter's alone.
-fn remove_client_forward_cluster() {
-    let sent = hostcalls::get_map_value(MapType::HttpRequestHeaders, FORWARD_CLUSTER_HEADER);
-    if matches!(sent, Ok(Some(_))) {
-        warn!("removed the `{FORWARD_CLUSTER_HEADER}` header a client sent");
-        if set_request_header(FORWARD_CLUSTER_HEADER, None).is_ok() {
-            refresh_route();
-        }
-    }
-}
-
-impl Host for EnvoyHost<'_> {
-    fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
-        let token = if self.in_root { dispatch(callout) } else { dispatch_as_root(self.shared, callout) }?;
-        self.shared.owners.borrow_mut().insert(token, self.context_id);
-        Ok(token)
-    }
-
-    fn respond(&mut self, reply: Reply) {
-        if !self.attached {
-            return;
-        }
-        let headers: Vec<(&str, &str)> =
-            reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        if let Err(status) =
-            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
-        {
-            warn!("cannot send the response ({status:?})");
-        }
-    }
-
-    fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
-        if !self.attached {
-            return Err("the client has gone".into());
-        }
-        for (name, value) in &forwarding.headers {
-            set_request_header(name, value.as_deref())?;
-        }
-        // After the proxy's own headers, so that none of them can change where the request goes.
-        set_request_header(":authority", Some(&forwarding.authority))?;
-        set_request_header(":path", Some(&forwarding.path))?;
-        set_request_header(FORWARD_CLUSTER_HEADER, Some(&forwarding.cluster))?;
-        refresh_route();
-        self.forwarded = true;
-        Ok(())
-    }
-
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-
-    fn record(&mut self, event: Event) {
-        self.shared.metrics.record(&self.shared.engine, event);
-    }
-}
-
-/// The `envoy.config.core.v3.GrpcService` Envoy reads a gRPC callout's target from: the
-/// cluster, and the `:authority` to send. Envoy takes a plain cluster name too, which is the
-/// fallback should the message not be text.
-fn grpc_service(cluster: &str, authority: &str) -> String {
-    use prost::encoding::{encode_key, encode_varint, WireType};
-    let mut envoy_grpc = Vec::new();
-    for (number, text) in [(1, cluster), (2, authority)] {
-        encode_key(number, WireType::LengthDelimited, &mut envoy_grpc);
-        encode_varint(text.len() as u64, &mut envoy_grpc);
-        envoy_grpc.extend_from_slice(text.as_bytes());
-    }
-    let mut service = Vec::new();
-    encode_key(1, WireType::LengthDelimited, &mut service);
-    encode_varint(envoy_grpc.len() as u64, &mut service);
-    service.extend_from_slice(&envoy_grpc);
-    String::from_utf8(service).unwrap_or_else(|_| cluster.to_string())
-}
-
-/// An HTTP callout's answer. Envoy answers for an upstream it could not reach with a 503 of its
-/// own; that is no answer from the upstream, which the engine reports as 502. Whether the
-/// upstream may have performed a call that got no answer is read from Envoy's words: a timeout
-/// or a reset after connecting may have; a connection that never opened has not.
-fn read_http_response(body_size: usize) -> UpstreamResponse {
-    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let status =
-        headers.iter().find(|(name, _)| name == ":status").and_then(|(_, value)| value.parse::<u16>().ok());
-    let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
-        Ok(body) => body.unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let envoys_own = status == Some(503)
-        && (body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream"));
-    let never_sent =
-        envoys_own && (contains(&body, b"connection failure") || body.starts_with(b"no healthy upstream"));
-    let timed_out = status == Some(504) && body.starts_with(b"upstream request timeout");
-    let outcome_unknown = status.is_none() || timed_out || (envoys_own && !never_sent);
-    UpstreamResponse { status: if envoys_own { None } else { status }, headers, body, outcome_unknown }
-}
-
-/// A gRPC callout's answer, as the engine reads answers.
-fn read_grpc_response(status_code: u32, response_size: usize) -> UpstreamResponse {
-    let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
-    // Envoy appends where the status came from; the client wants the upstream's words.
-    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
-    let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
-        Ok(body) => body.unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    // DEADLINE_EXCEEDED: the upstream may have done it, and its answer came too late.
-    let outcome_unknown = status_code == 4;
-    UpstreamResponse {
-        status: Some(http_status_of_grpc(status_code)),
-        headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
-        body,
-        outcome_unknown,
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 impl Filter {

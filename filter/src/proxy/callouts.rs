@@ -1,0 +1,140 @@
+//! Calls out of the VM: dispatching a callout (as the root context's, whichever context asks),
+//! and reading its answer as the engine reads answers.
+
+use std::time::UNIX_EPOCH;
+
+use prost::Message;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
+use super::Shared;
+use crate::engine::{http_status_of_grpc, Callout, UpstreamResponse};
+
+// The SDK's entry point for a root context's queue. Called from an HTTP context, it makes the
+// SDK run the root context, so the calls dispatched there are the root's: their answers reach
+// the root context whatever becomes of the stream. Only the queue id below is ever used.
+extern "C" {
+    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
+}
+pub(super) const DISPATCH_AS_ROOT: u32 = u32::MAX;
+
+/// Dispatches a call from an HTTP context as the root context's.
+pub(super) fn dispatch_as_root(shared: &Shared, callout: &Callout) -> Result<u32, String> {
+    *shared.outbox.borrow_mut() = Some(callout.clone());
+    // SAFETY: the SDK's own exported entry point, called with its root context's id; it borrows
+    // only the SDK's root contexts, which no HTTP context callback holds.
+    unsafe { proxy_on_queue_ready(shared.root_id, DISPATCH_AS_ROOT) };
+    shared
+        .dispatched
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| Err("the root context did not dispatch the call".into()))
+}
+
+pub(super) fn dispatch(callout: &Callout) -> Result<u32, String> {
+    let refused = |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
+    if let Some(grpc) = &callout.grpc {
+        let metadata: Vec<(&str, &[u8])> =
+            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        return hostcalls::dispatch_grpc_call(
+            &grpc_service(&callout.cluster, &callout.authority),
+            &grpc.service,
+            &grpc.method,
+            metadata,
+            callout.body.as_deref(),
+            callout.timeout,
+        )
+        .map_err(refused);
+    }
+    let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
+        .map_err(refused)
+}
+
+/// `envoy.config.core.v3.GrpcService`, as far as a callout needs it: Envoy reads a gRPC
+/// callout's target from it, the cluster and the `:authority` to send.
+#[derive(Clone, PartialEq, prost::Message)]
+struct GrpcService {
+    #[prost(message, optional, tag = "1")]
+    envoy_grpc: Option<EnvoyGrpc>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct EnvoyGrpc {
+    #[prost(string, tag = "1")]
+    cluster_name: String,
+    #[prost(string, tag = "2")]
+    authority: String,
+}
+
+/// The target of a gRPC callout, as the hostcall takes it. Envoy takes a plain cluster name
+/// too, which is the fallback should the message not be text.
+fn grpc_service(cluster: &str, authority: &str) -> String {
+    let envoy_grpc = EnvoyGrpc { cluster_name: cluster.to_string(), authority: authority.to_string() };
+    let encoded = GrpcService { envoy_grpc: Some(envoy_grpc) }.encode_to_vec();
+    String::from_utf8(encoded).unwrap_or_else(|_| cluster.to_string())
+}
+
+/// An HTTP callout's answer. Envoy answers for an upstream it could not reach with a 503 of its
+/// own; that is no answer from the upstream, which the engine reports as 502. Whether the
+/// upstream may have performed a call that got no answer is read from Envoy's words: a timeout
+/// or a reset after connecting may have; a connection that never opened has not.
+pub(super) fn read_http_response(body_size: usize) -> UpstreamResponse {
+    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status =
+        headers.iter().find(|(name, _)| name == ":status").and_then(|(_, value)| value.parse::<u16>().ok());
+    let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+        Ok(body) => body.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let envoys_own = status == Some(503)
+        && (body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream"));
+    let never_sent =
+        envoys_own && (contains(&body, b"connection failure") || body.starts_with(b"no healthy upstream"));
+    let timed_out = status == Some(504) && body.starts_with(b"upstream request timeout");
+    let outcome_unknown = status.is_none() || timed_out || (envoys_own && !never_sent);
+    UpstreamResponse { status: if envoys_own { None } else { status }, headers, body, outcome_unknown }
+}
+
+/// A gRPC callout's answer, as the engine reads answers.
+pub(super) fn read_grpc_response(status_code: u32, response_size: usize) -> UpstreamResponse {
+    let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
+    // Envoy appends where the status came from; the client wants the upstream's words.
+    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
+    let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
+        Ok(body) => body.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    // DEADLINE_EXCEEDED: the upstream may have done it, and its answer came too late.
+    let outcome_unknown = status_code == 4;
+    UpstreamResponse {
+        status: Some(http_status_of_grpc(status_code)),
+        headers: vec![("grpc-status".into(), status_code.to_string()), ("grpc-message".into(), message)],
+        body,
+        outcome_unknown,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+pub(super) fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grpc_callout_names_its_cluster_and_authority_as_envoy_reads_them() {
+        // GrpcService { envoy_grpc (1): EnvoyGrpc { cluster_name (1), authority (2) } }
+        let expected = b"\x0a\x10\x0a\x05users\x12\x07users:9";
+        assert_eq!(grpc_service("users", "users:9").as_bytes(), &expected[..]);
+    }
+}

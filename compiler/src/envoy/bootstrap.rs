@@ -15,6 +15,7 @@ use crate::Compiled;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+pub(super) const HTTP_CONNECTION_MANAGER: &str = "envoy.filters.network.http_connection_manager";
 
 #[derive(Default)]
 pub struct EnvoyOptions {
@@ -152,7 +153,7 @@ pub(super) fn http_connection_manager(
     http_filters: Vec<Value>,
 ) -> Value {
     json!({
-        "name": "envoy.filters.network.http_connection_manager",
+        "name": HTTP_CONNECTION_MANAGER,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": stat_prefix,

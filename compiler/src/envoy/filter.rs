@@ -24,13 +24,19 @@ pub fn filter_config_resource(compiled: &Compiled, wasm: &Path) -> String {
     let plan = base64::engine::general_purpose::STANDARD.encode(compiled.plan.encode_to_bytes());
     filter["typed_config"]["config"]["configuration"]["value"] =
         json!(json!({ "plan": plan, "reject_invalid": true }).to_string());
+    extension_config_resource(&filter)
+}
+
+/// An ECDS resource file, as Envoy reads it from a `path_config_source`: `filter`'s
+/// configuration as the one extension config, named as the filter.
+pub fn extension_config_resource(filter: &Value) -> String {
     let resource = json!({
         "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
         "name": filter["name"],
         "typed_config": filter["typed_config"],
     });
-    let yaml = serde_json::to_string(&json!({ "resources": [resource] })).unwrap_or_default();
-    format!("{yaml}\n")
+    let json = serde_json::to_string(&json!({ "resources": [resource] })).unwrap_or_default();
+    format!("{json}\n")
 }
 
 /// The filter as an HTTP filter (and an ECDS extension config): the module from `code` (a

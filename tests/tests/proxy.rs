@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
+use semaphore_compiler::envoy::{bootstrap, insert_before_router, EnvoyOptions};
 use semaphore_e2e::{http_client, start_semaphore, wasm_path, workspace_root, Envoy, Reply, Upstream};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -347,22 +347,13 @@ async fn the_body_arrives_whole_with_another_filter_after_ours() {
             .collect(),
         ..Default::default()
     };
-    let mut yaml: serde_json::Value = serde_norway::from_str(&bootstrap(&compiled, &options)).unwrap();
-    let filters = yaml
-        .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
-        .and_then(serde_json::Value::as_array_mut)
-        .unwrap();
-    let router = filters.iter().position(|f| f["name"] == "envoy.filters.http.router").unwrap();
-    filters.insert(
-        router,
-        json!({
-            "name": "envoy.filters.http.buffer",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-                "max_request_bytes": 8 * 1024 * 1024,
-            },
-        }),
-    );
-    let envoy = Envoy::start(&serde_norway::to_string(&yaml).unwrap()).await.unwrap();
+    let buffer = "
+- name: envoy.filters.http.buffer
+  typed_config:
+    '@type': type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+    max_request_bytes: 8388608
+";
+    let envoy =
+        Envoy::start(&insert_before_router(&bootstrap(&compiled, &options), buffer).unwrap()).await.unwrap();
     streams_past_the_buffer_limit(&envoy, &auth, &blobs).await;
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use semaphore_compiler::envoy::{bootstrap, insert_before_router, EnvoyOptions};
+use semaphore_compiler::envoy::{append_routes, bootstrap, insert_before_router, EnvoyOptions};
 use semaphore_e2e::{http_client, start_semaphore, wasm_path, workspace_root, Envoy, Reply, Upstream};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -238,13 +238,8 @@ async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
         ..Default::default()
     };
     // An operator's own route, beside the generated one: `/other` goes to the blobs cluster.
-    let yaml = bootstrap(&compiled, &options);
-    let routes = yaml.lines().find(|line| line.trim_start() == "routes:").expect("a routes list");
-    let indent = &routes[..routes.len() - "routes:".len()];
-    let other = format!(
-        "{routes}\n{indent}- match: {{ prefix: /other }}\n{indent}  route: {{ cluster: \"{BLOBS_CLUSTER}\" }}"
-    );
-    let envoy = Envoy::start(&yaml.replacen(routes, &other, 1)).await.unwrap();
+    let other = format!("- match: {{ prefix: /other }}\n  route: {{ cluster: \"{BLOBS_CLUSTER}\" }}\n");
+    let envoy = Envoy::start(&append_routes(&bootstrap(&compiled, &options), &other).unwrap()).await.unwrap();
 
     let response = http_client()
         .put(envoy.url("/other?q=1"))

@@ -1,6 +1,7 @@
 //! Edits to a bootstrap written here, for what `semaphore envoy` leaves to the operator: HTTP
-//! filters of their own around ours (jwt_authn before it, a buffer before the router), or
-//! another module in the filter's place (the benchmark's minimal filter). YAML in, YAML out.
+//! filters of their own around ours (jwt_authn before it, a buffer before the router), routes of
+//! their own, or another module in the filter's place (the benchmark's minimal filter). YAML
+//! in, YAML out.
 
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub enum EditError {
     Unreadable { what: &'static str, reason: String },
     /// No HTTP connection manager runs an HTTP filter of this name.
     NoSuchFilter(&'static str),
+    /// The connection manager running the semaphore filter has no virtual host with routes.
+    NoVirtualHost,
     /// The semaphore filter's configuration comes over ECDS, not in the bootstrap.
     NotInline,
 }
@@ -27,6 +30,9 @@ impl std::fmt::Display for EditError {
             EditError::Unreadable { what, reason } => write!(f, "cannot read {what}: {reason}"),
             EditError::NoSuchFilter(name) => {
                 write!(f, "no HTTP connection manager in the bootstrap runs the `{name}` HTTP filter")
+            }
+            EditError::NoVirtualHost => {
+                write!(f, "the connection manager running the `{SEMAPHORE_FILTER}` filter has no virtual host with routes")
             }
             EditError::NotInline => {
                 write!(
@@ -52,6 +58,18 @@ pub fn insert_before_router(bootstrap: &str, filters: &str) -> Result<String, Ed
     insert_before(bootstrap, filters, ROUTER_FILTER)
 }
 
+/// `bootstrap` with `routes`, a YAML list of routes, after the generated ones in the virtual host
+/// of the connection manager that runs the semaphore filter: they serve the requests no flow
+/// endpoint matches, and the route proxies' requests go on by stays first.
+pub fn append_routes(bootstrap: &str, routes: &str) -> Result<String, EditError> {
+    let mut document = read(bootstrap, "the bootstrap")?;
+    let routes = read_list(routes, "the routes (a YAML list)")?;
+    let manager = connection_manager_running(&mut document, SEMAPHORE_FILTER)?;
+    let generated = manager.pointer_mut("/route_config/virtual_hosts/0/routes").and_then(Value::as_array_mut);
+    generated.ok_or(EditError::NoVirtualHost)?.extend(routes);
+    Ok(to_yaml(&document))
+}
+
 /// `bootstrap` with the semaphore filter running the module `wasm` with `configuration` (its
 /// plugin configuration) instead: the same Envoy, listener and clusters around another module.
 pub fn replace_module(bootstrap: &str, wasm: &Path, configuration: &str) -> Result<String, EditError> {
@@ -67,9 +85,7 @@ pub fn replace_module(bootstrap: &str, wasm: &Path, configuration: &str) -> Resu
 
 fn insert_before(bootstrap: &str, filters: &str, name: &'static str) -> Result<String, EditError> {
     let mut document = read(bootstrap, "the bootstrap")?;
-    let what = "the HTTP filters (a YAML list)";
-    let filters: Vec<Value> = serde_norway::from_str(filters)
-        .map_err(|error| EditError::Unreadable { what, reason: error.to_string() })?;
+    let filters = read_list(filters, "the HTTP filters (a YAML list)")?;
     let http_filters = http_filters_running(&mut document, SEMAPHORE_FILTER)?;
     let at =
         http_filters.iter().position(|filter| filter["name"] == name).ok_or(EditError::NoSuchFilter(name))?;
@@ -81,18 +97,36 @@ fn read(yaml: &str, what: &'static str) -> Result<Value, EditError> {
     serde_norway::from_str(yaml).map_err(|error| EditError::Unreadable { what, reason: error.to_string() })
 }
 
+fn read_list(yaml: &str, what: &'static str) -> Result<Vec<Value>, EditError> {
+    serde_norway::from_str(yaml).map_err(|error| EditError::Unreadable { what, reason: error.to_string() })
+}
+
+/// The configuration of the first connection manager, in any listener, that runs the HTTP
+/// filter `name`.
+fn connection_manager_running<'a>(
+    bootstrap: &'a mut Value,
+    name: &'static str,
+) -> Result<&'a mut Value, EditError> {
+    elements(bootstrap.pointer_mut("/static_resources/listeners"))
+        .flat_map(|listener| elements(listener.get_mut("filter_chains")))
+        .flat_map(|chain| elements(chain.get_mut("filters")))
+        .filter(|filter| filter["name"] == HTTP_CONNECTION_MANAGER)
+        .filter_map(|manager| manager.get_mut("typed_config"))
+        .find(|config| {
+            config["http_filters"]
+                .as_array()
+                .is_some_and(|filters| filters.iter().any(|filter| filter["name"] == name))
+        })
+        .ok_or(EditError::NoSuchFilter(name))
+}
+
 /// The HTTP filters of the first connection manager, in any listener, that runs `name`.
 fn http_filters_running<'a>(
     bootstrap: &'a mut Value,
     name: &'static str,
 ) -> Result<&'a mut Vec<Value>, EditError> {
-    elements(bootstrap.pointer_mut("/static_resources/listeners"))
-        .flat_map(|listener| elements(listener.get_mut("filter_chains")))
-        .flat_map(|chain| elements(chain.get_mut("filters")))
-        .filter(|filter| filter["name"] == HTTP_CONNECTION_MANAGER)
-        .filter_map(|manager| manager.pointer_mut("/typed_config/http_filters").and_then(Value::as_array_mut))
-        .find(|http_filters| http_filters.iter().any(|filter| filter["name"] == name))
-        .ok_or(EditError::NoSuchFilter(name))
+    let http_filters = connection_manager_running(bootstrap, name)?["http_filters"].as_array_mut();
+    http_filters.ok_or(EditError::NoSuchFilter(name))
 }
 
 /// The elements of an array; none when the value is absent or not an array.

@@ -14,7 +14,7 @@ mod plain;
 mod tests;
 
 pub use bootstrap::{bootstrap, EnvoyOptions, DEFAULT_ADMIN, DEFAULT_LISTEN};
-pub use edit::{insert_before_router, insert_before_semaphore, replace_module, EditError};
+pub use edit::{append_routes, insert_before_router, insert_before_semaphore, replace_module, EditError};
 pub use filter::{extension_config_resource, filter_config_resource, plugin_configuration, wasm_filter};
 pub use plain::{plain_proxy_bootstrap, PLAIN_PROXY_CLUSTER};
 

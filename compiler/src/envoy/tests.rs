@@ -118,6 +118,29 @@ fn filters_inserted_before_the_router_come_after_semaphore() {
 }
 
 #[test]
+fn appended_routes_come_after_the_generated_ones() {
+    let mut compiled = compiled(Listener::default());
+    compiled
+        .plan
+        .flows
+        .push(semaphore_plan::Flow { forward: Some(Default::default()), ..Default::default() });
+    let generated = bootstrap(&compiled, &options());
+    let other = "- match: { prefix: /other }\n  route: { cluster: other }\n";
+    let edited = read(&append_routes(&generated, other).unwrap());
+    let routes = edited.pointer(&format!("{MANAGER}/route_config/virtual_hosts/0/routes")).unwrap();
+    let targets: Vec<Value> = routes.as_array().unwrap().iter().map(|route| route["route"].clone()).collect();
+    assert_eq!(
+        targets,
+        [json!({ "cluster_header": semaphore_plan::FORWARD_CLUSTER_HEADER }), json!({ "cluster": "other" })],
+        "the route proxies' requests go on by stays first"
+    );
+    let mut without = edited.clone();
+    let routes = without.pointer_mut(&format!("{MANAGER}/route_config/virtual_hosts/0/routes")).unwrap();
+    routes.as_array_mut().unwrap().pop();
+    assert_eq!(without, read(&generated));
+}
+
+#[test]
 fn an_edit_says_what_it_could_not_find_or_read() {
     let plain = plain_proxy_bootstrap("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:7000");
     assert_eq!(

@@ -275,9 +275,10 @@ impl Drop for KillOnDrop {
 /// The version of the Envoy the tests run, e.g. `(1, 40)`.
 pub fn envoy_version() -> (u32, u32) {
     let output = Command::new(envoy_binary()).arg("--version").output().map(|o| o.stdout).unwrap_or_default();
-    // "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    // "<path of the binary>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL": Envoy names itself
+    // as it was started, slashes and all, so the version is read after "version:".
     let text = String::from_utf8_lossy(&output);
-    let version = text.split('/').nth(1).unwrap_or_default();
+    let version = text.split("version:").nth(1).and_then(|rest| rest.split('/').nth(1)).unwrap_or_default();
     let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }

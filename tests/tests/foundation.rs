@@ -3,7 +3,7 @@
 //! refusal of a plan it cannot run.
 
 use base64::Engine as _;
-use semaphore_compiler::envoy::{bootstrap, plugin_configuration, EnvoyOptions};
+use semaphore_compiler::envoy::{append_routes, bootstrap, plugin_configuration, EnvoyOptions};
 use std::time::Duration;
 
 use semaphore_e2e::{http_client, start_semaphore, wasm_path, workspace_root, Envoy, Reply, Upstream};
@@ -156,17 +156,16 @@ async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
         let bytes = compiled.plan.encode_to_bytes();
         base64::engine::general_purpose::STANDARD.encode(&bytes[..bytes.len() / 2])
     };
-    let other_route = "routes:\n              - match: {prefix: /other}\n                direct_response: {status: 200, body: {inline_string: other}}";
-    let yaml = bootstrap(&compiled, &options);
-    assert!(yaml.contains(&good) && yaml.contains("routes: []"));
+    let other_route =
+        "- match: {prefix: /other}\n  direct_response: {status: 200, body: {inline_string: other}}\n";
+    let yaml = append_routes(&bootstrap(&compiled, &options), other_route).unwrap();
+    assert!(yaml.contains(&good));
 
     for (bad, reason) in [
         (other_version, "plan format version 9 is not supported (this filter runs version 2)"),
         (truncated, "plan does not decode"),
     ] {
-        let envoy = Envoy::start(&yaml.replace(&good, &bad).replace("routes: []", other_route))
-            .await
-            .expect("Envoy starts");
+        let envoy = Envoy::start(&yaml.replace(&good, &bad)).await.expect("Envoy starts");
         envoy
             .wait_for_log(
                 &format!("refusing the plugin configuration, no flow will run: {reason}"),

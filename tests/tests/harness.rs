@@ -3,53 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use semaphore_compiler::envoy::{plain_proxy_bootstrap, PLAIN_PROXY_CLUSTER};
 use semaphore_e2e::{http_client, Envoy, Reply, Upstream};
-use serde_json::json;
+use serde_json::{json, Value};
 
-/// A listener routing everything to one cluster at `upstream`; ports 0 so tests never clash.
+/// Envoy alone, proxying everything to `upstream`; ports 0 so tests never clash.
 fn proxy_bootstrap(upstream: SocketAddr) -> String {
-    format!(
-        r#"
-admin:
-  address:
-    socket_address: {{ address: 127.0.0.1, port_value: 0 }}
-static_resources:
-  listeners:
-  - name: ingress
-    address:
-      socket_address: {{ address: 127.0.0.1, port_value: 0 }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: everything
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: {ip}, port_value: {port} }}
-"#,
-        ip = upstream.ip(),
-        port = upstream.port(),
-    )
+    plain_proxy_bootstrap("127.0.0.1:0", "127.0.0.1:0", &upstream.to_string())
 }
 
 #[tokio::test]
@@ -95,13 +55,15 @@ async fn envoy_admin_is_reachable() {
 
     let ready = http_client().get(envoy.admin_url("/ready")).send().await.expect("the admin answers");
     assert_eq!(ready.text().await.expect("a body").trim(), "LIVE");
-    assert_eq!(envoy.stat("cluster.upstream.membership_healthy").await, Some(1));
+    assert_eq!(envoy.stat(&format!("cluster.{PLAIN_PROXY_CLUSTER}.membership_healthy")).await, Some(1));
 }
 
 #[tokio::test]
 async fn an_invalid_bootstrap_fails_with_envoys_complaint() {
-    let bootstrap = proxy_bootstrap("127.0.0.1:9".parse().expect("an address"))
-        .replace("    connect_timeout: 1s\n", "    connect_timeout: 1s\n    bogus_field: 1\n");
+    let mut bootstrap: Value =
+        serde_norway::from_str(&proxy_bootstrap("127.0.0.1:9".parse().expect("an address"))).unwrap();
+    bootstrap["static_resources"]["clusters"][0]["bogus_field"] = json!(1);
+    let bootstrap = serde_norway::to_string(&bootstrap).unwrap();
 
     let error = Envoy::start(&bootstrap).await.expect_err("Envoy refuses an unknown field");
     let message = error.to_string();

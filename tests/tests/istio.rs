@@ -1,11 +1,12 @@
-//! The filter in an Envoy shaped like an Istio sidecar, built from what `semaphore istio`
-//! generates: clusters named as Istio names them (`outbound|<port>||<fqdn>`), the filter's
-//! configuration arriving over ECDS from a file (as istio-agent hands Envoy a pulled module),
-//! the plan in the JSON a WasmPlugin's `pluginConfig` becomes.
+//! The filter as an Istio sidecar runs it, built from what `semaphore istio` generates: clusters
+//! named as Istio names them (`outbound|<port>||<fqdn>`), the filter's configuration arriving
+//! over ECDS from a file (as istio-agent hands Envoy a pulled module), the plan in the JSON a
+//! WasmPlugin's `pluginConfig` becomes. Around them, the bootstrap `semaphore envoy` writes.
 
 use std::net::SocketAddr;
 
 use example_upstream::{checkout, getuser};
+use semaphore_compiler::envoy::{bootstrap, extension_config_resource, EnvoyOptions};
 use semaphore_compiler::istio::{endpoints_with_bodies, extension_config};
 use semaphore_compiler::{compile_file_with, ClusterNaming, CompileOptions};
 use semaphore_e2e::{http_client, wasm_path, workspace_root, Envoy, Upstream};
@@ -26,61 +27,22 @@ async fn istio_proxy(
     let mut extension = extension_config(&compiled, "oci://ghcr.io/example/semaphore-filter:0.1.0");
     extension["typed_config"]["config"]["vm_config"]["code"] =
         json!({ "local": { "filename": wasm_path() } });
-    let mut resource = extension["typed_config"].clone();
-    resource = json!({
-        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-        "name": extension["name"],
-        "typed_config": resource,
-    });
-    let ecds = dir.join("semaphore-ecds.yaml");
-    std::fs::write(&ecds, serde_norway::to_string(&json!({ "resources": [resource] })).unwrap()).unwrap();
+    let ecds = dir.join("semaphore-ecds.json");
+    std::fs::write(&ecds, extension_config_resource(&extension)).unwrap();
 
-    let mut unique = clusters.clone();
-    unique.sort();
-    unique.dedup();
-    let cluster_configs: Vec<Value> = unique
-        .iter()
-        .map(|name| {
-            json!({
-                "name": name,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                    "socket_address": { "address": "127.0.0.1", "port_value": upstream.port() } } } }] }] },
-            })
-        })
-        .collect();
-    let bootstrap = json!({
-        // As an Istio sidecar names itself; file-based discovery needs a node.
-        "node": { "id": "sidecar~10.0.0.7~checkout-7d4b9.shop~shop.svc.cluster.local", "cluster": "checkout.shop" },
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "static_resources": {
-            "listeners": [{
-                "name": "virtualInbound",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "inbound_0.0.0.0_8080",
-                        "route_config": { "name": "inbound|8080||", "virtual_hosts": [{ "name": "inbound|http|8080", "domains": ["*"], "routes": [] }] },
-                        "http_filters": [
-                            {
-                                "name": "semaphore",
-                                "config_discovery": {
-                                    "config_source": { "path_config_source": { "path": ecds }, "resource_api_version": "V3" },
-                                    "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
-                                },
-                            },
-                            { "name": "envoy.filters.http.router", "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-                        ],
-                    },
-                }] }],
-            }],
-            "clusters": cluster_configs,
-        },
-    });
-    let envoy = Envoy::start(&serde_norway::to_string(&bootstrap).unwrap()).await.unwrap();
+    let options = EnvoyOptions {
+        listen: Some("127.0.0.1:0".into()),
+        admin: "127.0.0.1:0".into(),
+        upstream_overrides: compiled
+            .plan
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), upstream.to_string()))
+            .collect(),
+        filter_config_file: Some(ecds),
+        ..Default::default()
+    };
+    let envoy = Envoy::start(&bootstrap(&compiled, &options)).await.unwrap();
     (envoy, clusters, endpoints_with_bodies(&compiled.plan))
 }
 

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use example_upstream::jwt;
 use hmac::{Hmac, Mac};
-use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
+use semaphore_compiler::envoy::{bootstrap, insert_before_semaphore, EnvoyOptions};
 use semaphore_e2e::{http_client, wasm_path, workspace_root, Envoy, Upstream};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -53,31 +53,6 @@ fn unsigned(claims: &Value) -> String {
     format!("{}.{}.signature", base64url(br#"{"alg":"none"}"#), base64url(claims.to_string().as_bytes()))
 }
 
-/// `bootstrap_yaml` with `filters_yaml` (a YAML list of HTTP filters) inserted just before the
-/// semaphore filter, in the HTTP connection manager that runs it.
-fn insert_before_semaphore(bootstrap_yaml: &str, filters_yaml: &str) -> String {
-    let mut bootstrap: Value =
-        serde_norway::from_str(bootstrap_yaml).expect("the generated bootstrap is YAML");
-    let filters: Vec<Value> = serde_norway::from_str(filters_yaml).expect("a YAML list of HTTP filters");
-    let http_filters = elements(bootstrap.pointer_mut("/static_resources/listeners"))
-        .flat_map(|listener| elements(listener.get_mut("filter_chains")))
-        .flat_map(|chain| elements(chain.get_mut("filters")))
-        .filter(|filter| filter["name"] == "envoy.filters.network.http_connection_manager")
-        .filter_map(|manager| manager.pointer_mut("/typed_config/http_filters").and_then(Value::as_array_mut))
-        .find(|http_filters| http_filters.iter().any(|filter| filter["name"] == "semaphore"))
-        .expect("an HTTP connection manager running the semaphore filter");
-    let semaphore = http_filters.iter().position(|filter| filter["name"] == "semaphore").unwrap();
-    http_filters.splice(semaphore..semaphore, filters);
-    let order: Vec<&str> = http_filters.iter().filter_map(|filter| filter["name"].as_str()).collect();
-    assert_eq!(order, ["envoy.filters.http.jwt_authn", "semaphore", "envoy.filters.http.router"]);
-    serde_norway::to_string(&bootstrap).expect("the bootstrap serializes back to YAML")
-}
-
-/// The elements of an array; none when the value is absent or not an array.
-fn elements(value: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
-    value.and_then(Value::as_array_mut).into_iter().flatten()
-}
-
 /// The example's profile service, and Envoy running jwt_authn, then the example's flow, then the
 /// router, with the profile service sent to that upstream.
 async fn start_example() -> (Upstream, Envoy) {
@@ -93,8 +68,9 @@ async fn start_example() -> (Upstream, Envoy) {
     };
     let jwt_authn =
         std::fs::read_to_string(workspace_root().join(JWT_AUTHN)).expect("reading jwt_authn.yaml");
-    let envoy =
-        Envoy::start(&insert_before_semaphore(&bootstrap(&compiled, &options), &jwt_authn)).await.unwrap();
+    let bootstrap = insert_before_semaphore(&bootstrap(&compiled, &options), &jwt_authn)
+        .unwrap_or_else(|error| panic!("{JWT_AUTHN}: {error}"));
+    let envoy = Envoy::start(&bootstrap).await.unwrap();
     (profiles, envoy)
 }
 

@@ -18,6 +18,8 @@ async fn calls_go_to_the_cluster_the_service_names() {
     assert_eq!(compiled.plan.services[0].cluster, "users-blue");
     let configuration = serde_json::to_string(&plugin_configuration(&compiled)).unwrap();
     // An operator's bootstrap: its cluster names have nothing to do with the hosts they reach.
+    // Written by hand on purpose, not with `semaphore_compiler::envoy`: its filter is the
+    // snippet envoy/README.md tells operators to paste, so this checks the documented setup.
     let bootstrap = format!(
         r#"
 admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }} }}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use semaphore_compiler::envoy::{bootstrap, EnvoyOptions};
+use semaphore_compiler::envoy::{append_routes, bootstrap, insert_before_router, EnvoyOptions};
 use semaphore_e2e::{http_client, start_semaphore, wasm_path, workspace_root, Envoy, Reply, Upstream};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -238,13 +238,8 @@ async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
         ..Default::default()
     };
     // An operator's own route, beside the generated one: `/other` goes to the blobs cluster.
-    let yaml = bootstrap(&compiled, &options);
-    let routes = yaml.lines().find(|line| line.trim_start() == "routes:").expect("a routes list");
-    let indent = &routes[..routes.len() - "routes:".len()];
-    let other = format!(
-        "{routes}\n{indent}- match: {{ prefix: /other }}\n{indent}  route: {{ cluster: \"{BLOBS_CLUSTER}\" }}"
-    );
-    let envoy = Envoy::start(&yaml.replacen(routes, &other, 1)).await.unwrap();
+    let other = format!("- match: {{ prefix: /other }}\n  route: {{ cluster: \"{BLOBS_CLUSTER}\" }}\n");
+    let envoy = Envoy::start(&append_routes(&bootstrap(&compiled, &options), &other).unwrap()).await.unwrap();
 
     let response = http_client()
         .put(envoy.url("/other?q=1"))
@@ -288,12 +283,16 @@ async fn once_forwarded_the_body_streams_past_envoys_buffer_limit() {
     }
     let (auth, blobs) = (auth(), blobs());
     let envoy = proxy(&auth, &blobs).await;
-    streams_past_the_buffer_limit(&envoy, &auth, &blobs).await;
+    assert!(
+        went_on_past_the_buffer_limit(&envoy, &auth, &blobs).await,
+        "it went on before the rest of the body was sent"
+    );
 }
 
 /// Sends a little of a 3 MiB body, and the rest only after the proxy's resource has answered:
-/// all of it arrives at the forward service, in order.
-async fn streams_past_the_buffer_limit(envoy: &Envoy, auth: &Upstream, blobs: &Upstream) {
+/// all of it arrives at the forward service, in order. Whether the request went on before the
+/// rest of the body was sent.
+async fn went_on_past_the_buffer_limit(envoy: &Envoy, auth: &Upstream, blobs: &Upstream) -> bool {
     let body = payload(3 * 1024 * 1024);
     let (first, rest) = body.split_at(16 * 1024);
 
@@ -323,12 +322,12 @@ async fn streams_past_the_buffer_limit(envoy: &Envoy, auth: &Upstream, blobs: &U
     assert!(answer.ends_with(&format!("stored {} bytes", body.len())), "{answer}");
     let forwarded = blobs.requests();
     assert!(forwarded[0].body == body, "every byte, in order");
-    assert!(forwarded[0].received_at < rest_sent_at, "it went on before the rest of the body was sent");
+    forwarded[0].received_at < rest_sent_at
 }
 
 /// A filter of the operator's after ours, here one that reads the whole body (Envoy's buffer
 /// filter, up to 8 MiB): the proxy's body of many chunks, over 1 MiB, still reaches the forward
-/// service byte for byte.
+/// service byte for byte, once that filter has all of it.
 #[tokio::test]
 async fn the_body_arrives_whole_with_another_filter_after_ours() {
     if semaphore_e2e::envoy_version() < (1, 37) {
@@ -347,22 +346,16 @@ async fn the_body_arrives_whole_with_another_filter_after_ours() {
             .collect(),
         ..Default::default()
     };
-    let mut yaml: serde_json::Value = serde_norway::from_str(&bootstrap(&compiled, &options)).unwrap();
-    let filters = yaml
-        .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
-        .and_then(serde_json::Value::as_array_mut)
-        .unwrap();
-    let router = filters.iter().position(|f| f["name"] == "envoy.filters.http.router").unwrap();
-    filters.insert(
-        router,
-        json!({
-            "name": "envoy.filters.http.buffer",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-                "max_request_bytes": 8 * 1024 * 1024,
-            },
-        }),
+    let buffer = "
+- name: envoy.filters.http.buffer
+  typed_config:
+    '@type': type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+    max_request_bytes: 8388608
+";
+    let envoy =
+        Envoy::start(&insert_before_router(&bootstrap(&compiled, &options), buffer).unwrap()).await.unwrap();
+    assert!(
+        !went_on_past_the_buffer_limit(&envoy, &auth, &blobs).await,
+        "the buffer filter holds the request until the whole body is in"
     );
-    let envoy = Envoy::start(&serde_norway::to_string(&yaml).unwrap()).await.unwrap();
-    streams_past_the_buffer_limit(&envoy, &auth, &blobs).await;
 }

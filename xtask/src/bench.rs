@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use semaphore_compiler::envoy::{plain_proxy_bootstrap, replace_module};
 use serde_json::Value;
 
 use crate::build::{build, Artifacts};
@@ -162,7 +163,8 @@ impl Tools {
         let [a, b, c] = upstreams.addrs;
         let (listen, admin) = (free_port()?, free_port()?);
         if scenario == Scenario::Proxy {
-            return Ok(proxy_bootstrap(listen, admin, a));
+            let (listen, admin) = (format!("127.0.0.1:{listen}"), format!("127.0.0.1:{admin}"));
+            return Ok(plain_proxy_bootstrap(&listen, &admin, &a.to_string()));
         }
         let output = capture(
             Command::new(&self.artifacts.compiler)
@@ -179,17 +181,9 @@ impl Tools {
             return Ok(yaml);
         }
         // The same Envoy, clusters and listener, with the minimal filter in the filter's place.
-        let mut bootstrap: Value =
-            serde_norway::from_str(&yaml).context("reading the generated bootstrap")?;
-        let config = bootstrap
-            .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
-            .context("the generated bootstrap has no wasm filter where expected")?;
-        config["vm_config"]["code"]["local"]["filename"] =
-            Value::String(self.baseline.to_string_lossy().into_owned());
-        config["configuration"]["value"] = Value::String(
-            serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c.to_string()}).to_string(),
-        );
-        Ok(serde_norway::to_string(&bootstrap)?)
+        let configuration =
+            serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c.to_string()}).to_string();
+        replace_module(&yaml, &self.baseline, &configuration).context("putting the minimal filter in")
     }
 
     fn oha(&self, url: &str, body: &str, load: &[&str]) -> Result<Value> {
@@ -233,48 +227,6 @@ fn ensure_oha(root: &Path) -> Result<PathBuf> {
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn proxy_bootstrap(listen: u16, admin: u16, upstream: SocketAddr) -> String {
-    format!(
-        r#"
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: proxy
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listen} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: proxy
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{ socket_address: {{ address: {ip}, port_value: {port} }} }}
-"#,
-        ip = upstream.ip(),
-        port = upstream.port()
-    )
 }
 
 /// Three benchmark upstreams, stopped on drop.

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use serde_json::Value;
+use semaphore_compiler::envoy::insert_before_semaphore;
 
 use crate::build::{build, Artifacts};
 use crate::process::{cargo, describe, run, step};
@@ -189,38 +189,10 @@ fn bootstrap_with_filters_before_semaphore(
     let read = |path: &Path| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
-    let mut bootstrap: Value =
-        serde_norway::from_str(&read(&path)?).with_context(|| format!("{} is not YAML", path.display()))?;
-    let filters: Vec<Value> = serde_norway::from_str(&read(&root.join(filters_file))?)
-        .with_context(|| format!("{filters_file} is not a YAML list of HTTP filters"))?;
-    insert_before_semaphore(&mut bootstrap, &filters)
+    let yaml = insert_before_semaphore(&read(&path)?, &read(&root.join(filters_file))?)
         .with_context(|| format!("cannot add {filters_file} to {}", path.display()))?;
-    let yaml = serde_norway::to_string(&bootstrap).context("cannot write the bootstrap as YAML")?;
     std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
-}
-
-/// Inserts `filters` just before the semaphore filter in the HTTP connection manager that runs it.
-fn insert_before_semaphore(bootstrap: &mut Value, filters: &[Value]) -> Result<()> {
-    let http_filter_lists = elements(bootstrap.pointer_mut("/static_resources/listeners"))
-        .flat_map(|listener| elements(listener.get_mut("filter_chains")))
-        .flat_map(|chain| elements(chain.get_mut("filters")))
-        .filter(|filter| filter["name"] == "envoy.filters.network.http_connection_manager")
-        .filter_map(|manager| {
-            manager.pointer_mut("/typed_config/http_filters").and_then(Value::as_array_mut)
-        });
-    for http_filters in http_filter_lists {
-        if let Some(semaphore) = http_filters.iter().position(|filter| filter["name"] == "semaphore") {
-            http_filters.splice(semaphore..semaphore, filters.iter().cloned());
-            return Ok(());
-        }
-    }
-    bail!("no HTTP connection manager runs the semaphore filter")
-}
-
-/// The elements of an array; none when the value is absent or not an array.
-fn elements(value: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
-    value.and_then(Value::as_array_mut).into_iter().flatten()
 }
 
 /// Waits for Envoy's admin to report LIVE; false when the user interrupted the wait.

@@ -20,7 +20,7 @@ pub(super) fn clusters(compiled: &Compiled, overrides: &BTreeMap<String, String>
         };
         let address = overrides.get(&service.name).unwrap_or(&authority);
         let mut cluster = upstream_cluster(&service.cluster, address, "5s");
-        if service.transport == semaphore_plan::Transport::Grpc as i32 {
+        if service.transport() == semaphore_plan::Transport::Grpc {
             cluster["typed_extension_protocol_options"] = json!({
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

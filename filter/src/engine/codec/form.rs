@@ -3,7 +3,7 @@
 use semaphore_plan::{Kind, Plan};
 use serde_json::{Map, Value};
 
-use super::typing::{field_by_name, from_text, kind, message, to_text, CodecError, MAX_DEPTH};
+use super::typing::{field_by_name, from_text, message, to_text, CodecError, MAX_DEPTH};
 
 /// Scalars and repeated scalars as `key=value` pairs; nested messages with dotted keys.
 pub fn encode_form(plan: &Plan, layout: u32, message: &Map<String, Value>) -> String {
@@ -32,7 +32,7 @@ fn append_pairs(
             other => vec![other],
         };
         for item in items {
-            match (kind(field), item) {
+            match (field.kind(), item) {
                 (Kind::Message, Value::Object(nested)) => {
                     append_pairs(plan, field.message, nested, &format!("{key}."), out, depth + 1)
                 }

@@ -6,7 +6,7 @@
 use semaphore_plan::{FieldLayout, Kind, Plan};
 use serde_json::{Map, Value};
 
-use super::typing::{kind, map_value_field, message, normalize_message, CodecError, MAX_DEPTH};
+use super::typing::{map_value_field, message, normalize_message, CodecError, MAX_DEPTH};
 
 /// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
 pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
@@ -103,7 +103,7 @@ impl JsonWriter<'_> {
     }
 
     fn single(&self, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-        match (kind(field), value) {
+        match (field.kind(), value) {
             (Kind::Message, Value::Object(nested)) => self.message(field.message, nested, out, depth + 1),
             (
                 Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64,

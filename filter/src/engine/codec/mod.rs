@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 pub use form::{decode_form, encode_form};
 pub use json::{decode_json, encode_json, Int64Json};
 pub use typing::{
-    field_by_name, from_text, kind, map_key_field, map_value_field, message, normalize_field,
-    normalize_message, to_text, CodecError, MAX_DEPTH,
+    field_by_name, from_text, map_key_field, map_value_field, message, normalize_field, normalize_message,
+    to_text, CodecError, MAX_DEPTH,
 };
 
 /// A body in the given codec into a message.

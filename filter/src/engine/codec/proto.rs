@@ -60,7 +60,7 @@ fn decode_message(
             }
             continue;
         }
-        let packable = !matches!(typing::kind(field), Kind::String | Kind::Bytes | Kind::Message);
+        let packable = !matches!(field.kind(), Kind::String | Kind::Bytes | Kind::Message);
         if field.repeated && packable && wire == WireType::LengthDelimited {
             let mut packed = length_delimited(&mut buf).map_err(within)?;
             while packed.has_remaining() {
@@ -69,7 +69,7 @@ fn decode_message(
             }
             continue;
         }
-        let value = match typing::kind(field) {
+        let value = match field.kind() {
             Kind::Message => {
                 let bytes = length_delimited(&mut buf).map_err(within)?;
                 Value::Object(decode_message(plan, field.message, bytes, depth + 1).map_err(within)?)
@@ -92,7 +92,7 @@ fn push(out: &mut Map<String, Value>, field: &FieldLayout, value: Value) {
 }
 
 fn packed_wire(field: &FieldLayout) -> WireType {
-    match typing::kind(field) {
+    match field.kind() {
         Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => WireType::ThirtyTwoBit,
         Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => WireType::SixtyFourBit,
         _ => WireType::Varint,
@@ -138,7 +138,7 @@ fn float(f: f64) -> Value {
 }
 
 fn scalar(field: &FieldLayout, wire: WireType, buf: &mut &[u8]) -> Result<Value, CodecError> {
-    let kind = typing::kind(field);
+    let kind = field.kind();
     let expected = match kind {
         Kind::String | Kind::Bytes | Kind::Message => WireType::LengthDelimited,
         _ => packed_wire(field),
@@ -220,7 +220,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
                 }
             }
             Value::Array(items) if field.repeated => {
-                let packable = !matches!(typing::kind(field), Kind::String | Kind::Bytes | Kind::Message);
+                let packable = !matches!(field.kind(), Kind::String | Kind::Bytes | Kind::Message);
                 if packable {
                     let mut body = Vec::new();
                     for item in items {
@@ -241,7 +241,7 @@ fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &
 }
 
 fn encode_field(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    let wire = match typing::kind(field) {
+    let wire = match field.kind() {
         Kind::String | Kind::Bytes | Kind::Message => WireType::LengthDelimited,
         _ => packed_wire(field),
     };
@@ -284,7 +284,7 @@ fn as_f64(value: &Value) -> f64 {
 }
 
 fn encode_payload(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match typing::kind(field) {
+    match field.kind() {
         Kind::Int32 | Kind::Int64 => encode_varint(as_i64(value) as u64, out),
         Kind::Uint32 | Kind::Uint64 => encode_varint(as_u64(value), out),
         Kind::Sint32 | Kind::Sint64 => {

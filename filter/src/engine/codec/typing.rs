@@ -40,10 +40,6 @@ impl std::fmt::Display for CodecError {
     }
 }
 
-pub fn kind(field: &FieldLayout) -> Kind {
-    Kind::try_from(field.kind).unwrap_or(Kind::String)
-}
-
 pub fn message(plan: &Plan, index: u32) -> Option<&MessageLayout> {
     plan.messages.get(index as usize)
 }
@@ -158,7 +154,7 @@ fn normalize_single(
     value: Value,
     depth: usize,
 ) -> Result<Value, CodecError> {
-    match kind(field) {
+    match field.kind() {
         Kind::Message => normalize_message(plan, field.message, value, depth + 1),
         Kind::String => match value {
             Value::String(_) => Ok(value),
@@ -186,7 +182,7 @@ fn normalize_single(
                 return Err(mismatch("a number", &value));
             };
             // A float holds what an f32 holds, as the proto3 JSON mapping writes it.
-            let number = if kind(field) == Kind::Float { f64::from(number as f32) } else { number };
+            let number = if field.kind() == Kind::Float { f64::from(number as f32) } else { number };
             Number::from_f64(number).map(Value::Number).ok_or_else(|| mismatch("a finite number", &value))
         }
         integer => {
@@ -208,7 +204,7 @@ fn normalize_single(
 /// A path or query parameter, typed by the field it lands in.
 pub fn from_text(plan: &Plan, field: &FieldLayout, text: &str) -> Result<Value, CodecError> {
     let value = Value::String(text.to_string());
-    match kind(field) {
+    match field.kind() {
         Kind::Message => Err(CodecError::new("a message cannot be given as text")),
         _ => normalize_single(plan, field, value, 0),
     }

@@ -161,7 +161,7 @@ impl<'x> Document<'x> {
             let declares_namespace =
                 prefix.as_str() == "xmlns" || (prefix.is_empty() && local.as_str() == "xmlns");
             let field = typing::field_by_name(layout, local.as_str())
-                .filter(|f| !declares_namespace && !f.repeated && typing::kind(f) != Kind::Message);
+                .filter(|f| !declares_namespace && !f.repeated && f.kind() != Kind::Message);
             if let Some(field) = field {
                 let mut text = String::new();
                 unescape(value.as_str(), Within::Attribute, &mut text)?;
@@ -215,7 +215,7 @@ impl<'x> Document<'x> {
             }
             return Ok(());
         }
-        let value = match typing::kind(field) {
+        let value = match field.kind() {
             Kind::Message => {
                 let Some(layout) = typing::message(plan, field.message) else {
                     return Err(error("message layout missing from the plan"));
@@ -323,7 +323,7 @@ impl<'x> Document<'x> {
 /// empty one is absent (the World Bank sends `<wb:longitude></wb:longitude>`), as a JSON null
 /// is: a singular field is left out, a repeated field skips that item.
 fn scalar(field: &FieldLayout, value: Value) -> Option<Value> {
-    match (typing::kind(field), value) {
+    match (field.kind(), value) {
         (Kind::String, value) => Some(value),
         (_, Value::String(text)) => {
             let trimmed = text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'));
@@ -335,7 +335,7 @@ fn scalar(field: &FieldLayout, value: Value) -> Option<Value> {
 
 /// The proto3 default of a field, in a form typing accepts.
 fn default(field: &FieldLayout) -> Value {
-    match typing::kind(field) {
+    match field.kind() {
         Kind::Message => Value::Object(Map::new()),
         Kind::String | Kind::Bytes => Value::String(String::new()),
         Kind::Bool => Value::Bool(false),
@@ -443,7 +443,7 @@ fn write_fields(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mu
 }
 
 fn write_value(plan: &Plan, field: &FieldLayout, value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match (typing::kind(field), value) {
+    match (field.kind(), value) {
         (Kind::Message, Value::Object(nested)) => write_fields(plan, field.message, nested, out, depth + 1),
         // A float holds an f32: written as the shortest text that reads back to it.
         (Kind::Float, Value::Number(n)) => {

@@ -6,7 +6,9 @@
 use semaphore_plan::{Plan, Transport};
 use serde_json::{json, Value};
 
-use crate::envoy::{plugin_configuration, wasm_filter};
+use crate::envoy::{
+    filter_from_ads, plugin_configuration, wasm_filter, HTTP_CONNECTION_MANAGER, ROUTER_FILTER,
+};
 use crate::Compiled;
 
 pub struct IstioOptions {
@@ -109,20 +111,11 @@ fn envoy_filter(compiled: &Compiled, options: &IstioOptions) -> Value {
                 "match": {
                     "context": context,
                     "listener": { "filterChain": { "filter": {
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "subFilter": { "name": "envoy.filters.http.router" },
+                        "name": HTTP_CONNECTION_MANAGER,
+                        "subFilter": { "name": ROUTER_FILTER },
                     } } },
                 },
-                "patch": {
-                    "operation": "INSERT_BEFORE",
-                    "value": {
-                        "name": "semaphore",
-                        "config_discovery": {
-                            "config_source": { "ads": {}, "initial_fetch_timeout": "0s" },
-                            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
-                        },
-                    },
-                },
+                "patch": { "operation": "INSERT_BEFORE", "value": filter_from_ads() },
             },
         ],
     });

@@ -10,6 +10,7 @@ use std::fmt;
 use prost::Message;
 
 pub mod format;
+mod known;
 pub mod vocabulary;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
@@ -67,7 +68,9 @@ impl Plan {
         if version != VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
-        Plan::decode(body).map_err(|e| DecodeError::Malformed(e.to_string()))
+        let plan = Plan::decode(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        known::check(&plan).map_err(DecodeError::Malformed)?;
+        Ok(plan)
     }
 }
 
@@ -762,6 +765,31 @@ mod tests {
     fn refuses_bad_magic_and_short_input() {
         assert_eq!(Plan::decode_from_bytes(b"{\"plan\":1}"), Err(DecodeError::BadMagic));
         assert_eq!(Plan::decode_from_bytes(b"SMPH"), Err(DecodeError::TooShort(4)));
+    }
+
+    #[test]
+    fn refuses_enum_values_it_does_not_know() {
+        let mut plan = sample();
+        if let Some(Node { condition: Some(Value { kind: Some(ValueKind::Binary(binary)) }), .. }) =
+            plan.flows.first_mut().and_then(|flow| flow.nodes.first_mut())
+        {
+            binary.op = 99;
+        }
+        let refused = Plan::decode_from_bytes(&plan.encode_to_bytes());
+        assert_eq!(
+            refused,
+            Err(DecodeError::Malformed("unknown operator 99 (from a newer compiler?)".into()))
+        );
+
+        let mut plan = sample();
+        if let Some(service) = plan.services.first_mut() {
+            service.transport = 7;
+        }
+        let refused = Plan::decode_from_bytes(&plan.encode_to_bytes());
+        assert_eq!(
+            refused,
+            Err(DecodeError::Malformed("unknown transport 7 (from a newer compiler?)".into()))
+        );
     }
 
     #[test]

@@ -33,83 +33,13 @@ const CRITICAL_PATH_MS: f64 = 30.0;
 const OHA_VERSION: &str = "1.16.0";
 
 pub fn bench(root: &Path) -> Result<()> {
-    let envoy = ensure_envoy(root)?;
-    let artifacts = build(root)?;
-    step("Building the benchmark's upstream and baseline filter (release)");
-    run(cargo(root).args(["build", "--release", "-p", "bench-upstream"]))?;
-    run(cargo(root).args(["build", "--release", "-p", "bench-baseline-filter", "--target", WASM_TARGET]))?;
-    let oha = ensure_oha(root)?;
-    let target = target_dir(root);
-    let tools = Tools {
-        envoy,
-        oha,
-        upstream: target.join("release/bench-upstream"),
-        baseline: target.join("wasm32-unknown-unknown/release/bench_baseline_filter.wasm"),
-        artifacts,
-        root: root.to_path_buf(),
-    };
+    let tools = Tools::prepare(root)?;
     let body = tools.input();
-
     let mut report = Report::default();
-    {
-        let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0])?;
-        for scenario in Scenario::ALL {
-            step(&format!("Measuring {}", scenario.label()));
-            let bootstrap = tools.bootstrap(scenario, &upstreams)?;
-            let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap)?;
-            let url = envoy.url(scenario);
-            tools.oha(&url, &body, &["-z", "2s", "-c", "8"])?;
-            let closed =
-                tools.oha(&url, &body, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
-            let open = tools.oha(
-                &url,
-                &body,
-                &[
-                    "-z",
-                    &format!("{SECONDS}s"),
-                    "-c",
-                    &CONNECTIONS.to_string(),
-                    "-q",
-                    &RATE.to_string(),
-                    "--latency-correction",
-                ],
-            )?;
-            report.runs.push(Run { scenario, closed, open, rss_kb: envoy.rss_kb() });
-        }
-    }
-    {
-        let upstreams = Upstreams::start(&tools.upstream, DELAYS)?;
-        for scenario in [Scenario::Baseline, Scenario::Semaphore] {
-            step(&format!("Measuring {} over delayed upstreams", scenario.label()));
-            let bootstrap = tools.bootstrap(scenario, &upstreams)?;
-            let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap)?;
-            let url = envoy.url(scenario);
-            tools.oha(&url, &body, &["-z", "2s", "-c", "8", "-q", "100"])?;
-            let open = tools.oha(
-                &url,
-                &body,
-                &[
-                    "-z",
-                    &format!("{SECONDS}s"),
-                    "-c",
-                    &CONNECTIONS.to_string(),
-                    "-q",
-                    &RATE.to_string(),
-                    "--latency-correction",
-                ],
-            )?;
-            report.delayed.push((scenario, open));
-        }
-    }
+    measure_over_instant_upstreams(&tools, &body, &mut report)?;
+    measure_over_delayed_upstreams(&tools, &body, &mut report)?;
     step("Static figures");
-    report.wasm_kb = file_kb(&tools.artifacts.filter)?;
-    report.baseline_kb = file_kb(&tools.baseline)?;
-    for config in glob::glob(&root.join("examples/*/config.hcl").to_string_lossy())?.filter_map(Result::ok) {
-        let plan = std::env::temp_dir().join("semaphore-bench-plan.bin");
-        capture(Command::new(&tools.artifacts.compiler).arg("compile").arg(&config).arg("-o").arg(&plan))?;
-        let name = config.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        report.plans.push((name.unwrap_or_default(), std::fs::metadata(&plan)?.len()));
-    }
+    static_figures(&tools, &mut report)?;
     step("Criterion: compiling 1,000 flows");
     report.criterion.extend(criterion(root, "semaphore-compiler", "compile")?);
     step("Criterion: the engine's work per request");
@@ -118,6 +48,59 @@ pub fn bench(root: &Path) -> Result<()> {
     let markdown = report.markdown(&machine());
     std::fs::write(root.join("BENCHMARKS.md"), &markdown).context("writing BENCHMARKS.md")?;
     println!("{markdown}");
+    Ok(())
+}
+
+/// oha's arguments for the open loop: `RATE` requests/s for `SECONDS`, latencies corrected for
+/// coordinated omission.
+fn open_loop() -> Vec<String> {
+    let (seconds, connections, rate) = (format!("{SECONDS}s"), CONNECTIONS.to_string(), RATE.to_string());
+    ["-z", &seconds, "-c", &connections, "-q", &rate, "--latency-correction"].map(String::from).to_vec()
+}
+
+/// Throughput (closed loop), latency (open loop) and RSS of every scenario, over upstreams that
+/// answer at once.
+fn measure_over_instant_upstreams(tools: &Tools, body: &str, report: &mut Report) -> Result<()> {
+    let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0])?;
+    for scenario in Scenario::ALL {
+        step(&format!("Measuring {}", scenario.label()));
+        let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(scenario, &upstreams)?)?;
+        let url = envoy.url(scenario);
+        tools.oha(&url, body, &["-z", "2s", "-c", "8"])?;
+        let closed =
+            tools.oha(&url, body, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
+        let open = tools.oha(&url, body, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
+        report.runs.push(Run { scenario, closed, open, rss_kb: envoy.rss_kb() });
+    }
+    Ok(())
+}
+
+/// Latency (open loop) over upstreams with the delays of `DELAYS`: what the filter adds to the
+/// flow's critical path.
+fn measure_over_delayed_upstreams(tools: &Tools, body: &str, report: &mut Report) -> Result<()> {
+    let upstreams = Upstreams::start(&tools.upstream, DELAYS)?;
+    for scenario in [Scenario::Baseline, Scenario::Semaphore] {
+        step(&format!("Measuring {} over delayed upstreams", scenario.label()));
+        let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(scenario, &upstreams)?)?;
+        let url = envoy.url(scenario);
+        tools.oha(&url, body, &["-z", "2s", "-c", "8", "-q", "100"])?;
+        let open = tools.oha(&url, body, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
+        report.delayed.push((scenario, open));
+    }
+    Ok(())
+}
+
+/// The modules' sizes and the examples' plan sizes.
+fn static_figures(tools: &Tools, report: &mut Report) -> Result<()> {
+    report.wasm_kb = file_kb(&tools.artifacts.filter)?;
+    report.baseline_kb = file_kb(&tools.baseline)?;
+    let examples = tools.root.join("examples/*/config.hcl");
+    for config in glob::glob(&examples.to_string_lossy())?.filter_map(Result::ok) {
+        let plan = std::env::temp_dir().join("semaphore-bench-plan.bin");
+        capture(Command::new(&tools.artifacts.compiler).arg("compile").arg(&config).arg("-o").arg(&plan))?;
+        let name = config.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        report.plans.push((name.unwrap_or_default(), std::fs::metadata(&plan)?.len()));
+    }
     Ok(())
 }
 
@@ -150,6 +133,33 @@ struct Tools {
 }
 
 impl Tools {
+    /// Builds what the benchmark runs: the filter and compiler, the upstream, the minimal
+    /// filter, and oha.
+    fn prepare(root: &Path) -> Result<Tools> {
+        let envoy = ensure_envoy(root)?;
+        let artifacts = build(root)?;
+        step("Building the benchmark's upstream and baseline filter (release)");
+        run(cargo(root).args(["build", "--release", "-p", "bench-upstream"]))?;
+        run(cargo(root).args([
+            "build",
+            "--release",
+            "-p",
+            "bench-baseline-filter",
+            "--target",
+            WASM_TARGET,
+        ]))?;
+        let oha = ensure_oha(root)?;
+        let target = target_dir(root);
+        Ok(Tools {
+            envoy,
+            oha,
+            upstream: target.join("release/bench-upstream"),
+            baseline: target.join("wasm32-unknown-unknown/release/bench_baseline_filter.wasm"),
+            artifacts,
+            root: root.to_path_buf(),
+        })
+    }
+
     /// About 1 KB of JSON: the checkout the client posts.
     fn input(&self) -> String {
         let items: Vec<Value> = (0..8)
@@ -418,6 +428,16 @@ impl Report {
 
     fn markdown(&self, machine: &str) -> String {
         let mut out = String::new();
+        self.write_workload(machine, &mut out);
+        self.write_throughput(&mut out);
+        self.write_latency(&mut out);
+        self.write_static(&mut out);
+        let _ = writeln!(out, "\nCommand: `cargo xtask bench`.");
+        out
+    }
+
+    /// What ran, where, and how to read it.
+    fn write_workload(&self, machine: &str, out: &mut String) {
         let _ = writeln!(out, "# Benchmarks\n");
         let _ = writeln!(
             out,
@@ -432,6 +452,10 @@ impl Report {
              (`bench/flow/config.hcl`). Throughput: closed loop, {CONNECTIONS} connections, {SECONDS} s. \
              Latency: open loop at {RATE} requests/s, {SECONDS} s.\n"
         );
+    }
+
+    /// Closed-loop throughput, open-loop latency and RSS per scenario, and their ratios.
+    fn write_throughput(&self, out: &mut String) {
         let _ = writeln!(out, "| | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | Envoy RSS (MiB) |");
         let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |");
         for run in &self.runs {
@@ -458,6 +482,10 @@ impl Report {
                 ratio(throughput(&c.closed), throughput(&a.closed))
             );
         }
+    }
+
+    /// What the filter adds to a flow's critical path.
+    fn write_latency(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "Latency over the critical path (upstream delays {}, {} and {} ms; critical path {CRITICAL_PATH_MS} ms), \
@@ -478,6 +506,10 @@ impl Report {
         }
         let _ =
             writeln!(out, "\nTargets for (c): at most 0.5 ms over the critical path at p50, 2 ms at p99.\n");
+    }
+
+    /// Sizes, memory and criterion's medians.
+    fn write_static(&self, out: &mut String) {
         let _ = writeln!(out, "Static figures:\n");
         let _ = writeln!(out, "| | |\n| --- | ---: |");
         let _ = writeln!(out, "| semaphore_filter.wasm | {:.1} KiB (target at most 400 KB) |", self.wasm_kb);
@@ -496,7 +528,5 @@ impl Report {
         for (name, median) in &self.criterion {
             let _ = writeln!(out, "| criterion `{name}` (median) | {median} |");
         }
-        let _ = writeln!(out, "\nCommand: `cargo xtask bench`.");
-        out
     }
 }

@@ -85,7 +85,6 @@ impl Example {
 pub fn up(root: &Path, example: Example, watch: bool) -> Result<()> {
     let name = example.name();
     let upstream_address = example.upstream_address();
-    let config = format!("examples/{name}/config.hcl");
     let envoy = ensure_envoy(root)?;
     let artifacts = build(root)?;
     step("Building the examples' upstream (release)");
@@ -111,42 +110,7 @@ pub fn up(root: &Path, example: Example, watch: bool) -> Result<()> {
             .args([name, "--listen", upstream_address])
             .current_dir(root),
     )?;
-    match example.filters_before_semaphore() {
-        None => {
-            step(&format!(
-                "Starting Envoy with {config} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
-            ));
-            services.start(
-                "semaphore run",
-                Command::new(&artifacts.compiler)
-                    .args(["run", &config, "--wasm"])
-                    .arg(&artifacts.filter)
-                    .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
-                    .args(if watch { &["--watch"][..] } else { &[] })
-                    .env("ENVOY_BIN", &envoy)
-                    .current_dir(root),
-            )?;
-        }
-        // `semaphore run` knows only the semaphore filter: write its bootstrap, add the
-        // example's filters in front, and run Envoy on the result (edits need a restart).
-        Some(filters) => {
-            if watch {
-                println!("    --watch: this example runs a bootstrap of its own; edits need a restart");
-            }
-            let bootstrap = bootstrap_with_filters_before_semaphore(root, &artifacts, example, filters)?;
-            step(&format!(
-                "Starting Envoy with {config} behind {filters} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
-            ));
-            services.start(
-                "envoy",
-                Command::new(&envoy)
-                    .arg("-c")
-                    .arg(&bootstrap)
-                    .args(["--disable-hot-restart", "--log-level", "info"])
-                    .current_dir(root),
-            )?;
-        }
-    }
+    start_envoy(root, &mut services, &artifacts, &envoy, example, watch)?;
 
     if !wait_until_live(&mut services, &interrupted)? {
         return Ok(());
@@ -164,6 +128,57 @@ pub fn up(root: &Path, example: Example, watch: bool) -> Result<()> {
             Err(RecvTimeoutError::Timeout) => services.fail_if_any_exited()?,
         }
     }
+}
+
+/// Envoy with the example: `semaphore run`, or, for an example with filters of its own in front
+/// of the semaphore filter, Envoy on a bootstrap with them.
+fn start_envoy(
+    root: &Path,
+    services: &mut Services,
+    artifacts: &Artifacts,
+    envoy: &Path,
+    example: Example,
+    watch: bool,
+) -> Result<()> {
+    let config = format!("examples/{}/config.hcl", example.name());
+    match example.filters_before_semaphore() {
+        None => {
+            step(&format!(
+                "Starting Envoy with {config} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
+            ));
+            services.start(
+                "semaphore run",
+                Command::new(&artifacts.compiler)
+                    .args(["run", &config, "--wasm"])
+                    .arg(&artifacts.filter)
+                    .args(["--listen", LISTENER_ADDRESS, "--admin", ADMIN_ADDRESS])
+                    .args(if watch { &["--watch"][..] } else { &[] })
+                    .env("ENVOY_BIN", envoy)
+                    .current_dir(root),
+            )?;
+        }
+        // `semaphore run` knows only the semaphore filter: write its bootstrap, add the
+        // example's filters in front, and run Envoy on the result (edits need a restart).
+        Some(filters) => {
+            if watch {
+                println!("    --watch: this example runs a bootstrap of its own; edits need a restart");
+            }
+            let bootstrap = bootstrap_with_filters_before_semaphore(root, artifacts, example, filters)?;
+            step(&format!(
+                "Starting Envoy with {config} behind {filters} (listener {LISTENER_ADDRESS}, admin {ADMIN_ADDRESS})"
+            ));
+            services.start(
+                "envoy",
+                Command::new(envoy)
+                    .arg("-c")
+                    .arg(&bootstrap)
+                    .args(["--disable-hot-restart", "--log-level", "info"])
+                    .current_dir(root),
+            )?;
+        }
+    }
+
+    Ok(())
 }
 
 /// Writes the example's bootstrap, as `semaphore envoy` generates it, with the HTTP filters of

@@ -7,6 +7,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::SEMAPHORE_FILTER;
+
+const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 use crate::Compiled;
 
 /// The plugin configuration the filter reads: the plan, base64 in JSON, as an Istio
@@ -45,7 +47,7 @@ pub fn wasm_filter(compiled: &Compiled, code: Value) -> Value {
     json!({
         "name": SEMAPHORE_FILTER,
         "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "@type": WASM_TYPE_URL,
             "config": {
                 "name": "semaphore",
                 "root_id": "semaphore",
@@ -76,14 +78,21 @@ pub(super) fn local_code(wasm: &Path) -> Value {
 pub(super) fn discovered_filter(file: &Path) -> Value {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let folder = file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    discovered(json!({
+        "path_config_source": { "path": file, "watched_directory": { "path": folder } },
+        "resource_api_version": "V3",
+    }))
+}
+
+/// The filter with its configuration from the control plane over ADS, as Istio delivers an
+/// EnvoyFilter's EXTENSION_CONFIG; the listener does not wait for it.
+pub fn filter_from_ads() -> Value {
+    discovered(json!({ "ads": {}, "initial_fetch_timeout": "0s" }))
+}
+
+fn discovered(config_source: Value) -> Value {
     json!({
         "name": SEMAPHORE_FILTER,
-        "config_discovery": {
-            "config_source": {
-                "path_config_source": { "path": file, "watched_directory": { "path": folder } },
-                "resource_api_version": "V3",
-            },
-            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
-        },
+        "config_discovery": { "config_source": config_source, "type_urls": [WASM_TYPE_URL] },
     })
 }

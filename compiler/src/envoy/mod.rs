@@ -13,9 +13,11 @@ mod plain;
 #[cfg(test)]
 mod tests;
 
-pub use bootstrap::{bootstrap, EnvoyOptions, DEFAULT_ADMIN, DEFAULT_LISTEN};
+pub use bootstrap::{bootstrap, EnvoyOptions, DEFAULT_ADMIN, DEFAULT_LISTEN, HTTP_CONNECTION_MANAGER};
 pub use edit::{append_routes, insert_before_router, insert_before_semaphore, replace_module, EditError};
-pub use filter::{extension_config_resource, filter_config_resource, plugin_configuration, wasm_filter};
+pub use filter::{
+    extension_config_resource, filter_config_resource, filter_from_ads, plugin_configuration, wasm_filter,
+};
 pub use plain::{plain_proxy_bootstrap, PLAIN_PROXY_CLUSTER};
 
 /// The name of the semaphore HTTP filter, in every bootstrap and manifest written here.

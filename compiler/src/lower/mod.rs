@@ -636,7 +636,7 @@ impl Lowering<'_> {
                     if http.method.is_empty() { "GET".to_string() } else { http.method.to_ascii_uppercase() };
                 Some((verb, segments))
             }
-            None if transport == plan::Transport::Grpc => Some(("POST".to_string(), grpc_path(method))),
+            None if transport == plan::Transport::Grpc => Some(services::grpc_route(method)),
             // Its service is unresolved (and reported): its transport is unknown.
             None if service.is_none() => None,
             None => {
@@ -1043,11 +1043,4 @@ fn http_annotation(call: &CallDef, method: &MethodInfo) -> Option<HttpAnnotation
         http.get_or_insert_with(Default::default).method = verb;
     }
     http
-}
-
-/// gRPC addresses a method as `/package.Service/Method`.
-fn grpc_path(method: &MethodInfo) -> Vec<plan::PathSegment> {
-    let (service_name, method_name) = method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
-    let segment = |text: &str| plan::PathSegment { segment: Some(plan::Segment::Literal(text.to_string())) };
-    vec![segment(service_name), segment(method_name)]
 }

@@ -5,7 +5,7 @@ use semaphore_plan as plan;
 
 use crate::config::{Literal, Spanned};
 use crate::diagnostics::{Reporter, Span};
-use crate::schema::{ServiceInfo, Setting};
+use crate::schema::{MethodInfo, ServiceInfo, Setting};
 use crate::ClusterNaming;
 
 /// What a service is to the filter.
@@ -236,6 +236,13 @@ pub fn parse_host(host: &str) -> Option<Upstream> {
         return None;
     }
     Some(Upstream { tls, host: name, port, base_path: base.trim_end_matches('/').to_string() })
+}
+
+/// gRPC addresses a method as `POST /package.Service/Method`.
+pub(super) fn grpc_route(method: &MethodInfo) -> (String, Vec<plan::PathSegment>) {
+    let (service_name, method_name) = method.full_name.rsplit_once('.').unwrap_or(("", &method.name));
+    let segment = |text: &str| plan::PathSegment { segment: Some(plan::Segment::Literal(text.to_string())) };
+    ("POST".to_string(), vec![segment(service_name), segment(method_name)])
 }
 
 #[cfg(test)]

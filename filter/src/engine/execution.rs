@@ -18,7 +18,7 @@ use super::host::{Callout, Event, Host, Reply, Request, UpstreamResponse};
 use super::saga::{Compensation, SagaEvent, EXECUTION_ID_HEADER};
 use super::schedule::{self, Completion, Rollback};
 use super::upstream::{self, Built};
-use super::{codec, eval, forward, Engine, Failure};
+use super::{codec, eval, forward, headers, Engine, Failure};
 
 enum NodeState {
     Waiting,
@@ -495,7 +495,11 @@ impl Execution {
         let flow = engine.plan.flows.get(self.flow);
         let Some(node) = flow.and_then(|f| f.nodes.get(index)) else { return self.fail(failure, host) };
         let on_error = node.on_error.as_ref().or(flow.and_then(|f| f.on_error.as_ref()));
-        let error = self.error_body(node, on_error, body);
+        let schema = on_error.and_then(|e| e.schema);
+        let error = match &node.call {
+            Some(call) => upstream::decode_error(&engine.plan, call, schema, body),
+            None => Value::Null,
+        };
         let previous = self.set(index, NodeState::Failed { error });
         let message = format!("resource `{}`: {}", node.name, failure.message);
         // The on_error templates read the failure as it came (`{{ error:message }}`).
@@ -531,20 +535,6 @@ impl Execution {
         let object = engine.plan.flows.get(self.flow).and_then(|f| f.error.as_ref());
         let reply = self.error_reply(failure.status, &failure.message, object);
         self.decide(Answer::Error(reply), host);
-    }
-
-    /// A failed call's body, for `{{ node.error:path }}`: decoded with the `on_error` schema in
-    /// the service's codec when there is one, else read as JSON.
-    fn error_body(&self, node: &Node, on_error: Option<&OnError>, body: &[u8]) -> Value {
-        let plan = &self.engine.plan;
-        match (on_error.and_then(|e| e.schema), node.call.as_ref()) {
-            (Some(schema), Some(call)) => {
-                let codec =
-                    plan.services.get(call.service as usize).map(|s| s.response_codec()).unwrap_or_default();
-                codec::decode_body(plan, schema, codec, body).map(Value::Object).unwrap_or(Value::Null)
-            }
-            _ => serde_json::from_slice(body).unwrap_or(Value::Null),
-        }
     }
 
     /// The status, message and params an `on_error` gives a failure.
@@ -596,17 +586,7 @@ impl Execution {
             return Err(Failure::new(500, "the plan names an endpoint it does not define"));
         };
         let message = self.build_message(layout, template)?;
-        let mut headers = Vec::new();
-        for header in header_templates {
-            // A header whose value is absent is left out, not sent empty.
-            let Some(value) =
-                header.value.as_ref().and_then(|v| self.evaluate(v)).map(|v| codec::to_text(&v))
-            else {
-                continue;
-            };
-            upstream::check_header_value(&header.name, &value)?;
-            headers.push((header.name.clone(), value));
-        }
+        let headers = headers::present(header_templates, |v| self.evaluate(v))?;
         Ok(endpoint::reply(&self.engine.plan, endpoint, status, layout, &message, headers))
     }
 

@@ -5,9 +5,8 @@ use regex_lite::Regex;
 use semaphore_plan::{Flow, Forward, Plan, Rewrite};
 use serde_json::Value;
 
-use super::codec;
+use super::headers;
 use super::host::Forwarding;
-use super::upstream::check_header_value;
 use super::Failure;
 
 /// How the proxy's request goes on: to its service's cluster, its path rewritten by `rules`
@@ -26,14 +25,7 @@ pub(super) fn forwarding(
         return Err(Failure::new(400, "the request has no path"));
     };
     let path = format!("{}{}", service.base_path, rewrite(rules, original));
-    let mut headers = Vec::new();
-    for header in &forward.headers {
-        let value = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v));
-        if let Some(value) = &value {
-            check_header_value(&header.name, value)?;
-        }
-        headers.push((header.name.clone(), value));
-    }
+    let headers = headers::evaluate(&forward.headers, evaluate)?;
     Ok(Forwarding { cluster: service.cluster.clone(), authority: service.authority.clone(), path, headers })
 }
 

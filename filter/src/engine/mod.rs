@@ -12,6 +12,7 @@ mod endpoint;
 mod eval;
 mod execution;
 mod forward;
+mod headers;
 mod host;
 pub mod saga;
 mod schedule;
@@ -68,6 +69,14 @@ impl Engine {
     /// A request refused before its flow runs, answered as its endpoint answers failures.
     pub fn error_reply(&self, matched: &Match, status: u16, message: &str) -> Reply {
         endpoint::error_reply(self.plan.endpoints.get(matched.endpoint), status, message)
+    }
+
+    /// How long a request waits for the first data of its body: its flow's timeout, or
+    /// `schedule::BODY_WAIT_MS` for a flow without one.
+    pub fn body_wait_ms(&self, matched: &Match) -> u64 {
+        let flow =
+            self.plan.endpoints.get(matched.endpoint).and_then(|e| self.plan.flows.get(e.flow as usize));
+        schedule::body_wait_ms(flow)
     }
 
     /// Whether the endpoint belongs to a proxy. A proxy never reads the request body, so its

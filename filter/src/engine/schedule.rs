@@ -38,6 +38,16 @@ pub fn call_timeout_ms(call: &Call, deadline_ms: Option<u64>, now_ms: u64) -> Op
     }
 }
 
+/// How long a request waits for the first data of its body, for a flow without a timeout.
+/// None comes when Envoy does not deliver bodies to the filter (see the adapter).
+pub const BODY_WAIT_MS: u64 = 10_000;
+
+/// How long a request waits for the first data of its body: its flow's timeout, else
+/// [`BODY_WAIT_MS`].
+pub fn body_wait_ms(flow: Option<&Flow>) -> u64 {
+    flow.map(|flow| u64::from(flow.timeout_ms)).filter(|ms| *ms > 0).unwrap_or(BODY_WAIT_MS)
+}
+
 /// How a completed node's call ended, as the rollback order needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {

@@ -69,8 +69,10 @@ impl Host for EnvoyHost<'_> {
         if !self.attached {
             return;
         }
+        // Envoy's local replies end with their body: trailers travel with the headers, as in a
+        // gRPC trailers-only answer.
         let headers: Vec<(&str, &str)> =
-            reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            reply.headers.iter().chain(&reply.trailers).map(|(n, v)| (n.as_str(), v.as_str())).collect();
         if let Err(status) =
             hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
         {

@@ -381,8 +381,7 @@ struct Buffering {
 }
 
 /// Without `allow_on_headers_stop_iteration` a body never reaches the filter: what a request
-/// waiting for one is told, after its flow's timeout (or this, for flows without one).
-const BODY_WAIT_MS: u64 = 10_000;
+/// waiting for one is told, once `Engine::body_wait_ms` has passed.
 const NO_BODY_MESSAGE: &str =
     "the request body never reached the filter: the Wasm filter's configuration needs \
      `allow_on_headers_stop_iteration: true` (Envoy 1.35 and later) for endpoints that take a body";
@@ -479,15 +478,7 @@ impl HttpContext for Filter {
         if end_of_stream {
             self.start(matched, Vec::new());
         } else {
-            let timeout = shared
-                .engine
-                .plan
-                .endpoints
-                .get(matched.endpoint)
-                .and_then(|e| shared.engine.plan.flows.get(e.flow as usize))
-                .map(|flow| u64::from(flow.timeout_ms))
-                .filter(|ms| *ms > 0)
-                .unwrap_or(BODY_WAIT_MS);
+            let timeout = shared.engine.body_wait_ms(&matched);
             self.set_stage(Stage::Buffering(Buffering {
                 matched,
                 deadline_ms: now_ms() + timeout,

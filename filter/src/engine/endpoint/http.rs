@@ -2,40 +2,17 @@
 //! string and the body in the endpoint's request codec; the answer in its response codec.
 
 use percent_encoding::percent_decode_str;
-use semaphore_plan::{Endpoint, Plan, Segment};
+use semaphore_plan::{Codec, Endpoint, Plan, Segment};
 use serde_json::{json, Map, Value};
 
-use super::Match;
+use super::{Binding, Match, Target};
 use crate::engine::codec::{self, CodecError, Int64Json};
 use crate::engine::host::Reply;
 use crate::engine::Failure;
 
-/// A request's `:path`, split once for every endpoint it is matched against.
-pub(super) struct Target<'a> {
-    segments: Vec<&'a str>,
-    query: &'a str,
-}
-
-impl<'a> Target<'a> {
-    pub(super) fn parse(full_path: &'a str) -> Target<'a> {
-        let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
-        let path = path.split('#').next().unwrap_or("");
-        Target { segments: path.split('/').filter(|s| !s.is_empty()).collect(), query }
-    }
-}
-
-/// Whether the endpoint serves the request.
-pub(super) enum Binding {
-    /// Its path and method: with the values its path bound.
-    Serves(Match),
-    /// Its path, not its method.
-    OtherMethod,
-    NotThisPath,
-}
-
-pub(super) fn bind(index: usize, endpoint: &Endpoint, method: &str, target: &Target) -> Binding {
+pub(super) fn bind(index: usize, endpoint: &Endpoint, target: &Target) -> Binding {
     let Some(params) = bind_path(endpoint, &target.segments) else { return Binding::NotThisPath };
-    if !endpoint.method.eq_ignore_ascii_case(method) {
+    if !endpoint.method.eq_ignore_ascii_case(target.method) {
         return Binding::OtherMethod;
     }
     Binding::Serves(Match { endpoint: index, params, query: target.query.to_string() })
@@ -127,7 +104,7 @@ pub(super) fn reply(
 pub(super) fn error_reply(status: u16, message: &str) -> Reply {
     Reply {
         status,
-        headers: vec![("content-type".to_string(), "application/json".to_string())],
+        headers: vec![("content-type".to_string(), Codec::Json.content_type().to_string())],
         body: json!({ "message": message, "status": status }).to_string().into_bytes(),
         trailers: Vec::new(),
     }
@@ -147,7 +124,7 @@ pub(super) fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -
 pub(super) fn empty_reply(status: u16) -> Reply {
     Reply {
         status,
-        headers: vec![("content-type".to_string(), "application/json".to_string())],
+        headers: vec![("content-type".to_string(), Codec::Json.content_type().to_string())],
         body: b"{}".to_vec(),
         trailers: Vec::new(),
     }

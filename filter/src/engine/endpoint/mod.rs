@@ -28,20 +28,45 @@ pub enum Route {
     NoEndpoint,
 }
 
+/// A request as routing sees it: its method, and its `:path` split once for every endpoint it
+/// is matched against.
+struct Target<'a> {
+    method: &'a str,
+    segments: Vec<&'a str>,
+    query: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn new(method: &'a str, full_path: &'a str) -> Target<'a> {
+        let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
+        let path = path.split('#').next().unwrap_or("");
+        Target { method, segments: path.split('/').filter(|s| !s.is_empty()).collect(), query }
+    }
+}
+
+/// Whether an endpoint serves a request.
+enum Binding {
+    /// Its path and method: with the values its path bound.
+    Serves(Match),
+    /// Its path, not its method.
+    OtherMethod,
+    NotThisPath,
+}
+
 /// The endpoint serving a request, the first in the plan's order.
 pub fn route(plan: &Plan, method: &str, path: &str) -> Route {
-    let target = http::Target::parse(path);
+    let target = Target::new(method, path);
     let mut allowed: Vec<String> = Vec::new();
     for (index, endpoint) in plan.endpoints.iter().enumerate() {
         let binding = match endpoint.kind() {
-            EndpointKind::Http => http::bind(index, endpoint, method, &target),
+            EndpointKind::Http => http::bind(index, endpoint, &target),
         };
         match binding {
-            http::Binding::Serves(matched) => return Route::Endpoint(matched),
-            http::Binding::OtherMethod if !allowed.contains(&endpoint.method) => {
+            Binding::Serves(matched) => return Route::Endpoint(matched),
+            Binding::OtherMethod if !allowed.contains(&endpoint.method) => {
                 allowed.push(endpoint.method.clone())
             }
-            http::Binding::OtherMethod | http::Binding::NotThisPath => {}
+            Binding::OtherMethod | Binding::NotThisPath => {}
         }
     }
     if allowed.is_empty() {

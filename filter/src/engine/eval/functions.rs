@@ -1,5 +1,6 @@
 //! The built-in functions (`sprintf`, `jwt`, `uuid`, ...): what each computes from its
-//! arguments. Their names and signatures are the compiler's (`compiler/src/lower/functions.rs`).
+//! arguments. Their names are the plan's (`plan/src/vocabulary.rs`), their signatures the
+//! compiler's (`compiler/src/lower/functions.rs`).
 
 use std::cell::Cell;
 
@@ -45,26 +46,24 @@ pub(super) fn call(
 /// A version 4 UUID from a splitmix64 stream seeded by the host per request. Unique, not
 /// unpredictable: do not use it as a secret.
 pub(crate) fn uuid(random: &Cell<u64>) -> String {
-    {
-        let next = || {
-            let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-            random.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        let (high, low) = (next(), next());
-        let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-        let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            high >> 32,
-            (high >> 16) & 0xFFFF,
-            high & 0xFFFF,
-            low >> 48,
-            low & 0xFFFF_FFFF_FFFF
-        )
-    }
+    let next = || {
+        let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        random.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (high, low) = (next(), next());
+    let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
+    let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xFFFF,
+        high & 0xFFFF,
+        low >> 48,
+        low & 0xFFFF_FFFF_FFFF
+    )
 }
 
 /// Formats as Semaphore's `sprintf` did (see `semaphore_plan::format`). The compiler checked

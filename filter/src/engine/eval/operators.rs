@@ -115,7 +115,8 @@ fn arithmetic(op: BinaryOp, a: &Number, b: &Number) -> Option<Value> {
             BinaryOp::Add => x.checked_add(y),
             BinaryOp::Sub => x.checked_sub(y),
             BinaryOp::Mul => x.checked_mul(y),
-            BinaryOp::Div if y != 0 && x % y == 0 => x.checked_div(y),
+            // `checked_rem`: `i64::MIN % -1` overflows, and a plain `%` would trap.
+            BinaryOp::Div if x.checked_rem(y) == Some(0) => x.checked_div(y),
             BinaryOp::Rem if y != 0 => x.checked_rem(y),
             BinaryOp::Div | BinaryOp::Rem if y == 0 => return None,
             _ => None,
@@ -173,6 +174,12 @@ mod tests {
         assert_eq!(arithmetic(BinaryOp::Div, &n(json!(7)), &n(json!(2))), Some(json!(3.5)));
         assert_eq!(arithmetic(BinaryOp::Div, &n(json!(8)), &n(json!(2))), Some(json!(4)));
         assert_eq!(arithmetic(BinaryOp::Div, &n(json!(1)), &n(json!(0))), None);
+        assert_eq!(arithmetic(BinaryOp::Rem, &n(json!(1)), &n(json!(0))), None);
+        assert_eq!(
+            arithmetic(BinaryOp::Div, &n(json!(i64::MIN)), &n(json!(-1))),
+            Some(json!(9.223372036854776e18))
+        );
+        assert_eq!(arithmetic(BinaryOp::Rem, &n(json!(i64::MIN)), &n(json!(-1))), Some(json!(-0.0)));
         assert_eq!(
             arithmetic(BinaryOp::Add, &n(json!(i64::MAX)), &n(json!(1))),
             Some(json!(9.223372036854776e18))

@@ -10,9 +10,9 @@ use std::time::Duration;
 use semaphore_plan::{Call, Codec, Plan, Transport};
 use serde_json::{Map, Value};
 
-use super::codec;
 use super::host::{Callout, UpstreamResponse};
 use super::Failure;
+use super::{codec, headers};
 
 pub use grpc::http_status_of_grpc;
 
@@ -66,29 +66,13 @@ fn headers(
     incoming: &[(String, String)],
     evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
 ) -> Result<Vec<(String, String)>, Failure> {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for header in &call.headers {
-        // A header whose value is absent is left out, not sent empty.
-        let Some(value) = header.value.as_ref().and_then(&evaluate).map(|v| codec::to_text(&v)) else {
-            continue;
-        };
-        check_header_value(&header.name, &value)?;
-        headers.push((header.name.clone(), value));
-    }
+    let mut headers = headers::present(&call.headers, evaluate)?;
     for (name, value) in incoming {
         if TRACE_HEADERS.contains(&name.as_str()) && !headers.iter().any(|(n, _)| n == name) {
             headers.push((name.clone(), value.clone()));
         }
     }
     Ok(headers)
-}
-
-/// Header values built from templates must not smuggle a second header or request.
-pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), Failure> {
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(Failure::new(400, format!("the value for header `{name}` contains a line break")));
-    }
-    Ok(())
 }
 
 /// A call's answer: its decoded response and headers when its status is one the node expects
@@ -135,8 +119,16 @@ fn unexpected_status(status: u16, response: &UpstreamResponse) -> String {
     }
 }
 
-/// The codec of the call's answers (and error bodies): protobuf for gRPC, else the service's.
-pub(super) fn response_codec(plan: &Plan, call: &Call) -> Codec {
+/// A failed call's body, for `{{ node.error:path }}`: decoded with `schema` (the `on_error`
+/// schema) in the service's response codec, else read as JSON; null when it does not decode.
+pub(super) fn decode_error(plan: &Plan, call: &Call, schema: Option<u32>, body: &[u8]) -> Value {
+    let Some(schema) = schema else { return serde_json::from_slice(body).unwrap_or(Value::Null) };
+    let codec = plan.services.get(call.service as usize).map(|s| s.response_codec()).unwrap_or_default();
+    codec::decode_body(plan, schema, codec, body).map(Value::Object).unwrap_or(Value::Null)
+}
+
+/// The codec of the call's answers: protobuf for gRPC, else the service's.
+fn response_codec(plan: &Plan, call: &Call) -> Codec {
     match plan.services.get(call.service as usize) {
         Some(service) if service.transport() == Transport::Grpc => Codec::Proto,
         Some(service) => service.response_codec(),

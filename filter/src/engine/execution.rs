@@ -8,57 +8,17 @@ use std::time::Duration;
 
 use log::{debug, error, warn};
 use semaphore_plan::{
-    Call, Endpoint, ErrorObject, Flow, HeaderTemplate, MessageTemplate, Node, OnError, Property, Reference,
-    ERROR_SLOT, INPUT_SLOT,
+    Call, Endpoint, ErrorObject, Flow, HeaderTemplate, MessageTemplate, Node, OnError, Reference,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::endpoint::{self, Match};
-use super::host::{Callout, Event, Host, Reply, Request, UpstreamResponse};
+use super::host::{Event, Host, Reply, Request, UpstreamResponse};
 use super::saga::{Compensation, SagaEvent, EXECUTION_ID_HEADER};
 use super::schedule::{self, Completion, Rollback};
+use super::state::{Completed, Handled, NodeState, Running, Scope};
 use super::upstream::{self, Built};
 use super::{codec, eval, forward, headers, Engine, Failure};
-
-enum NodeState {
-    Waiting,
-    Running(Running),
-    Done(Completed),
-    /// Its condition was false: it leaves its values absent.
-    Skipped,
-    /// Its call failed; `error` is its decoded error body, for `{{ node.error:path }}`.
-    Failed {
-        error: Value,
-    },
-    /// Its call timed out or was reset after it was sent: the upstream may have performed it.
-    /// What it sent is known, what it answered is not.
-    Unknown {
-        request: Value,
-        params: Value,
-    },
-}
-
-impl NodeState {
-    fn settled(&self) -> bool {
-        matches!(self, NodeState::Done(_) | NodeState::Skipped)
-    }
-}
-
-struct Running {
-    token: u32,
-    request: Value,
-    params: Value,
-    callout: Callout,
-    attempt: u32,
-    started_ms: u64,
-}
-
-struct Completed {
-    request: Value,
-    response: Value,
-    headers: Vec<(String, String)>,
-    params: Value,
-}
 
 /// Where the flow is.
 enum Phase {
@@ -93,19 +53,6 @@ enum Answer {
     ClientGone,
 }
 
-/// The failure being handled: what `{{ error:... }}` and `{{ error.params:... }}` read.
-struct Handled {
-    /// `{message, status}`.
-    error: Value,
-    params: Value,
-}
-
-impl Handled {
-    fn new(status: u16, message: &str, params: Value) -> Handled {
-        Handled { error: json!({ "message": message, "status": status }), params }
-    }
-}
-
 /// One request's run of a flow.
 pub struct Execution {
     engine: Rc<Engine>,
@@ -113,12 +60,10 @@ pub struct Execution {
     id: String,
     endpoint: usize,
     flow: usize,
-    input: Value,
-    headers: Vec<(String, String)>,
-    nodes: Vec<NodeState>,
+    /// What its templates read.
+    scope: Scope,
     /// Node indices in the order their calls completed, for the rollback order.
     completed: Vec<usize>,
-    failure: Option<Handled>,
     phase: Phase,
     started_ms: u64,
     deadline_ms: Option<u64>,
@@ -140,11 +85,13 @@ impl Execution {
             id: eval::uuid(&random),
             endpoint: matched.endpoint,
             flow,
-            input: Value::Null,
-            headers: request.headers,
-            nodes: (0..node_count).map(|_| NodeState::Waiting).collect(),
+            scope: Scope {
+                input: Value::Null,
+                headers: request.headers,
+                nodes: (0..node_count).map(|_| NodeState::Waiting).collect(),
+                failure: None,
+            },
             completed: Vec::new(),
-            failure: None,
             phase: Phase::Running,
             started_ms: now,
             deadline_ms,
@@ -167,15 +114,15 @@ impl Execution {
 
     /// Whether `token` belongs to a call of this execution that is still waiting.
     pub fn owns(&self, token: u32) -> bool {
-        self.running(token).is_some()
+        self.scope.running(token).is_some()
     }
 
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
-        let Some(index) = self.running(token) else {
+        let Some(index) = self.scope.running(token) else {
             debug!("response for unknown call {token} ignored");
             return;
         };
-        let Some(NodeState::Running(running)) = self.set(index, NodeState::Waiting) else { return };
+        let Some(NodeState::Running(running)) = self.scope.set(index, NodeState::Waiting) else { return };
         if self.is_finished() {
             return;
         }
@@ -194,7 +141,7 @@ impl Execution {
             // rollbacks.
             Phase::Draining(Some(_)) => self.phase = Phase::Draining(None),
             Phase::Running => {
-                self.failure = Some(Handled::new(499, "the client went away", Value::Null));
+                self.scope.failure = Some(Handled::new(499, "the client went away", Value::Null));
                 self.decide(Answer::ClientGone, host);
             }
         }
@@ -212,12 +159,12 @@ impl Execution {
     pub fn take_compensations(&mut self) -> (Vec<Compensation>, Vec<SagaEvent>) {
         let (mut compensations, mut given_up) = (Vec::new(), Vec::new());
         let engine = Rc::clone(&self.engine);
-        let Some(flow) = engine.plan.flows.get(self.flow).filter(|_| self.failure.is_some()) else {
+        let Some(flow) = engine.plan.flows.get(self.flow).filter(|_| self.scope.failure.is_some()) else {
             return (compensations, given_up);
         };
         let completed: Vec<(usize, Completion)> = std::mem::take(&mut self.completed)
             .into_iter()
-            .map(|index| match self.nodes.get(index) {
+            .map(|index| match self.scope.nodes.get(index) {
                 Some(NodeState::Unknown { .. }) => (index, Completion::Unknown),
                 _ => (index, Completion::Done),
             })
@@ -251,7 +198,7 @@ impl Execution {
         };
         match endpoint::decode_input(&engine.plan, endpoint, flow.input, matched, body) {
             Ok(input) => {
-                self.input = Value::Object(input);
+                self.scope.input = Value::Object(input);
                 self.advance(host)
             }
             Err(failure) => Step::Failed(failure),
@@ -269,7 +216,7 @@ impl Execution {
             Step::Failed(failure) => self.fail(failure, host),
             Step::NodeFailed { index, failure, body } => self.node_failed(index, failure, &body, host),
         }
-        if matches!(self.phase, Phase::Draining(_)) && !self.in_flight() {
+        if matches!(self.phase, Phase::Draining(_)) && !self.scope.in_flight() {
             if let Phase::Draining(Some(reply)) = std::mem::replace(&mut self.phase, Phase::Finished) {
                 host.respond(reply);
             }
@@ -292,7 +239,7 @@ impl Execution {
             }
             Answer::Forwarded => Phase::Finished,
             Answer::Error(reply) => {
-                if self.in_flight() {
+                if self.scope.in_flight() {
                     debug!("flow `{}` answers once its calls in flight have ended", self.flow_name());
                 }
                 Phase::Draining(Some(reply))
@@ -313,7 +260,7 @@ impl Execution {
                 _ => &[],
             };
             let forwarding =
-                forward::forwarding(&engine.plan, forward, rules, &self.headers, |v| self.evaluate(v))?;
+                forward::forwarding(&engine.plan, forward, rules, &self.scope.headers, |v| self.evaluate(v))?;
             host.forward(forwarding)
                 .map_err(|e| Failure::new(502, format!("cannot forward the request: {e}")))?;
             return Ok(Answer::Forwarded);
@@ -338,8 +285,10 @@ impl Execution {
         while progressed {
             progressed = false;
             for (index, node) in flow.nodes.iter().enumerate() {
-                let waiting = matches!(self.nodes.get(index), Some(NodeState::Waiting));
-                if !waiting || !schedule::ready(node, |d| self.nodes.get(d).is_some_and(NodeState::settled)) {
+                let waiting = matches!(self.scope.nodes.get(index), Some(NodeState::Waiting));
+                if !waiting
+                    || !schedule::ready(node, |d| self.scope.nodes.get(d).is_some_and(NodeState::settled))
+                {
                     continue;
                 }
                 match self.start_node(flow, index, node, host) {
@@ -348,9 +297,9 @@ impl Execution {
                 }
             }
         }
-        if self.nodes.iter().all(NodeState::settled) {
+        if self.scope.nodes.iter().all(NodeState::settled) {
             Step::Settled
-        } else if self.in_flight() {
+        } else if self.scope.in_flight() {
             Step::Waiting
         } else {
             Step::Failed(Failure::new(500, "the flow cannot make progress (its plan has a dependency cycle)"))
@@ -384,11 +333,11 @@ impl Execution {
             Some(call) => {
                 let running = self.dispatch(call, host)?;
                 debug!("flow `{}` dispatched `{}` (call {})", flow.name, node.name, running.token);
-                self.set(index, NodeState::Running(running));
+                self.scope.set(index, NodeState::Running(running));
                 return Ok(false);
             }
         };
-        self.set(index, state);
+        self.scope.set(index, state);
         Ok(true)
     }
 
@@ -415,9 +364,10 @@ impl Execution {
 
     /// A call, or a rollback, ready to send: it carries the execution's id.
     fn callout(&self, call: &Call, request: &Map<String, Value>) -> Result<Built, Failure> {
-        let mut built = upstream::build_callout(&self.engine.plan, call, request, &self.headers, |value| {
-            self.evaluate(value)
-        })?;
+        let mut built =
+            upstream::build_callout(&self.engine.plan, call, request, &self.scope.headers, |value| {
+                self.evaluate(value)
+            })?;
         built.callout.headers.push((EXECUTION_ID_HEADER.to_string(), self.id.clone()));
         Ok(built)
     }
@@ -439,7 +389,7 @@ impl Execution {
             debug!("flow `{}` retries `{}` (attempt {})", self.flow_name(), node.name, running.attempt + 2);
             match host.dispatch(&running.callout) {
                 Ok(token) => {
-                    self.set(
+                    self.scope.set(
                         index,
                         NodeState::Running(Running { token, attempt: running.attempt + 1, ..running }),
                     );
@@ -457,7 +407,7 @@ impl Execution {
         match outcome {
             Ok((response, headers)) => {
                 self.completed.push(index);
-                self.set(index, NodeState::Done(Completed { request, response, headers, params }));
+                self.scope.set(index, NodeState::Done(Completed { request, response, headers, params }));
                 if draining {
                     Step::Waiting
                 } else {
@@ -473,7 +423,7 @@ impl Execution {
                     );
                 }
                 self.completed.push(index);
-                self.set(index, NodeState::Unknown { request, params });
+                self.scope.set(index, NodeState::Unknown { request, params });
                 if draining {
                     Step::Waiting
                 } else {
@@ -481,7 +431,7 @@ impl Execution {
                 }
             }
             Err(_) if draining => {
-                self.set(index, NodeState::Failed { error: Value::Null });
+                self.scope.set(index, NodeState::Failed { error: Value::Null });
                 Step::Waiting
             }
             Err(failure) => Step::NodeFailed { index, failure, body },
@@ -500,18 +450,18 @@ impl Execution {
             Some(call) => upstream::decode_error(&engine.plan, call, schema, body),
             None => Value::Null,
         };
-        let previous = self.set(index, NodeState::Failed { error });
+        let previous = self.scope.set(index, NodeState::Failed { error });
         let message = format!("resource `{}`: {}", node.name, failure.message);
         // The on_error templates read the failure as it came (`{{ error:message }}`).
-        self.failure = Some(Handled::new(failure.status, &message, Value::Null));
+        self.scope.failure = Some(Handled::new(failure.status, &message, Value::Null));
         let handled = on_error.map(|on_error| self.apply_on_error(on_error, failure.status, message.clone()));
         // A call whose outcome is unknown keeps what it sent, for its compensation.
         if let Some(unknown @ NodeState::Unknown { .. }) = previous {
-            self.set(index, unknown);
+            self.scope.set(index, unknown);
         }
         let (status, message) = match handled {
             Some((status, message, params)) => {
-                self.failure = Some(Handled::new(status, &message, params));
+                self.scope.failure = Some(Handled::new(status, &message, params));
                 (status, message)
             }
             None => (failure.status, message),
@@ -528,8 +478,8 @@ impl Execution {
             return;
         }
         warn!("flow `{}` failed: {} ({})", self.flow_name(), failure.message, failure.status);
-        if self.failure.is_none() {
-            self.failure = Some(Handled::new(failure.status, &failure.message, Value::Null));
+        if self.scope.failure.is_none() {
+            self.scope.failure = Some(Handled::new(failure.status, &failure.message, Value::Null));
         }
         let engine = Rc::clone(&self.engine);
         let object = engine.plan.flows.get(self.flow).and_then(|f| f.error.as_ref());
@@ -614,25 +564,11 @@ impl Execution {
     /// Why a node whose outcome is unknown cannot be compensated, with what it sent.
     fn needs_its_answer(&self, flow: &Flow, index: usize) -> String {
         let name = flow.nodes.get(index).map(|n| n.name.as_str()).unwrap_or("?");
-        let sent = match self.nodes.get(index) {
+        let sent = match self.scope.nodes.get(index) {
             Some(NodeState::Unknown { request, .. }) => request.to_string(),
             _ => String::new(),
         };
         format!("`{name}` may have been performed, and its rollback needs its answer: compensate it by hand; it sent {sent}")
-    }
-
-    /// Replaces a node's state, returning the one before.
-    fn set(&mut self, index: usize, state: NodeState) -> Option<NodeState> {
-        self.nodes.get_mut(index).map(|slot| std::mem::replace(slot, state))
-    }
-
-    /// The node whose call `token` is.
-    fn running(&self, token: u32) -> Option<usize> {
-        self.nodes.iter().position(|n| matches!(n, NodeState::Running(r) if r.token == token))
-    }
-
-    fn in_flight(&self) -> bool {
-        self.nodes.iter().any(|n| matches!(n, NodeState::Running(_)))
     }
 
     fn endpoint_def<'e>(&self, engine: &'e Engine) -> Option<&'e Endpoint> {
@@ -672,52 +608,13 @@ impl Execution {
         layout: u32,
         template: Option<&MessageTemplate>,
     ) -> Result<Map<String, Value>, Failure> {
-        let lookup = |reference: &Reference| self.resolve(reference);
+        let lookup = |reference: &Reference| self.scope.resolve(reference);
         self.env(&lookup).build_message(layout, template).map_err(|message| Failure::new(500, message))
     }
 
     /// The value of a template; `None` when it refers to something absent.
     fn evaluate(&self, value: &semaphore_plan::Value) -> Option<Value> {
-        let lookup = |reference: &Reference| self.resolve(reference);
+        let lookup = |reference: &Reference| self.scope.resolve(reference);
         self.env(&lookup).evaluate(value)
-    }
-
-    fn resolve(&self, reference: &Reference) -> Option<Value> {
-        let property = reference.property();
-        let header = |headers: &[(String, String)]| {
-            let name = reference.path.first()?;
-            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| Value::String(v.clone()))
-        };
-        let root = match reference.slot {
-            INPUT_SLOT => match property {
-                Property::Header => return header(&self.headers),
-                _ => &self.input,
-            },
-            ERROR_SLOT => {
-                let handled = self.failure.as_ref()?;
-                match property {
-                    Property::Params => &handled.params,
-                    _ => &handled.error,
-                }
-            }
-            slot => match self.nodes.get((slot as usize).checked_sub(1)?)? {
-                NodeState::Done(completed) => match property {
-                    Property::Header => return header(&completed.headers),
-                    Property::Request => &completed.request,
-                    Property::Response => &completed.response,
-                    Property::Params => &completed.params,
-                    Property::Error => return None,
-                },
-                NodeState::Failed { error } if property == Property::Error => error,
-                NodeState::Unknown { request, .. } if property == Property::Request => request,
-                NodeState::Unknown { params, .. } if property == Property::Params => params,
-                _ => return None,
-            },
-        };
-        let mut current = root;
-        for name in &reference.path {
-            current = current.as_object()?.get(name)?;
-        }
-        Some(current.clone())
     }
 }

@@ -16,6 +16,7 @@ mod headers;
 mod host;
 pub mod saga;
 mod schedule;
+mod state;
 mod upstream;
 
 #[cfg(test)]

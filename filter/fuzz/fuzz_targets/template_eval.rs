@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             output: Some(Output { message: 0, body: Some(template), headers: vec![] }),
             ..Default::default()
         }],
+        ..Default::default()
     };
     let engine = Engine::new(plan);
     common::run(&engine, "POST", "/run", b"{\"id\":\"1\",\"n\":5,\"items\":[{\"id\":\"a\"},{\"n\":2}]}", b"{\"id\":\"2\",\"f\":1.5}");

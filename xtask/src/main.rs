@@ -5,6 +5,7 @@ mod build;
 mod fuzz;
 mod package;
 mod process;
+mod profile;
 mod setup;
 mod up;
 
@@ -47,6 +48,9 @@ enum Task {
     Setup,
     /// Measure the filter against plain Envoy and a minimal filter; write BENCHMARKS.md.
     Bench,
+    /// Run the benchmark's workload through the filter and the minimal filter in Node (V8, as in
+    /// Envoy): time per request, hostcalls per request, and the functions time goes to.
+    Profile,
     /// Fuzz the filter's plan decoding, input decoding and template evaluation (nightly, libFuzzer).
     Fuzz {
         /// How long each target runs.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         }),
         Task::Setup => setup_all(&root),
         Task::Bench => bench::bench(&root),
+        Task::Profile => profile::profile(&root),
         Task::Fuzz { seconds, target } => build::build(&root)
             .and_then(|artifacts| fuzz::fuzz(&root, &artifacts, seconds, target.as_deref())),
     };

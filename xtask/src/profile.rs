@@ -1,0 +1,374 @@
+//! `cargo xtask profile`: where the filter's time goes under V8, the engine Envoy runs it on,
+//! without Envoy around it.
+//!
+//! `bench/profile/driver.mjs`, a minimal proxy-wasm host in Node, runs the benchmark's workload
+//! (`bench/flow/config.hcl`, the checkout of `cargo xtask bench`) through the Semaphore filter
+//! and through the minimal filter of `bench/baseline-filter`, answering every callout at once.
+//! This prints the time per request of each, the hostcalls each request makes, the functions of
+//! a CPU profile of the Semaphore filter by self time, and the filter crate's own functions by
+//! total time; the profile stays in `target/profile/` for Chrome DevTools. Both modules are
+//! built as shipped (optimized for size) but keep their function names, so the profile names
+//! Rust functions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::process::{capture, cargo, run, step};
+use crate::setup::{ensure_wasm_target, target_dir, WASM_TARGET};
+
+const REQUESTS: u32 = 20_000;
+const WARMUP: u32 = 2_000;
+/// How many functions the summary lists.
+const TOP: usize = 25;
+/// The flow's three services and the clusters they are compiled to; the driver answers each
+/// cluster's calls as that upstream (its `UPSTREAMS`).
+const UPSTREAMS: [(&str, &str, &str); 3] = [
+    ("BENCH_A_HOST", "a", "127.0.0.1:1"),
+    ("BENCH_B_HOST", "b", "127.0.0.1:2"),
+    ("BENCH_C_HOST", "c", "127.0.0.1:3"),
+];
+
+pub fn profile(root: &Path) -> Result<()> {
+    let node = ensure_node()?;
+    let modules = build(root)?;
+    let dir = target_dir(root).join("profile");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    step("Compiling the benchmark's flow");
+    let plan = compile_plan(root, &modules.compiler, &dir)?;
+    let baseline_config = dir.join("baseline-config.json");
+    let clusters: serde_json::Map<String, Value> =
+        UPSTREAMS.iter().map(|(_, name, cluster)| (name.to_string(), Value::from(*cluster))).collect();
+    std::fs::write(&baseline_config, Value::Object(clusters).to_string())?;
+
+    let cpuprofile = dir.join("semaphore.cpuprofile");
+    step("Running the Semaphore filter in Node (V8)");
+    let semaphore = Drive { wasm: &modules.semaphore, config: &plan, expect: "checkout" };
+    let semaphore = semaphore.run(&node, root, &dir.join("semaphore.json"), Some(&cpuprofile))?;
+    step("Running the minimal filter in Node (V8)");
+    let baseline = Drive { wasm: &modules.baseline, config: &baseline_config, expect: "concatenation" };
+    let baseline = baseline.run(&node, root, &dir.join("baseline.json"), None)?;
+
+    let functions = function_times(&read_json(&cpuprofile)?)?;
+    println!();
+    print_times(&semaphore, &baseline);
+    print_hostcalls(&semaphore, &baseline);
+    print_functions(&functions);
+    let shown = cpuprofile.strip_prefix(root).unwrap_or(&cpuprofile);
+    println!("\nProfile: {} (Chrome DevTools, Performance, Load profile)", shown.display());
+    Ok(())
+}
+
+/// Node 20 or later: the driver uses `node:inspector/promises`.
+fn ensure_node() -> Result<PathBuf> {
+    let output = capture(Command::new("node").arg("--version"))
+        .context("`cargo xtask profile` runs the filter in Node: install Node 20 or later")?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let major: u32 = version.trim_start_matches('v').split('.').next().unwrap_or("").parse().unwrap_or(0);
+    if major < 20 {
+        bail!("Node {version} is too old for the profile driver: install Node 20 or later");
+    }
+    Ok(PathBuf::from("node"))
+}
+
+struct Modules {
+    compiler: PathBuf,
+    semaphore: PathBuf,
+    baseline: PathBuf,
+}
+
+fn build(root: &Path) -> Result<Modules> {
+    ensure_wasm_target()?;
+    step("Building the compiler (release)");
+    run(cargo(root).args(["build", "--release", "-p", "semaphore-compiler"]))?;
+    // Not `cargo xtask build`'s module: that one has its names stripped (and wasm-opt drops the
+    // rest), and a profile of function indexes says nothing.
+    step("Building both filters (wasm32, profile `profiling`: as shipped, function names kept)");
+    run(cargo(root).args(["build", "--profile", "profiling", "--target", WASM_TARGET]).args([
+        "-p",
+        "semaphore-filter",
+        "-p",
+        "bench-baseline-filter",
+    ]))?;
+    let target = target_dir(root);
+    let wasm = target.join(WASM_TARGET).join("profiling");
+    Ok(Modules {
+        compiler: target.join("release/semaphore"),
+        semaphore: wasm.join("semaphore_filter.wasm"),
+        baseline: wasm.join("bench_baseline_filter.wasm"),
+    })
+}
+
+fn compile_plan(root: &Path, compiler: &Path, dir: &Path) -> Result<PathBuf> {
+    let plan = dir.join("bench.plan.bin");
+    let mut compile = Command::new(compiler);
+    compile.args(["compile", "bench/flow/config.hcl", "-o"]).arg(&plan).current_dir(root);
+    for (variable, _, cluster) in UPSTREAMS {
+        compile.env(variable, format!("http://{cluster}"));
+    }
+    capture(&mut compile)?;
+    Ok(plan)
+}
+
+/// One run of the driver: a module, its plugin configuration, and the reply it must give.
+struct Drive<'a> {
+    wasm: &'a Path,
+    config: &'a Path,
+    /// `checkout` (the flow's output) or `concatenation` (the minimal filter's three bodies).
+    expect: &'a str,
+}
+
+impl Drive<'_> {
+    fn run(&self, node: &Path, root: &Path, result: &Path, cpuprofile: Option<&Path>) -> Result<Outcome> {
+        let mut command = Command::new(node);
+        command
+            .arg(root.join("bench/profile/driver.mjs"))
+            .arg("--wasm")
+            .arg(self.wasm)
+            .arg("--config")
+            .arg(self.config)
+            .args(["--expect", self.expect])
+            .args(["--requests", &REQUESTS.to_string(), "--warmup", &WARMUP.to_string()])
+            .arg("--result")
+            .arg(result);
+        if let Some(cpuprofile) = cpuprofile {
+            command.arg("--profile").arg(cpuprofile);
+        }
+        run(&mut command)?;
+        Outcome::read(&read_json(result)?)
+    }
+}
+
+/// What the driver measured of one module.
+struct Outcome {
+    node: String,
+    /// The median of the driver's rounds.
+    micros_per_request: f64,
+    /// Every round's, fastest first.
+    micros_by_round: Vec<f64>,
+    /// Calls per request, by import name.
+    hostcalls: BTreeMap<String, f64>,
+    /// Calls into the module per request, by export name.
+    callbacks: BTreeMap<String, f64>,
+}
+
+impl Outcome {
+    fn read(result: &Value) -> Result<Outcome> {
+        let number = |key: &str| result.get(key).and_then(Value::as_f64).with_context(|| format!("no {key}"));
+        let counts = |key: &str| -> BTreeMap<String, f64> {
+            let counts = result.get(key).and_then(Value::as_object);
+            counts.into_iter().flatten().map(|(name, n)| (name.clone(), n.as_f64().unwrap_or(0.0))).collect()
+        };
+        Ok(Outcome {
+            node: result.get("node").and_then(Value::as_str).unwrap_or("").to_string(),
+            micros_per_request: number("microsPerRequest")?,
+            micros_by_round: result
+                .get("microsPerRequestByRound")
+                .and_then(Value::as_array)
+                .map(|rounds| rounds.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default(),
+            hostcalls: counts("hostcallsPerRequest"),
+            callbacks: counts("callbacksPerRequest"),
+        })
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn print_times(semaphore: &Outcome, baseline: &Outcome) {
+    println!(
+        "Node {}, {REQUESTS} requests after {WARMUP} of warm-up, every callout answered at once, \
+         timed in rounds:",
+        semaphore.node
+    );
+    println!("  {:<18} {:>10} {:>12}  rounds (µs/request)", "", "µs/request", "requests/s");
+    for (label, outcome) in [("Semaphore filter", semaphore), ("minimal filter", baseline)] {
+        let rounds: Vec<String> = outcome.micros_by_round.iter().map(|m| format!("{m:.1}")).collect();
+        println!(
+            "  {label:<18} {:>10.1} {:>12.0}  {}",
+            outcome.micros_per_request,
+            1e6 / outcome.micros_per_request,
+            rounds.join(" ")
+        );
+    }
+    println!("  ratio: {:.1}x (medians)", semaphore.micros_per_request / baseline.micros_per_request);
+}
+
+fn print_hostcalls(semaphore: &Outcome, baseline: &Outcome) {
+    print_counts("Hostcalls per request", &semaphore.hostcalls, &baseline.hostcalls);
+    print_counts("Calls into the module per request", &semaphore.callbacks, &baseline.callbacks);
+}
+
+/// Counts per request of both filters, the Semaphore filter's most frequent first.
+fn print_counts(title: &str, semaphore: &BTreeMap<String, f64>, baseline: &BTreeMap<String, f64>) {
+    let count = |counts: &BTreeMap<String, f64>, name: &str| counts.get(name).copied().unwrap_or(0.0);
+    let names: std::collections::BTreeSet<&String> = semaphore.keys().chain(baseline.keys()).collect();
+    let mut names: Vec<&String> = names.into_iter().collect();
+    names.sort_by(|a, b| count(semaphore, b).total_cmp(&count(semaphore, a)));
+    println!("\n{title}:");
+    println!("  {:<38} {:>9} {:>9}", "", "Semaphore", "minimal");
+    for name in names {
+        println!("  {name:<38} {:>9.2} {:>9.2}", count(semaphore, name), count(baseline, name));
+    }
+    let (a, b) = (semaphore.values().sum::<f64>(), baseline.values().sum::<f64>());
+    println!("  {:<38} {a:>9.2} {b:>9.2}", "total");
+}
+
+/// Where a profiled function runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// The module, compiled by V8.
+    Wasm,
+    /// The driver and what it calls in Node: in Envoy, the proxy-wasm host's C++ instead.
+    Host,
+    /// V8 itself: garbage collection, `(program)`.
+    V8,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Wasm => "wasm",
+            Kind::Host => "host",
+            Kind::V8 => "V8",
+        }
+    }
+}
+
+/// A function's time over the whole profile: on top of the stack (self), and anywhere on it
+/// (total: self and callees). Calls of a function from different places are one function.
+struct FunctionTime {
+    name: String,
+    kind: Kind,
+    self_micros: f64,
+    total_micros: f64,
+}
+
+/// Each function's times in a `.cpuprofile`, most self time first.
+fn function_times(profile: &Value) -> Result<Vec<FunctionTime>> {
+    let nodes = profile.get("nodes").and_then(Value::as_array).context("no nodes")?;
+    let mut frames: BTreeMap<u64, (String, Kind)> = BTreeMap::new();
+    let mut parents: BTreeMap<u64, u64> = BTreeMap::new();
+    for node in nodes {
+        let (Some(id), Some(frame)) = (node.get("id").and_then(Value::as_u64), node.get("callFrame")) else {
+            continue;
+        };
+        frames.insert(id, describe_frame(frame));
+        for child in node.get("children").and_then(Value::as_array).into_iter().flatten() {
+            parents.extend(child.as_u64().map(|child| (child, id)));
+        }
+    }
+    let mut by_function: BTreeMap<&(String, Kind), (f64, f64)> = BTreeMap::new();
+    for (node, micros) in node_times(profile)? {
+        let Some(frame) = frames.get(&node) else { continue };
+        by_function.entry(frame).or_default().0 += micros;
+        // A recursive function is on the stack more than once, and counted once.
+        let mut on_stack = std::collections::BTreeSet::new();
+        let mut at = Some(node);
+        while let Some(id) = at {
+            if let Some(frame) = frames.get(&id).filter(|frame| on_stack.insert(*frame)) {
+                by_function.entry(frame).or_default().1 += micros;
+            }
+            at = parents.get(&id).copied();
+        }
+    }
+    let mut functions: Vec<FunctionTime> = by_function
+        .into_iter()
+        .map(|((name, kind), (self_micros, total_micros))| FunctionTime {
+            name: name.clone(),
+            kind: *kind,
+            self_micros,
+            total_micros,
+        })
+        .collect();
+    functions.sort_by(|a, b| b.self_micros.total_cmp(&a.self_micros));
+    Ok(functions)
+}
+
+/// The time of the samples of each profile node: a sample lasts until the next one (the last
+/// until the profile's end), as DevTools counts it.
+fn node_times(profile: &Value) -> Result<BTreeMap<u64, f64>> {
+    let array = |key: &str| profile.get(key).and_then(Value::as_array).with_context(|| format!("no {key}"));
+    let mut at = profile.get("startTime").and_then(Value::as_f64).unwrap_or(0.0);
+    let timestamps: Vec<f64> = array("timeDeltas")?
+        .iter()
+        .map(|delta| {
+            at += delta.as_f64().unwrap_or(0.0);
+            at
+        })
+        .collect();
+    let end = profile.get("endTime").and_then(Value::as_f64).unwrap_or(at);
+    let mut times = BTreeMap::new();
+    for (index, node) in array("samples")?.iter().enumerate() {
+        let (Some(node), Some(start)) = (node.as_u64(), timestamps.get(index)) else { continue };
+        let next = timestamps.get(index + 1).copied().unwrap_or(end);
+        *times.entry(node).or_default() += (next - start).max(0.0);
+    }
+    Ok(times)
+}
+
+/// A frame's readable name and where it runs. V8 names a module's functions after its name
+/// section, which holds Rust's mangled symbols.
+fn describe_frame(frame: &Value) -> (String, Kind) {
+    let field = |key: &str| frame.get(key).and_then(Value::as_str).unwrap_or("");
+    let (name, url) = (field("functionName"), field("url"));
+    if url.starts_with("wasm://") {
+        return (format!("{:#}", rustc_demangle::demangle(name)), Kind::Wasm);
+    }
+    if name.starts_with('(') {
+        return (name.to_string(), Kind::V8);
+    }
+    let name = if name.is_empty() { "(anonymous)" } else { name };
+    let file = url.rsplit('/').next().unwrap_or(url);
+    if file.is_empty() {
+        (name.to_string(), Kind::Host)
+    } else {
+        (format!("{name} ({file})"), Kind::Host)
+    }
+}
+
+fn print_functions(functions: &[FunctionTime]) {
+    let total: f64 = functions.iter().map(|f| f.self_micros).sum();
+    let percent = |micros: f64| if total > 0.0 { 100.0 * micros / total } else { 0.0 };
+    let line =
+        |micros: f64, what: &str| println!("  {:>9.1} {:>6.1}%  {what}", micros / 1000.0, percent(micros));
+    println!("\nCPU profile of the Semaphore filter's {REQUESTS} requests, by self time:");
+    for kind in [Kind::Wasm, Kind::Host, Kind::V8] {
+        let micros: f64 = functions.iter().filter(|f| f.kind == kind).map(|f| f.self_micros).sum();
+        line(micros, kind.label());
+    }
+    println!("\n  {:>9} {:>7}  {:<5} function", "self ms", "self %", "where");
+    for function in functions.iter().take(TOP) {
+        let what = format!("{:<5} {}", function.kind.label(), shortened(&function.name, 120));
+        line(function.self_micros, &what);
+    }
+    line(functions.iter().take(TOP).map(|f| f.self_micros).sum(), &format!("the {TOP} above"));
+    line(total, &format!("total ({} functions)", functions.len()));
+
+    // The functions of the filter crate, with what they call: which part of a request costs what.
+    let mut own: Vec<&FunctionTime> = functions
+        .iter()
+        .filter(|f| f.name.starts_with("semaphore_filter::") || f.name.starts_with("<semaphore_filter::"))
+        .collect();
+    own.sort_by(|a, b| b.total_micros.total_cmp(&a.total_micros));
+    println!("\nThe filter's own functions by total time (self and callees):");
+    println!("\n  {:>9} {:>7}  function", "total ms", "total %");
+    for function in own.iter().take(TOP) {
+        line(function.total_micros, &shortened(&function.name, 126));
+    }
+}
+
+fn shortened(name: &str, width: usize) -> String {
+    if name.chars().count() <= width {
+        return name.to_string();
+    }
+    let kept: String = name.chars().take(width - 1).collect();
+    format!("{kept}…")
+}

@@ -1,6 +1,6 @@
 // A minimal proxy-wasm host (ABI 0.2.1) in Node, to see where a filter's time goes under V8,
 // the engine Envoy runs it on, without Envoy's own cost around it. It runs the benchmark's
-// workload (`bench/flow/config.hcl`: a checkout calling `a` and `b`, then `c` after `a`), answers
+// workload (`bench/flow/checkout.hcl`: a checkout calling `a` and `b`, then `c` after `a`), answers
 // every callout at once from memory, and reports the time per request, the hostcalls each
 // request makes, and optionally a CPU profile of the measured requests only.
 //

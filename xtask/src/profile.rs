@@ -2,7 +2,7 @@
 //! without Envoy around it.
 //!
 //! `bench/profile/driver.mjs`, a minimal proxy-wasm host in Node, runs the benchmark's workload
-//! (`bench/flow/config.hcl`, the checkout of `cargo xtask bench`) through the Semaphore filter
+//! (`bench/flow/checkout.hcl`, the checkout of `cargo xtask bench`) through the Semaphore filter
 //! and through the minimal filter of `bench/baseline-filter`, answering every callout at once.
 //! This prints the time per request of each, the hostcalls each request makes, the functions of
 //! a CPU profile of the Semaphore filter by self time, and the filter crate's own functions by
@@ -106,7 +106,7 @@ fn build(root: &Path) -> Result<Modules> {
 fn compile_plan(root: &Path, compiler: &Path, dir: &Path) -> Result<PathBuf> {
     let plan = dir.join("bench.plan.bin");
     let mut compile = Command::new(compiler);
-    compile.args(["compile", "bench/flow/config.hcl", "-o"]).arg(&plan).current_dir(root);
+    compile.args(["compile", "bench/flow/checkout.hcl", "-o"]).arg(&plan).current_dir(root);
     for (variable, _, cluster) in UPSTREAMS {
         compile.env(variable, format!("http://{cluster}"));
     }

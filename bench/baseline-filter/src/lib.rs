@@ -1,7 +1,7 @@
 //! The floor any filter of Semaphore's shape pays: on every request, calls `a` and `b` in
-//! parallel and `c` after `a`, then answers with the three bodies concatenated. No plan, no
-//! templates, no codec: only the proxy-wasm callouts. The configuration names the clusters:
-//! `{"a": "...", "b": "...", "c": "..."}`.
+//! parallel and `c` after `a`, then answers with the bodies concatenated. No plan, no templates,
+//! no codec: only the proxy-wasm callouts. The configuration names the clusters:
+//! `{"a": "...", "b": "...", "c": "..."}`; without `c`, it makes the two parallel calls only.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -75,10 +75,11 @@ impl Context for Calls {
             .flatten()
             .unwrap_or_default();
         self.done += 1;
-        if index == 0 {
+        let calls = if self.clusters.c.is_empty() { 2 } else { 3 };
+        if index == 0 && calls == 3 {
             self.tokens[2] = self.call(&self.clusters.c.clone());
         }
-        if self.done == 3 {
+        if self.done == calls {
             let body = self.bodies.concat();
             let _ =
                 hostcalls::send_http_response(200, vec![("content-type", "application/json")], Some(&body));

@@ -9,12 +9,12 @@ use semaphore_filter::engine::{
 };
 use serde_json::json;
 
-/// The plan of `bench/flow/config.hcl`, its hosts pointed anywhere (nothing is called).
+/// The plan of `bench/flow/checkout.hcl`, its hosts pointed anywhere (nothing is called).
 pub fn engine() -> Rc<Engine> {
     for (name, port) in [("BENCH_A_HOST", 1), ("BENCH_B_HOST", 2), ("BENCH_C_HOST", 3)] {
         std::env::set_var(name, format!("http://127.0.0.1:{port}"));
     }
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow/config.hcl");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow/checkout.hcl");
     let compiled = semaphore_compiler::compile_file(&config).unwrap_or_else(|d| panic!("{d}"));
     Engine::new(compiled.plan)
 }

@@ -1,4 +1,5 @@
-//! The benchmark's upstream: every request gets the same ~1 KB JSON object after `--delay-ms`.
+//! The benchmark's upstream: every request gets the same JSON object after `--delay-ms`, about
+//! 1 KB shaped like a cart, or (`--small`) a dozen small fields.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,18 @@ struct Args {
     /// Written to the object's `name`, so each upstream's answer is told apart.
     #[arg(long, default_value = "upstream")]
     name: String,
+    /// Answer a dozen small fields instead of a cart.
+    #[arg(long)]
+    small: bool,
+}
+
+/// A dozen small fields: what the profile workload's `user` and `account` each read six of.
+fn small_body(name: &str) -> String {
+    json!({
+        "id": "id-1", "name": name, "email": "ada@example.com", "country": "NL", "age": 36, "active": true,
+        "plan": "pro", "balance": 1234, "currency": "EUR", "since": "2020-01-01", "limit": 5000, "rank": 7,
+    })
+    .to_string()
 }
 
 /// About 1 KB of JSON, shaped like a product in a cart.
@@ -31,7 +44,7 @@ fn body(name: &str) -> String {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let body = body(&args.name);
+    let body = if args.small { small_body(&args.name) } else { body(&args.name) };
     let delay = Duration::from_millis(args.delay_ms);
     let app = Router::new().fallback(move || {
         let body = body.clone();

@@ -11,6 +11,7 @@ use prost::Message;
 
 pub mod format;
 mod known;
+pub mod visit;
 pub mod vocabulary;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
@@ -418,6 +419,17 @@ pub struct Call {
     /// Whether retries are allowed although the method is not idempotent.
     #[prost(bool, tag = "12")]
     pub retry_unsafe: bool,
+    /// The fields of the response that templates read, by index in its layout; the filter
+    /// decodes only these. `None` when a template reads the whole response.
+    #[prost(message, optional, tag = "13")]
+    pub response_fields: Option<FieldSet>,
+}
+
+/// Fields of a message, by index in its layout.
+#[derive(Clone, PartialEq, Message)]
+pub struct FieldSet {
+    #[prost(uint32, repeated, tag = "1")]
+    pub fields: Vec<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -22,11 +22,16 @@ pub fn build(root: &Path) -> Result<Artifacts> {
     run(cargo(root).args(["build", "--release", "-p", "semaphore-compiler"]))?;
 
     step("Building the filter (release, wasm32, optimized for size)");
-    // Every Envoy worker loads its own copy: the filter is built small rather than fast, which
-    // only this build does, so the rest of the workspace keeps the release profile as it is.
+    // Every Envoy worker loads its own copy, so the module is built small: `s` for the filter,
+    // whose level link-time optimization applies to all of it, `z` for what it depends on.
+    // Under V8 `s` runs a request in about three quarters of the time `z` takes, for 32 KiB
+    // (`cargo xtask profile`). Only this build does it: the rest of the workspace keeps the
+    // release profile as it is.
     run(cargo(root).args(["build", "--release", "-p", "semaphore-filter", "--target", WASM_TARGET]).args([
         "--config",
-        "profile.release.opt-level=\"z\"",
+        "profile.release.opt-level=\"s\"",
+        "--config",
+        "profile.release.package.\"*\".opt-level=\"z\"",
         "--config",
         "profile.release.strip=\"symbols\"",
     ]))?;

@@ -5,6 +5,7 @@
 mod endpoints;
 mod expr;
 mod functions;
+mod reads;
 pub mod services;
 pub mod types;
 
@@ -198,7 +199,7 @@ impl Lowering<'_> {
             Some(message) => self.layouts.layout(message),
             None => self.empty_message(),
         };
-        Some(plan::Flow {
+        let mut lowered = plan::Flow {
             name: flow.name.value.clone(),
             input,
             input_headers: scope.input_headers,
@@ -208,7 +209,9 @@ impl Lowering<'_> {
             on_error,
             timeout_ms,
             forward,
-        })
+        };
+        reads::set_response_fields(&mut lowered, &self.layouts.messages);
+        Some(lowered)
     }
 
     /// The names a flow's templates see: its input, and every resource, declared before any is
@@ -615,6 +618,8 @@ impl Lowering<'_> {
             timeout_ms: options.timeout_ms,
             retries: options.retries,
             retry_unsafe: options.retry_unsafe,
+            // Set once the whole flow is lowered: see `reads`.
+            response_fields: None,
         })
     }
 

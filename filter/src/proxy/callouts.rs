@@ -1,7 +1,7 @@
 //! Calls out of the VM: dispatching a callout (as the root context's, whichever context asks),
 //! and reading its answer as the engine reads answers.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use prost::Message;
 use proxy_wasm::hostcalls;
@@ -117,6 +117,19 @@ pub(super) fn read_grpc_response(status_code: u32, response_size: usize) -> Upst
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+thread_local! {
+    /// The tick period this VM's root context has, as last set.
+    static TICK: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the root context's tick period, unless it has it already: the timer is set again on
+/// every answer otherwise.
+pub(super) fn set_tick_period(period: Duration) {
+    if TICK.with(|tick| tick.replace(Some(period))) != Some(period) {
+        let _ = hostcalls::set_tick_period(period);
+    }
 }
 
 pub(super) fn now_ms() -> u64 {

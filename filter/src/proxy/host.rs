@@ -6,7 +6,7 @@ use proxy_wasm::types::MapType;
 
 use semaphore_plan::FORWARD_CLUSTER_HEADER;
 
-use super::callouts::{dispatch, dispatch_as_root, now_ms};
+use super::callouts::{dispatch, dispatch_as_root};
 use super::Shared;
 use crate::engine::{Callout, Event, Forwarding, Host, Reply};
 
@@ -20,11 +20,20 @@ pub(super) struct EnvoyHost<'a> {
     attached: bool,
     /// The engine forwarded the request: the filter lets it go on instead of holding it.
     pub(super) forwarded: bool,
+    /// The time of the callback it serves: the clock is read once per callback, not at every
+    /// question the engine asks of it.
+    now_ms: u64,
 }
 
 impl<'a> EnvoyHost<'a> {
-    pub(super) fn new(shared: &'a Shared, context_id: u32, in_root: bool, attached: bool) -> Self {
-        EnvoyHost { shared, context_id, in_root, attached, forwarded: false }
+    pub(super) fn new(
+        shared: &'a Shared,
+        context_id: u32,
+        in_root: bool,
+        attached: bool,
+        now_ms: u64,
+    ) -> Self {
+        EnvoyHost { shared, context_id, in_root, attached, forwarded: false, now_ms }
     }
 }
 
@@ -97,7 +106,7 @@ impl Host for EnvoyHost<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        now_ms()
+        self.now_ms
     }
 
     fn record(&mut self, event: Event) {

@@ -14,6 +14,8 @@ pub(super) struct Metrics {
     rollback_failures: Option<u32>,
     compensations_pending: Option<u32>,
     compensations_in_flight: Option<u32>,
+    /// The gauges' values as last set.
+    gauges: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 struct FlowMetrics {
@@ -88,6 +90,7 @@ impl Metrics {
             rollback_failures: define(MetricType::Counter, "semaphore.rollback_failures".into()),
             compensations_pending: define(MetricType::Gauge, "semaphore.compensations.pending".into()),
             compensations_in_flight: define(MetricType::Gauge, "semaphore.compensations.in_flight".into()),
+            gauges: Default::default(),
         }
     }
 
@@ -111,8 +114,12 @@ impl Metrics {
                 }
             }
         }
-        observe(self.compensations_pending, sagas.pending() as u64);
-        observe(self.compensations_in_flight, sagas.in_flight() as u64);
+        // Gauges are set when they change, not on every answer.
+        let gauges = (sagas.pending() as u64, sagas.in_flight() as u64);
+        if self.gauges.replace(Some(gauges)) != Some(gauges) {
+            observe(self.compensations_pending, gauges.0);
+            observe(self.compensations_in_flight, gauges.1);
+        }
     }
 
     fn node(&self, engine: &Engine, flow: usize, node: usize) -> Option<&NodeMetrics> {

@@ -19,7 +19,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
 use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse};
-use callouts::{dispatch, now_ms, read_grpc_response, read_http_response, DISPATCH_AS_ROOT};
+use callouts::{dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, DISPATCH_AS_ROOT};
 use host::{remove_client_forward_cluster, EnvoyHost};
 use metrics::{increment, Metrics};
 
@@ -75,8 +75,7 @@ impl Root {
     }
 
     /// Dispatches the compensations that are due, and keeps the timer for the next.
-    fn pump(&mut self) {
-        let now = now_ms();
+    fn pump(&mut self, now: u64) {
         let mut next: Option<u64> = None;
         let mut idle = true;
         for shared in self.all_shared() {
@@ -108,7 +107,7 @@ impl Root {
         if self.bodies_awaited() && (period.is_zero() || period > Duration::from_millis(100)) {
             period = Duration::from_millis(100);
         }
-        let _ = hostcalls::set_tick_period(period);
+        set_tick_period(period);
         if self.draining_since.is_some() && idle {
             info!("compensations done; the VM may stop");
             let _ = hostcalls::done();
@@ -117,17 +116,18 @@ impl Root {
 
     /// An answer to a root-owned call: a flow's, or a compensation's.
     fn answered(&mut self, token: u32, response: UpstreamResponse) {
+        let now = now_ms();
         for shared in self.all_shared() {
             let owner = shared.owners.borrow_mut().remove(&token);
             if let Some(context_id) = owner {
-                flow_answered(&shared, self.context_id, context_id, token, response);
-                self.pump();
+                flow_answered(&shared, self.context_id, context_id, token, response, now);
+                self.pump(now);
                 return;
             }
-            let events = shared.sagas.borrow_mut().answered(token, response.status, now_ms());
+            let events = shared.sagas.borrow_mut().answered(token, response.status, now);
             if let Some(events) = events {
                 shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
-                self.pump();
+                self.pump(now);
                 return;
             }
         }
@@ -136,7 +136,14 @@ impl Root {
 }
 
 /// Runs a flow on its call's answer, through its stream while the client is there.
-fn flow_answered(shared: &Rc<Shared>, root_id: u32, context_id: u32, token: u32, response: UpstreamResponse) {
+fn flow_answered(
+    shared: &Rc<Shared>,
+    root_id: u32,
+    context_id: u32,
+    token: u32,
+    response: UpstreamResponse,
+    now_ms: u64,
+) {
     let Some(mut stream) = shared.streams.borrow_mut().remove(&context_id) else { return };
     let Stage::Running(execution) = &mut stream.stage else {
         shared.streams.borrow_mut().insert(context_id, stream);
@@ -144,7 +151,7 @@ fn flow_answered(shared: &Rc<Shared>, root_id: u32, context_id: u32, token: u32,
     };
     // Stream operations (answer, forward, resume) act on the effective context.
     let attached = stream.attached && hostcalls::set_effective_context(context_id).is_ok();
-    let mut host = EnvoyHost::new(shared, context_id, true, attached);
+    let mut host = EnvoyHost::new(shared, context_id, true, attached, now_ms);
     execution.on_response(token, response, &mut host);
     let forwarded = host.forwarded;
     settle(shared, &mut stream, forwarded);
@@ -177,7 +184,7 @@ fn settle(shared: &Shared, stream: &mut Stream, forwarded: bool) {
     let events = shared.sagas.borrow_mut().admit(compensations);
     shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
     // Sets the tick of this VM's root context, which dispatches the compensations.
-    let _ = hostcalls::set_tick_period(Duration::from_millis(1));
+    set_tick_period(Duration::from_millis(1));
 }
 
 impl Context for Root {
@@ -215,8 +222,9 @@ impl Context for Root {
             }
             shared.sagas.borrow_mut().drain();
         }
-        self.draining_since = Some(now_ms());
-        self.pump();
+        let now = now_ms();
+        self.draining_since = Some(now);
+        self.pump(now);
         false
     }
 }
@@ -277,8 +285,9 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.answer_bodies_that_never_came();
-        self.pump();
+        let now = now_ms();
+        self.answer_bodies_that_never_came(now);
+        self.pump(now);
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
@@ -325,9 +334,8 @@ impl Root {
     /// Requests held for a body no data of which arrived by their deadline: Envoy is not
     /// delivering bodies to the filter. Each is answered, with what to change, and the VM says
     /// so once in its log.
-    fn answer_bodies_that_never_came(&mut self) {
+    fn answer_bodies_that_never_came(&mut self, now: u64) {
         let Some(shared) = self.shared.clone() else { return };
-        let now = now_ms();
         let stuck: Vec<u32> = shared
             .streams
             .borrow()
@@ -348,7 +356,7 @@ impl Root {
             }
             if hostcalls::set_effective_context(context_id).is_ok() {
                 let reply = shared.engine.error_reply(&buffering.matched, 500, NO_BODY_MESSAGE);
-                EnvoyHost::new(&shared, context_id, true, true).respond(reply);
+                EnvoyHost::new(&shared, context_id, true, true, now).respond(reply);
             }
         }
         let _ = hostcalls::set_effective_context(self.context_id);
@@ -421,7 +429,7 @@ impl Filter {
         let now_unix_ms = now_ms();
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
-        let mut host = EnvoyHost::new(&shared, self.context_id, false, true);
+        let mut host = EnvoyHost::new(&shared, self.context_id, false, true, now_unix_ms);
         let execution = Execution::start(Rc::clone(&shared.engine), matched, request, &mut host);
         let forwarded = host.forwarded;
         let mut stream = Stream { stage: Stage::Running(Box::new(execution)), attached: true };
@@ -438,7 +446,7 @@ impl Context for Filter {
         if let Stage::Running(execution) = &mut stream.stage {
             // The stream ended before the flow answered: the client went away. Its calls in
             // flight go on, answered to the root context.
-            execution.abandon(&mut EnvoyHost::new(&shared, self.context_id, false, false));
+            execution.abandon(&mut EnvoyHost::new(&shared, self.context_id, false, false, now_ms()));
             settle(&shared, &mut stream, false);
         }
         if matches!(stream.stage, Stage::Running(_)) {
@@ -460,7 +468,7 @@ impl HttpContext for Filter {
             Route::Endpoint(matched) => matched,
             Route::NoEndpoint => return Action::Continue,
             Route::MethodNotAllowed(allowed) => {
-                EnvoyHost::new(&shared, self.context_id, false, true)
+                EnvoyHost::new(&shared, self.context_id, false, true, now_ms())
                     .respond(Engine::method_not_allowed(&method, &path, &allowed));
                 return Action::Pause;
             }
@@ -485,7 +493,7 @@ impl HttpContext for Filter {
                 data_seen: false,
             }));
             // The root context's timer watches for a body that never comes.
-            let _ = hostcalls::set_tick_period(Duration::from_millis(100));
+            set_tick_period(Duration::from_millis(100));
         }
         Action::Pause
     }

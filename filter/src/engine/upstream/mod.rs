@@ -94,7 +94,10 @@ pub(super) fn read_response(
     if !expected {
         return Err(Failure::new(status, unexpected_status(status, &response)));
     }
-    let value = codec::decode_body(plan, call.response_message, response_codec(plan, call), &response.body)
+    // Only the fields the flow's templates read: the compiler listed them.
+    let fields = call.response_fields.as_ref().map(|set| set.fields.as_slice());
+    let codec = response_codec(plan, call);
+    let value = codec::decode_body_fields(plan, call.response_message, codec, &response.body, fields)
         .map_err(|e| Failure::new(502, format!("invalid upstream response: {e}")))?;
     Ok((Value::Object(value), response.headers))
 }

@@ -1,0 +1,110 @@
+//! Which fields of each call's answer the flow's templates read, so that the filter decodes
+//! only those: an upstream's answer often carries far more than a flow uses.
+
+use std::collections::BTreeSet;
+
+use plan::visit;
+use semaphore_plan as plan;
+
+/// Sets each call's `response_fields`: the top-level fields of its response that some
+/// reference reads (`{{ node:field... }}`), or `None` when one reads the whole response.
+pub(super) fn set_response_fields(flow: &mut plan::Flow, messages: &[plan::MessageLayout]) {
+    let mut read: Vec<Option<BTreeSet<String>>> = vec![Some(BTreeSet::new()); flow.nodes.len()];
+    visit::references(flow, &mut |reference| {
+        if reference.property() != plan::Property::Response
+            || matches!(reference.slot, plan::INPUT_SLOT | plan::ERROR_SLOT | plan::ITEM_SLOT)
+        {
+            return;
+        }
+        let Some(node) = (reference.slot as usize).checked_sub(1).and_then(|index| read.get_mut(index))
+        else {
+            return;
+        };
+        match (node.as_mut(), reference.path.first()) {
+            (Some(fields), Some(field)) => {
+                fields.insert(field.clone());
+            }
+            (Some(_), None) => *node = None,
+            (None, _) => {}
+        }
+    });
+    for (node, read) in flow.nodes.iter_mut().zip(read) {
+        let Some(call) = node.call.as_mut() else { continue };
+        let Some(layout) = messages.get(call.response_message as usize) else { continue };
+        call.response_fields = read.map(|names| plan::FieldSet {
+            fields: (0..layout.fields.len() as u32)
+                .filter(|&index| layout.fields.get(index as usize).is_some_and(|f| names.contains(&f.name)))
+                .collect(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(slot: u32, path: &[&str]) -> plan::Value {
+        plan::Value {
+            kind: Some(plan::ValueKind::Reference(plan::Reference {
+                slot,
+                property: plan::Property::Response as i32,
+                path: path.iter().map(|p| p.to_string()).collect(),
+                absent: None,
+            })),
+        }
+    }
+
+    fn field(index: u32, value: plan::Value) -> plan::FieldTemplate {
+        plan::FieldTemplate { field: index, value: Some(value) }
+    }
+
+    fn call(response_message: u32) -> Option<plan::Call> {
+        Some(plan::Call { response_message, ..Default::default() })
+    }
+
+    #[test]
+    fn a_call_is_read_for_the_fields_templates_name_and_whole_when_one_names_none() {
+        let layout = |names: &[&str]| plan::MessageLayout {
+            name: "M".into(),
+            fields: names
+                .iter()
+                .map(|n| plan::FieldLayout { name: n.to_string(), ..Default::default() })
+                .collect(),
+        };
+        let messages = vec![layout(&["id", "name", "items", "total"]), layout(&["order"])];
+        let mut flow = plan::Flow {
+            nodes: vec![
+                // `a`: read for `id` by `b`, `items.sku` by the output and in a condition.
+                plan::Node { call: call(0), ..Default::default() },
+                plan::Node {
+                    call: Some(plan::Call {
+                        response_message: 0,
+                        request: Some(plan::MessageTemplate {
+                            fields: vec![field(0, reference(1, &["id"]))],
+                        }),
+                        ..Default::default()
+                    }),
+                    condition: Some(reference(1, &["items", "sku"])),
+                    ..Default::default()
+                },
+                // `c`: read whole by the output.
+                plan::Node { call: call(0), ..Default::default() },
+                // `d`: read by nothing.
+                plan::Node { call: call(0), ..Default::default() },
+            ],
+            output: Some(plan::Output {
+                message: 1,
+                body: Some(plan::MessageTemplate { fields: vec![field(0, reference(3, &[]))] }),
+                headers: vec![],
+            }),
+            ..Default::default()
+        };
+        set_response_fields(&mut flow, &messages);
+        let read: Vec<_> = flow
+            .nodes
+            .iter()
+            .map(|node| node.call.as_ref().and_then(|c| c.response_fields.as_ref()).map(|f| f.fields.clone()))
+            .collect();
+        assert_eq!(read, [Some(vec![0, 2]), Some(vec![]), None, Some(vec![])]);
+    }
+}

@@ -54,6 +54,22 @@ async fn proxy(auth: &Upstream, blobs: &Upstream) -> Envoy {
     start_semaphore(PROXY, &[("files.Auth", auth.addr()), ("files.Blobs", blobs.addr())]).await.unwrap()
 }
 
+/// The bootstrap `semaphore envoy` writes for the proxy fixture, for a test to add to.
+fn proxy_bootstrap(auth: &Upstream, blobs: &Upstream) -> String {
+    let compiled = semaphore_compiler::compile_file(&workspace_root().join(PROXY)).unwrap();
+    let options = EnvoyOptions {
+        wasm: wasm_path(),
+        listen: Some("127.0.0.1:0".into()),
+        admin: "127.0.0.1:0".into(),
+        upstream_overrides: [("files.Auth", auth.addr()), ("files.Blobs", blobs.addr())]
+            .into_iter()
+            .map(|(service, addr)| (service.to_string(), addr.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    bootstrap(&compiled, &options)
+}
+
 /// Bytes no codec would take for a message: every value, in an order of no pattern.
 fn payload(len: usize) -> Vec<u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -226,20 +242,9 @@ async fn a_client_cannot_pick_the_cluster_a_request_goes_to() {
 #[tokio::test]
 async fn requests_no_endpoint_matches_reach_envoys_router_untouched() {
     let (auth, blobs) = (auth(), blobs());
-    let compiled = semaphore_compiler::compile_file(&workspace_root().join(PROXY)).unwrap();
-    let options = EnvoyOptions {
-        wasm: wasm_path(),
-        listen: Some("127.0.0.1:0".into()),
-        admin: "127.0.0.1:0".into(),
-        upstream_overrides: [("files.Auth", auth.addr()), ("files.Blobs", blobs.addr())]
-            .into_iter()
-            .map(|(service, addr)| (service.to_string(), addr.to_string()))
-            .collect(),
-        ..Default::default()
-    };
     // An operator's own route, beside the generated one: `/other` goes to the blobs cluster.
     let other = format!("- match: {{ prefix: /other }}\n  route: {{ cluster: \"{BLOBS_CLUSTER}\" }}\n");
-    let envoy = Envoy::start(&append_routes(&bootstrap(&compiled, &options), &other).unwrap()).await.unwrap();
+    let envoy = Envoy::start(&append_routes(&proxy_bootstrap(&auth, &blobs), &other).unwrap()).await.unwrap();
 
     let response = http_client()
         .put(envoy.url("/other?q=1"))
@@ -335,17 +340,6 @@ async fn the_body_arrives_whole_with_another_filter_after_ours() {
         return;
     }
     let (auth, blobs) = (auth(), blobs());
-    let compiled = semaphore_compiler::compile_file(&workspace_root().join(PROXY)).unwrap();
-    let options = EnvoyOptions {
-        wasm: wasm_path(),
-        listen: Some("127.0.0.1:0".into()),
-        admin: "127.0.0.1:0".into(),
-        upstream_overrides: [("files.Auth", auth.addr()), ("files.Blobs", blobs.addr())]
-            .into_iter()
-            .map(|(service, addr)| (service.to_string(), addr.to_string()))
-            .collect(),
-        ..Default::default()
-    };
     let buffer = "
 - name: envoy.filters.http.buffer
   typed_config:
@@ -353,7 +347,7 @@ async fn the_body_arrives_whole_with_another_filter_after_ours() {
     max_request_bytes: 8388608
 ";
     let envoy =
-        Envoy::start(&insert_before_router(&bootstrap(&compiled, &options), buffer).unwrap()).await.unwrap();
+        Envoy::start(&insert_before_router(&proxy_bootstrap(&auth, &blobs), buffer).unwrap()).await.unwrap();
     assert!(
         !went_on_past_the_buffer_limit(&envoy, &auth, &blobs).await,
         "the buffer filter holds the request until the whole body is in"

@@ -74,7 +74,7 @@ fn rule(rewrite: &Rewrite) -> Result<Rule, String> {
 
 /// The path part of `path_and_query` rewritten by the first rule that matches it whole, or kept
 /// when none does; the query string stays as it came.
-pub(super) fn rewrite(rules: &[Rule], path_and_query: &str) -> String {
+fn rewrite(rules: &[Rule], path_and_query: &str) -> String {
     let (path, query) = match path_and_query.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),

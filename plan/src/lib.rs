@@ -474,6 +474,11 @@ pub struct FieldTemplate {
     pub field: u32,
     #[prost(message, optional, tag = "2")]
     pub value: Option<Value>,
+    /// The value is a reference to a message, or a list of messages, of the field's own type:
+    /// it is already typed as the field holds it, so the filter moves it in without coercing
+    /// it again. Plans without it coerce every value, as before.
+    #[prost(bool, tag = "3")]
+    pub typed: bool,
 }
 
 /// A value computed per request.
@@ -723,7 +728,11 @@ mod tests {
                         method: "Get".into(),
                         http_method: "GET".into(),
                         request: Some(MessageTemplate {
-                            fields: vec![FieldTemplate { field: 0, value: Some(reference.clone()) }],
+                            fields: vec![FieldTemplate {
+                                field: 0,
+                                value: Some(reference.clone()),
+                                typed: false,
+                            }],
                         }),
                         params: vec![NamedValue { name: "id".into(), value: Some(reference) }],
                         timeout_ms: 10_000,

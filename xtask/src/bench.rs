@@ -68,12 +68,14 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
     for scenario in Scenario::ALL {
         step(&format!("Measuring {}: {}", workload.name(), scenario.label(workload)));
         let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let idle_rss_kb = envoy.rss_kb();
         let url = envoy.url(workload, scenario);
         tools.oha(workload, &url, &["-z", "2s", "-c", "8"])?;
         let closed =
             tools.oha(workload, &url, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
         let open = tools.oha(workload, &url, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
-        report.runs.push(Run { workload, scenario, closed, open, rss_kb: envoy.rss_kb() });
+        report.runs.push(Run { workload, scenario, closed, open, idle_rss_kb, rss_kb: envoy.rss_kb() });
     }
     Ok(())
 }
@@ -480,6 +482,8 @@ struct Run {
     scenario: Scenario,
     closed: Value,
     open: Value,
+    /// Before the first request: the module compiled, the plan loaded, no request's memory.
+    idle_rss_kb: u64,
     rss_kb: u64,
 }
 
@@ -535,17 +539,18 @@ impl Report {
     /// A workload's throughput, latency and RSS per scenario, and how (c) compares with (b).
     fn write_workload(&self, workload: Workload, out: &mut String) {
         let _ = writeln!(out, "## The {} workload\n\n{}.\n", workload.name(), workload.description());
-        let _ = writeln!(out, "| | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | Envoy RSS (MiB) |");
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(out, "| | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | Envoy RSS idle (MiB) | Envoy RSS after (MiB) |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for run in self.runs.iter().filter(|run| run.workload == workload) {
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 run.scenario.label(workload),
                 throughput(&run.closed),
                 percentile(&run.open, "p50"),
                 percentile(&run.open, "p90"),
                 percentile(&run.open, "p99"),
+                run.idle_rss_kb as f64 / 1024.0,
                 run.rss_kb as f64 / 1024.0
             );
         }
@@ -559,11 +564,13 @@ impl Report {
         let _ = writeln!(
             out,
             "\n(c) against (b): throughput {:.2} (target at least 0.9); p50 {:+.2} ms (target at most 0.2), \
-             p99 {:+.2} ms (target at most 1); RSS {:+.1} MiB (target at most 5).\n",
+             p99 {:+.2} ms (target at most 1); RSS {:+.1} MiB (target at most 5), of which {:+.1} MiB before the \
+             first request.\n",
             ratio(throughput(&c.closed), throughput(&b.closed)),
             p(c, "p50") - p(b, "p50"),
             p(c, "p99") - p(b, "p99"),
-            (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0
+            (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
+            (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0
         );
     }
 

@@ -1,6 +1,7 @@
-//! The floor any filter of Semaphore's shape pays: on every request, calls `a` and `b` in
-//! parallel and `c` after `a`, then answers with the bodies concatenated. No plan, no templates,
-//! no codec: only the proxy-wasm callouts. The configuration names the clusters:
+//! The floor any filter of Semaphore's shape pays: on every request, once its body is in, calls
+//! `a` and `b` in parallel (GET) and `c` after `a` (POST, the request's body as its body), then
+//! answers with the bodies concatenated. The same callouts the flow makes, with no plan, no
+//! templates, no codec: only the proxy-wasm calls. The configuration names the clusters:
 //! `{"a": "...", "b": "...", "c": "..."}`; without `c`, it makes the two parallel calls only.
 
 use std::rc::Rc;
@@ -47,6 +48,7 @@ impl RootContext for Root {
         Some(Box::new(Calls {
             clusters: Rc::clone(&self.clusters),
             tokens: [0; 3],
+            request: Vec::new(),
             bodies: Default::default(),
             done: 0,
         }))
@@ -56,14 +58,32 @@ impl RootContext for Root {
 struct Calls {
     clusters: Rc<Clusters>,
     tokens: [u32; 3],
+    /// The request's body, which `c` sends on.
+    request: Vec<u8>,
     bodies: [Vec<u8>; 3],
     done: usize,
 }
 
 impl Calls {
-    fn call(&self, cluster: &str) -> u32 {
+    fn get(&self, cluster: &str) -> u32 {
         let headers = vec![(":method", "GET"), (":path", "/"), (":authority", cluster)];
         hostcalls::dispatch_http_call(cluster, headers, None, vec![], Duration::from_secs(5)).unwrap_or(0)
+    }
+
+    fn post(&self, cluster: &str, body: &[u8]) -> u32 {
+        let headers = vec![
+            (":method", "POST"),
+            (":path", "/"),
+            (":authority", cluster),
+            ("content-type", "application/json"),
+        ];
+        hostcalls::dispatch_http_call(cluster, headers, Some(body), vec![], Duration::from_secs(5))
+            .unwrap_or(0)
+    }
+
+    fn start(&mut self) {
+        self.tokens[0] = self.get(&self.clusters.a.clone());
+        self.tokens[1] = self.get(&self.clusters.b.clone());
     }
 }
 
@@ -77,7 +97,7 @@ impl Context for Calls {
         self.done += 1;
         let calls = if self.clusters.c.is_empty() { 2 } else { 3 };
         if index == 0 && calls == 3 {
-            self.tokens[2] = self.call(&self.clusters.c.clone());
+            self.tokens[2] = self.post(&self.clusters.c.clone(), &self.request);
         }
         if self.done == calls {
             let body = self.bodies.concat();
@@ -88,14 +108,20 @@ impl Context for Calls {
 }
 
 impl HttpContext for Calls {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.tokens[0] = self.call(&self.clusters.a.clone());
-        self.tokens[1] = self.call(&self.clusters.b.clone());
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            self.start();
+        }
         Action::Pause
     }
 
     /// The body is held too: the answer is local, nothing goes on to the router.
-    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size);
+            self.request = body.ok().flatten().unwrap_or_default();
+            self.start();
+        }
         Action::Pause
     }
 }

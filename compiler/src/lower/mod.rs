@@ -869,15 +869,21 @@ impl Lowering<'_> {
                     .suggest(&field.name.value, names.iter().map(String::as_str), Some(listed));
                 continue;
             };
-            let value = match &field.value {
-                FieldValue::Literal(value) => self.field_value(value, &descriptor, ctx).map(|(v, _)| v),
-                FieldValue::Message(nested) => self.nested_message(field, &descriptor, nested, ctx),
+            let (value, typed) = match &field.value {
+                FieldValue::Literal(value) => match self.field_value(value, &descriptor, ctx) {
+                    Some((value, ty)) => {
+                        let typed = typed_as_held(&value, &ty, &descriptor);
+                        (Some(value), typed)
+                    }
+                    None => (None, false),
+                },
+                FieldValue::Message(nested) => (self.nested_message(field, &descriptor, nested, ctx), false),
                 FieldValue::Repeated { source, fields } => {
-                    self.repeated(field, &descriptor, source, fields, ctx)
+                    (self.repeated(field, &descriptor, source, fields, ctx), false)
                 }
             };
             if let Some(value) = value {
-                out.push(plan::FieldTemplate { field: index as u32, value: Some(value) });
+                out.push(plan::FieldTemplate { field: index as u32, value: Some(value), typed });
             }
         }
         plan::MessageTemplate { fields: out }
@@ -1048,4 +1054,19 @@ fn http_annotation(call: &CallDef, method: &MethodInfo) -> Option<HttpAnnotation
         http.get_or_insert_with(Default::default).method = verb;
     }
     http
+}
+
+/// Whether a field's value is a reference to a message, or a list of messages, of the field's
+/// own type. The filter holds every such value typed by its message's layout already (decoded
+/// or built by it), so it moves it into the field without coercing it again.
+fn typed_as_held(value: &plan::Value, ty: &Ty, field: &FieldDescriptor) -> bool {
+    let same_message = |ty: &Ty| match (ty, field.kind()) {
+        (Ty::Message(held), Kind::Message(wanted)) => held.full_name() == wanted.full_name(),
+        _ => false,
+    };
+    let same_type = match ty {
+        Ty::List(element) => field.is_list() && same_message(element),
+        _ => !field.is_list() && !field.is_map() && same_message(ty),
+    };
+    same_type && matches!(value.kind, Some(plan::ValueKind::Reference(_)))
 }

@@ -55,7 +55,7 @@ mod tests {
     }
 
     fn field(index: u32, value: plan::Value) -> plan::FieldTemplate {
-        plan::FieldTemplate { field: index, value: Some(value) }
+        plan::FieldTemplate { field: index, value: Some(value), typed: false }
     }
 
     fn call(response_message: u32) -> Option<plan::Call> {

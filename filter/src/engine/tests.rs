@@ -171,7 +171,9 @@ fn call(route: &str, http_method: &str, id: Value) -> Call {
         path: segments(route),
         request_message: QUERY,
         response_message: USER,
-        request: Some(MessageTemplate { fields: vec![FieldTemplate { field: 0, value: Some(id) }] }),
+        request: Some(MessageTemplate {
+            fields: vec![FieldTemplate { field: 0, value: Some(id), typed: false }],
+        }),
         timeout_ms: 1000,
         ..Default::default()
     }
@@ -214,7 +216,11 @@ fn get_user() -> Rc<Engine> {
         "/user/:id",
         "GET",
         vec![node("user", &[], call("/user/:id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
-        vec![FieldTemplate { field: 1, value: Some(reference(1, Property::Response, &["name"])) }],
+        vec![FieldTemplate {
+            field: 1,
+            value: Some(reference(1, Property::Response, &["name"])),
+            typed: false,
+        }],
     )
 }
 
@@ -290,16 +296,16 @@ fn path_parameters_cannot_change_the_upstream_path() {
 #[test]
 fn remaining_fields_go_to_the_query_string_of_a_get() {
     let mut get = call("/users", "GET", reference(INPUT_SLOT, Property::Request, &["id"]));
-    get.request
-        .as_mut()
-        .unwrap()
-        .fields
-        .push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
-    get.request
-        .as_mut()
-        .unwrap()
-        .fields
-        .push(FieldTemplate { field: 2, value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])) });
+    get.request.as_mut().unwrap().fields.push(FieldTemplate {
+        field: 1,
+        value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])),
+        typed: false,
+    });
+    get.request.as_mut().unwrap().fields.push(FieldTemplate {
+        field: 2,
+        value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])),
+        typed: false,
+    });
     let engine = plan("/search", "GET", vec![node("users", &[], get)], vec![]);
     let mut host = RecordingHost::default();
     run(&engine, "GET", "/search?id=a%20b&limit=5&tags=x&tags=y", b"", &mut host);
@@ -323,11 +329,11 @@ fn query_values_are_typed_by_the_schema() {
 fn post_sends_the_request_as_json() {
     let post = call("/user/:id", "POST", reference(INPUT_SLOT, Property::Request, &["id"]));
     let mut post = post;
-    post.request
-        .as_mut()
-        .unwrap()
-        .fields
-        .push(FieldTemplate { field: 1, value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])) });
+    post.request.as_mut().unwrap().fields.push(FieldTemplate {
+        field: 1,
+        value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])),
+        typed: false,
+    });
     let engine = plan("/user", "POST", vec![node("user", &[], post)], vec![]);
     let mut host = RecordingHost::default();
     run(&engine, "POST", "/user", br#"{"id": "7", "limit": 2, "unknown": true}"#, &mut host);
@@ -351,8 +357,8 @@ fn malformed_json_is_a_400() {
 fn an_xml_endpoint_reads_its_body_and_answers_in_xml() {
     let input = |name: &str| Some(reference(INPUT_SLOT, Property::Request, &[name]));
     let output = vec![
-        FieldTemplate { field: 1, value: input("id") },
-        FieldTemplate { field: 2, value: input("limit") },
+        FieldTemplate { field: 1, value: input("id"), typed: false },
+        FieldTemplate { field: 2, value: input("limit"), typed: false },
     ];
     let mut xml = plan("/user", "POST", vec![], output).plan.clone();
     xml.endpoints[0].request_codec = Codec::Xml as i32;
@@ -386,9 +392,14 @@ fn an_xml_upstream_is_sent_and_answers_xml() {
         request.fields.push(FieldTemplate {
             field: 1,
             value: Some(reference(INPUT_SLOT, Property::Request, &["limit"])),
+            typed: false,
         });
     }
-    let output = vec![FieldTemplate { field: 1, value: Some(reference(1, Property::Response, &["name"])) }];
+    let output = vec![FieldTemplate {
+        field: 1,
+        value: Some(reference(1, Property::Response, &["name"])),
+        typed: false,
+    }];
     let mut xml = plan("/user", "POST", vec![node("user", &[], post)], output).plan.clone();
     xml.services[0].request_codec = Codec::Xml as i32;
     xml.services[0].response_codec = Codec::Xml as i32;
@@ -475,7 +486,11 @@ fn visits_answer(int64_as_string: bool) -> String {
         "/user/:id",
         "GET",
         vec![node("user", &[], call("/user/:id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
-        vec![FieldTemplate { field: 2, value: Some(reference(1, Property::Response, &["visits"])) }],
+        vec![FieldTemplate {
+            field: 2,
+            value: Some(reference(1, Property::Response, &["visits"])),
+            typed: false,
+        }],
     );
     let mut plan = engine.plan.clone();
     plan.endpoints[0].int64_as_string = int64_as_string;
@@ -507,6 +522,7 @@ fn json_names_are_read_and_proto_names_written() {
         vec![FieldTemplate {
             field: 3,
             value: Some(reference(INPUT_SLOT, Property::Request, &["page_token"])),
+            typed: false,
         }],
     );
     let mut host = RecordingHost::default();
@@ -526,8 +542,12 @@ fn diamond() -> Rc<Engine> {
             node("c", &[0], call("/c/:id", "GET", reference(1, Property::Response, &["id"]))),
         ],
         vec![
-            FieldTemplate { field: 0, value: Some(reference(3, Property::Response, &["id"])) },
-            FieldTemplate { field: 1, value: Some(reference(2, Property::Response, &["name"])) },
+            FieldTemplate { field: 0, value: Some(reference(3, Property::Response, &["id"])), typed: false },
+            FieldTemplate {
+                field: 1,
+                value: Some(reference(2, Property::Response, &["name"])),
+                typed: false,
+            },
         ],
     )
 }
@@ -969,6 +989,7 @@ fn a_list_a_template_names_is_written_empty_when_its_source_is_absent() {
         request.fields.push(FieldTemplate {
             field: 2,
             value: Some(reference(INPUT_SLOT, Property::Request, &["tags"])),
+            typed: false,
         });
     }
     let engine = plan("/user/:id", "GET", vec![node("user", &[], post)], vec![]);

@@ -6,23 +6,15 @@
 use std::borrow::Cow;
 
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::typing::{map_value_field, message, normalize_message, CodecError, MAX_DEPTH};
+use super::typing::{map_value_field, message, normalize_message, normalize_single, CodecError, MAX_DEPTH};
 
 /// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
 pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
-    match normalize_message(plan, layout, value, 0)? {
-        Value::Object(map) => Ok(map),
-        _ => Ok(Map::new()),
-    }
+    decode_json_fields(plan, layout, body, None)
 }
 
 /// How JSON writes 64-bit integers.
@@ -123,54 +115,93 @@ impl JsonWriter<'_> {
     }
 }
 
+/// Most text needs no escapes, and is copied as it is.
 fn write_string(text: &str, out: &mut Vec<u8>) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
 }
 
 fn write_plain(value: &Value, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(&mut *out, value);
+    match value {
+        Value::String(text) => write_string(text, out),
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+    }
 }
 
-/// As [`decode_json`], reading only `fields` (indices in the layout) of the object: the others
-/// are skipped as they are parsed, never built. For an upstream's answer, of which a flow
-/// often reads a few fields.
+/// As [`decode_json`], reading only `fields` (indices in the layout) of the object when given:
+/// the others are skipped as they are parsed, never built. For an upstream's answer, of which a
+/// flow often reads a few fields.
+///
+/// One pass: each value is typed as it is parsed, by the field it lands in. When anything is
+/// wrong the body is decoded again the plain way, parsed and then typed, whose errors name the
+/// field and the value: failures are rare and need not be fast, answers are neither.
 pub fn decode_json_fields(
     plan: &Plan,
     layout: u32,
     body: &[u8],
-    fields: &[u32],
+    fields: Option<&[u32]>,
 ) -> Result<Map<String, Value>, CodecError> {
-    let Some(message) = message(plan, layout) else { return decode_json(plan, layout, body) };
-    // Anything but an object is refused by `decode_json`, in its words.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return decode_json(plan, layout, body);
+    if let Some(message) = message(plan, layout) {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let typed = TypedMessage { plan, message, fields, depth: 0 }
+            .deserialize(&mut deserializer)
+            .and_then(|typed| deserializer.end().map(|()| typed));
+        if let Ok(typed) = typed {
+            return Ok(typed);
+        }
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let read = Projection { message, fields }
-        .deserialize(&mut deserializer)
-        .and_then(|read| deserializer.end().map(|()| read))
-        .map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
-    match normalize_message(plan, layout, Value::Object(read), 0)? {
+    decode_json_plainly(plan, layout, body, fields)
+}
+
+/// Parsed whole, the fields not read dropped, then typed: the reference the one-pass decoder
+/// agrees with, and the source of its error messages. An empty body is an empty message.
+pub fn decode_json_plainly(
+    plan: &Plan,
+    layout: u32,
+    body: &[u8],
+    fields: Option<&[u32]>,
+) -> Result<Map<String, Value>, CodecError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| CodecError::new(format!("invalid JSON: {e}")))?;
+    if let (Some(fields), Some(message), Value::Object(object)) = (fields, message(plan, layout), &mut value)
+    {
+        object.retain(|key, _| {
+            let index = message.fields.iter().position(|f| f.name == *key || f.json_name == *key);
+            index.is_some_and(|index| fields.contains(&(index as u32)))
+        });
+    }
+    match normalize_message(plan, layout, value, 0)? {
         Value::Object(map) => Ok(map),
         _ => Ok(Map::new()),
     }
 }
 
-/// The fields of an object that are wanted, as parsed values; the rest skipped.
-struct Projection<'p> {
+/// Anything the one-pass decoder does not take: the plain decoder says what is wrong.
+fn refused<E: serde::de::Error>() -> E {
+    E::custom("not of the field's type")
+}
+
+/// A JSON object typed as a message, its unread fields skipped.
+struct TypedMessage<'p> {
+    plan: &'p Plan,
     message: &'p MessageLayout,
-    fields: &'p [u32],
+    fields: Option<&'p [u32]>,
+    depth: usize,
 }
 
-impl Projection<'_> {
-    fn wants(&self, key: &str) -> bool {
-        let index = self.message.fields.iter().position(|f| f.name == key || f.json_name == key);
-        index.is_some_and(|index| self.fields.contains(&(index as u32)))
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Projection<'_> {
+impl<'de> DeserializeSeed<'de> for TypedMessage<'_> {
     type Value = Map<String, Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -178,7 +209,7 @@ impl<'de> DeserializeSeed<'de> for Projection<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Projection<'_> {
+impl<'de> Visitor<'de> for TypedMessage<'_> {
     type Value = Map<String, Value>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -186,15 +217,186 @@ impl<'de> Visitor<'de> for Projection<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut read = Map::new();
+        if self.depth > MAX_DEPTH {
+            return Err(refused());
+        }
+        let mut typed = Map::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if self.wants(&key) {
-                read.insert(key.into_owned(), map.next_value()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            let found =
+                self.message.fields.iter().enumerate().find(|(_, f)| f.name == key || f.json_name == key);
+            let read = |index: usize| self.fields.is_none_or(|fields| fields.contains(&(index as u32)));
+            match found {
+                Some((index, field)) if read(index) => {
+                    let seed = TypedField { plan: self.plan, field, depth: self.depth, element: false };
+                    match map.next_value_seed(seed)? {
+                        Some(value) => typed.insert(field.name.clone(), value),
+                        None => typed.remove(&field.name),
+                    };
+                }
+                _ => map.next_value_seed(Skipped)?,
             }
         }
-        Ok(read)
+        Ok(typed)
+    }
+}
+
+/// A value nobody reads, parsed but not built. Through `deserialize_any`, as a value is parsed,
+/// so that it meets the parser's nesting limit as it does there.
+struct Skipped;
+
+impl<'de> DeserializeSeed<'de> for Skipped {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(Skipped)
+    }
+}
+
+impl<'de> Visitor<'de> for Skipped {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skipped)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skipped)?.is_some() {
+            map.next_value_seed(Skipped)?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON value typed by the field it lands in: the whole field (`None` for a null, which
+/// leaves it absent), or one element of a list.
+#[derive(Clone, Copy)]
+struct TypedField<'p> {
+    plan: &'p Plan,
+    field: &'p FieldLayout,
+    depth: usize,
+    element: bool,
+}
+
+impl TypedField<'_> {
+    fn single(&self) -> bool {
+        self.element || !(self.field.map || self.field.repeated)
+    }
+
+    fn scalar<E: serde::de::Error>(self, value: Value) -> Result<Option<Value>, E> {
+        if !self.single() || self.field.kind() == Kind::Message {
+            return Err(refused());
+        }
+        normalize_single(self.plan, self.field, value, self.depth).map(Some).map_err(|_| refused())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for TypedField<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypedField<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a value of the field's type")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        if self.element {
+            return Err(refused());
+        }
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.scalar(Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.scalar(Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.scalar(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.scalar(serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(refused)?)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.scalar(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        self.scalar(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if self.single() || self.field.map {
+            return Err(refused());
+        }
+        let element = TypedField { element: true, depth: self.depth + 1, ..self };
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(element)? {
+            items.push(item.ok_or_else(refused)?);
+        }
+        Ok(Some(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        if self.field.map && !self.element {
+            let value_field = map_value_field(self.plan, self.field).ok_or_else(refused)?;
+            let entry =
+                TypedField { plan: self.plan, field: value_field, depth: self.depth + 1, element: false };
+            let mut entries = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                match map.next_value_seed(entry)? {
+                    Some(value) => entries.insert(key, value),
+                    None => entries.remove(&key),
+                };
+            }
+            return Ok(Some(Value::Object(entries)));
+        }
+        if !self.single() || self.field.kind() != Kind::Message {
+            return Err(refused());
+        }
+        let message = message(self.plan, self.field.message).ok_or_else(refused)?;
+        let nested = TypedMessage { plan: self.plan, message, fields: None, depth: self.depth + 1 };
+        nested.visit_map(map).map(|typed| Some(Value::Object(typed)))
     }
 }
 
@@ -262,7 +464,9 @@ mod tests {
     }
 
     fn read(body: &str) -> Result<Value, String> {
-        decode_json_fields(&plan(), 0, body.as_bytes(), &[0, 1]).map(Value::Object).map_err(|e| e.to_string())
+        decode_json_fields(&plan(), 0, body.as_bytes(), Some(&[0, 1]))
+            .map(Value::Object)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -285,5 +489,69 @@ mod tests {
         assert_eq!(read("  "), Ok(json!({})));
         let everything = decode_json(&plan(), 0, b"[1]").map_err(|e| e.to_string());
         assert_eq!(read("[1]"), everything.map(Value::Object));
+    }
+
+    /// `User` with a nested user, a map and an enum besides.
+    fn nested_plan() -> Plan {
+        let mut plan = plan();
+        let mut friend = field("friend", 5, Kind::Message);
+        friend.message = 0;
+        let mut scores = field("scores", 6, Kind::Message);
+        (scores.message, scores.repeated, scores.map) = (1, true, true);
+        let mut status = field("status", 7, Kind::Enum);
+        status.enum_values = vec![
+            semaphore_plan::EnumValue { name: "ACTIVE".into(), number: 0 },
+            semaphore_plan::EnumValue { name: "GONE".into(), number: 1 },
+        ];
+        plan.messages[0].fields.extend([friend, scores, status]);
+        let entry = vec![field("key", 1, Kind::String), field("value", 2, Kind::Int64)];
+        plan.messages.push(MessageLayout { name: "ScoresEntry".into(), fields: entry });
+        plan
+    }
+
+    #[test]
+    fn one_pass_decoding_agrees_with_plain_decoding() {
+        let plan = nested_plan();
+        let deep_unknown = format!(r#"{{"unknown": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let bodies = [
+            r#"{"id": "1", "fullName": "Ada", "age": "36", "tags": ["a", "b"], "status": 1}"#,
+            r#"{"friend": {"id": 2, "friend": {"full_name": "Bo", "tags": []}}, "scores": {"x": "9007199254740993", "y": null}}"#,
+            r#"{"age": 2.0, "status": "GONE", "unknown": {"deep": [1, {"a": null}]}, "id": null}"#,
+            r#"{"id": "1", "id": "2", "tags": null, "friend": null}"#,
+            r#"{"age": 2.5}"#,
+            r#"{"age": 4294967296}"#,
+            r#"{"tags": ["a", null]}"#,
+            r#"{"tags": "a"}"#,
+            r#"{"friend": [1]}"#,
+            r#"{"scores": {"x": "nine"}}"#,
+            r#"{"status": "LOST"}"#,
+            r#"{"id": "1"} trailing"#,
+            &deep_unknown,
+            r#"[1]"#,
+            "null",
+            " ",
+        ];
+        for body in bodies {
+            for fields in [None, Some(&[0, 4, 5][..])] {
+                let one_pass = decode_json_fields(&plan, 0, body.as_bytes(), fields);
+                assert_eq!(one_pass, decode_json_plainly(&plan, 0, body.as_bytes(), fields), "{body}");
+            }
+        }
+        let decoded = decode_json_fields(&plan, 0, bodies[1].as_bytes(), None).map(Value::Object);
+        let scores = json!({"x": 9007199254740993_i64});
+        assert_eq!(
+            decoded,
+            Ok(json!({"friend": {"id": "2", "friend": {"full_name": "Bo", "tags": []}}, "scores": scores}))
+        );
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for text in ["plain", "quote \" inside", "back\\slash", "tab\tand\u{1}", "ünïcödé ✓", "del\u{7f}", ""]
+        {
+            let mut out = Vec::new();
+            write_string(text, &mut out);
+            assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(text).ok(), "{text:?}");
+        }
     }
 }

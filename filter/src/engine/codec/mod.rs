@@ -12,7 +12,7 @@ use semaphore_plan::{Codec, Plan};
 use serde_json::{Map, Value};
 
 pub use form::{decode_form, encode_form};
-pub use json::{decode_json, decode_json_fields, encode_json, Int64Json};
+pub use json::{decode_json, decode_json_fields, decode_json_plainly, encode_json, Int64Json};
 pub use typing::{
     field_by_name, from_text, map_key_field, map_value_field, message, normalize_field, normalize_message,
     to_text, CodecError, MAX_DEPTH,
@@ -49,7 +49,7 @@ pub fn decode_body_fields(
     fields: Option<&[u32]>,
 ) -> Result<Map<String, Value>, CodecError> {
     match (codec, fields) {
-        (Codec::Json, Some(fields)) => decode_json_fields(plan, layout, body, fields),
+        (Codec::Json, Some(fields)) => decode_json_fields(plan, layout, body, Some(fields)),
         _ => decode_body(plan, layout, codec, body),
     }
 }

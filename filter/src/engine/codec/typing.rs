@@ -148,7 +148,7 @@ pub fn normalize_field(
     normalize_single(plan, field, value, depth).map(Some)
 }
 
-fn normalize_single(
+pub(super) fn normalize_single(
     plan: &Plan,
     field: &FieldLayout,
     value: Value,

@@ -80,6 +80,10 @@ impl Env<'_> {
                 None if field.repeated => Value::Array(Vec::new()),
                 None => continue,
             };
+            if field_template.typed {
+                out.insert(field.name.clone(), value);
+                continue;
+            }
             let typed = codec::normalize_field(self.plan, field, value, depth)
                 .map_err(|e| format!("cannot build `{}`: field `{}`: {e}", message.name, field.name))?;
             if let Some(typed) = typed {

@@ -47,6 +47,8 @@ pub fn bench(root: &Path) -> Result<()> {
     report.criterion.extend(criterion(root, "semaphore-compiler", "compile")?);
     step("Criterion: the engine's work per request");
     report.criterion.extend(criterion(root, "semaphore-engine-bench", "engine")?);
+    step("Where the time goes: the checkout in V8 (cargo xtask profile)");
+    report.profile = Some(crate::profile::measure(root)?);
 
     let markdown = report.markdown(&machine());
     std::fs::write(root.join("BENCHMARKS.md"), &markdown).context("writing BENCHMARKS.md")?;
@@ -70,12 +72,14 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
         let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?;
         std::thread::sleep(Duration::from_secs(1));
         let idle_rss_kb = envoy.rss_kb();
+        let idle_allocator_kb = envoy.allocator_kb();
         let url = envoy.url(workload, scenario);
         tools.oha(workload, &url, &["-z", "2s", "-c", "8"])?;
         let closed =
             tools.oha(workload, &url, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
         let open = tools.oha(workload, &url, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
-        report.runs.push(Run { workload, scenario, closed, open, idle_rss_kb, rss_kb: envoy.rss_kb() });
+        let rss_kb = envoy.rss_kb();
+        report.runs.push(Run { workload, scenario, closed, open, idle_rss_kb, idle_allocator_kb, rss_kb });
     }
     Ok(())
 }
@@ -364,6 +368,7 @@ impl Drop for Upstreams {
 struct EnvoyProcess {
     child: Child,
     listen: u16,
+    admin: u16,
 }
 
 impl EnvoyProcess {
@@ -383,7 +388,7 @@ impl EnvoyProcess {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let process = EnvoyProcess { child, listen };
+        let process = EnvoyProcess { child, listen, admin };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(2)))
             .proxy(None)
@@ -407,6 +412,21 @@ impl EnvoyProcess {
     fn url(&self, workload: Workload, scenario: Scenario) -> String {
         let path = if scenario == Scenario::Proxy { "/a/order-1" } else { workload.path() };
         format!("http://127.0.0.1:{}{path}", self.listen)
+    }
+
+    /// What Envoy's allocator (tcmalloc) holds, from the admin's `/memory`: `(allocated, heap)`
+    /// in KiB, the bytes in use and all it took from the system, freed bytes it keeps included.
+    fn allocator_kb(&self) -> (u64, u64) {
+        let memory = ureq::get(format!("http://127.0.0.1:{}/memory", self.admin))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .unwrap_or(Value::Null);
+        let kb = |key: &str| {
+            memory.get(key).and_then(Value::as_str).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+        };
+        (kb("allocated"), kb("heap_size"))
     }
 
     /// Resident memory of the Envoy process, from /proc.
@@ -484,6 +504,8 @@ struct Run {
     open: Value,
     /// Before the first request: the module compiled, the plan loaded, no request's memory.
     idle_rss_kb: u64,
+    /// tcmalloc's `(allocated, heap)` before the first request.
+    idle_allocator_kb: (u64, u64),
     rss_kb: u64,
 }
 
@@ -496,6 +518,7 @@ struct Report {
     baseline_kb: f64,
     plans: Vec<(String, u64)>,
     criterion: Vec<(String, String)>,
+    profile: Option<crate::profile::Profile>,
 }
 
 fn throughput(result: &Value) -> f64 {
@@ -531,6 +554,7 @@ impl Report {
         }
         self.write_memory(&mut out);
         self.write_latency(&mut out);
+        self.write_gap(&mut out);
         self.write_static(&mut out);
         let _ = writeln!(out, "\nCommand: `cargo xtask bench`.");
         out
@@ -587,6 +611,55 @@ impl Report {
              checkout: (b) {b:.1} MiB, (c) {c:.1} MiB: (c) {:+.1} MiB (target at most 5).\n",
             c - b
         );
+    }
+
+    /// Where the checkout's time goes, from the profile, and what the gap to the minimal filter
+    /// is made of, from this run's figures.
+    fn write_gap(&self, out: &mut String) {
+        let (Some(b), Some(c), Some(profile)) = (
+            self.run(Workload::Checkout, Scenario::Baseline),
+            self.run(Workload::Checkout, Scenario::Semaphore),
+            &self.profile,
+        ) else {
+            return;
+        };
+        let _ = writeln!(out, "## Where the time goes\n");
+        let (envoy_b, envoy_c) = (1e6 / throughput(&b.closed), 1e6 / throughput(&c.closed));
+        let (v8_b, v8_c) = profile.micros_per_request();
+        let (calls_b, calls_c) = profile.hostcalls_per_request();
+        let gap = envoy_c - envoy_b;
+        let own = v8_c - v8_b;
+        let _ = writeln!(
+            out,
+            "In Envoy, at full load, the worker spends {envoy_b:.0} µs per checkout with the minimal filter and \
+             {envoy_c:.0} µs with Semaphore (one over the throughput): a gap of {gap:.0} µs per request. \
+             `cargo xtask profile` runs the same checkout through both modules in Node's V8, the engine Envoy runs \
+             them on, with a host that answers every callout at once: {v8_b:.1} µs and {v8_c:.1} µs per request. \
+             So {own:.0} µs of the gap ({:.0}%) is the filter's own work in the module, and {:.0} µs is outside \
+             it: Envoy's side of the {calls_c:.0} hostcalls per request (the minimal filter makes {calls_b:.0}), and \
+             how V8 runs the module inside Envoy rather than Node.\n",
+            100.0 * own / gap,
+            gap - own,
+        );
+        let (allocated_b, heap_b) = b.idle_allocator_kb;
+        let (allocated_c, heap_c) = c.idle_allocator_kb;
+        let _ = writeln!(
+            out,
+            "Memory: Envoy's RSS gap is there before the first request ({:+.1} MiB idle, {:+.1} MiB after the \
+             load), so it comes with loading the module, not with requests. Envoy's allocator holds {:+.1} MiB \
+             more live ({:.1} against {:.1} MiB) and has taken {:+.1} MiB more from the system ({:.1} against \
+             {:.1} MiB): what V8 allocated and freed compiling the larger module, which tcmalloc keeps.\n",
+            (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0,
+            (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
+            (allocated_c as f64 - allocated_b as f64) / 1024.0,
+            allocated_c as f64 / 1024.0,
+            allocated_b as f64 / 1024.0,
+            (heap_c as f64 - heap_b as f64) / 1024.0,
+            heap_c as f64 / 1024.0,
+            heap_b as f64 / 1024.0,
+        );
+        out.push_str(&profile.markdown(15));
+        let _ = writeln!(out);
     }
 
     /// What the filter adds to a flow's critical path.

@@ -11,6 +11,7 @@
 //! Rust functions.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,6 +34,25 @@ const UPSTREAMS: [(&str, &str, &str); 3] = [
 ];
 
 pub fn profile(root: &Path) -> Result<()> {
+    let profile = measure(root)?;
+    println!();
+    print_times(&profile.semaphore, &profile.baseline);
+    print_hostcalls(&profile.semaphore, &profile.baseline);
+    print_functions(&profile.functions);
+    let shown = profile.cpuprofile.strip_prefix(root).unwrap_or(&profile.cpuprofile);
+    println!("\nProfile: {} (Chrome DevTools, Performance, Load profile)", shown.display());
+    Ok(())
+}
+
+/// Both filters' runs in the driver, and the CPU profile of the Semaphore filter's.
+pub struct Profile {
+    semaphore: Outcome,
+    baseline: Outcome,
+    functions: Vec<FunctionTime>,
+    cpuprofile: PathBuf,
+}
+
+pub fn measure(root: &Path) -> Result<Profile> {
     let node = ensure_node()?;
     let modules = build(root)?;
     let dir = target_dir(root).join("profile");
@@ -52,15 +72,70 @@ pub fn profile(root: &Path) -> Result<()> {
     step("Running the minimal filter in Node (V8)");
     let baseline = Drive { wasm: &modules.baseline, config: &baseline_config, expect: "concatenation" };
     let baseline = baseline.run(&node, root, &dir.join("baseline.json"), None)?;
-
     let functions = function_times(&read_json(&cpuprofile)?)?;
-    println!();
-    print_times(&semaphore, &baseline);
-    print_hostcalls(&semaphore, &baseline);
-    print_functions(&functions);
-    let shown = cpuprofile.strip_prefix(root).unwrap_or(&cpuprofile);
-    println!("\nProfile: {} (Chrome DevTools, Performance, Load profile)", shown.display());
-    Ok(())
+    Ok(Profile { semaphore, baseline, functions, cpuprofile })
+}
+
+impl Profile {
+    /// Each filter's time per request in V8, without Envoy around it.
+    pub fn micros_per_request(&self) -> (f64, f64) {
+        (self.baseline.micros_per_request, self.semaphore.micros_per_request)
+    }
+
+    /// Hostcalls per request of the minimal filter and of the Semaphore filter.
+    pub fn hostcalls_per_request(&self) -> (f64, f64) {
+        (self.baseline.hostcalls.values().sum(), self.semaphore.hostcalls.values().sum())
+    }
+
+    /// The BENCHMARKS.md section: time per request, hostcalls, and the profile's top entries
+    /// per request.
+    pub fn markdown(&self, rows: usize) -> String {
+        let mut out = String::new();
+        let (semaphore, baseline) = (&self.semaphore, &self.baseline);
+        let _ = writeln!(out, "| | µs per request in V8 | hostcalls per request |\n| --- | ---: | ---: |");
+        for (label, outcome) in [("(b) minimal filter", baseline), ("(c) Semaphore", semaphore)] {
+            let hostcalls: f64 = outcome.hostcalls.values().sum();
+            let _ = writeln!(out, "| {label} | {:.1} | {hostcalls:.0} |", outcome.micros_per_request);
+        }
+        let total: f64 = self.functions.iter().map(|f| f.self_micros).sum();
+        // Per request: the profile's share of a function times the filter's time per request.
+        let per_request =
+            |micros: f64| if total > 0.0 { micros / total * semaphore.micros_per_request } else { 0.0 };
+        let percent = |micros: f64| if total > 0.0 { 100.0 * micros / total } else { 0.0 };
+        let _ = writeln!(
+            out,
+            "\nThe Semaphore filter's own functions by total time (self and callees), per request:\n\n\
+             | µs | % | function |\n| ---: | ---: | --- |"
+        );
+        let mut own: Vec<&FunctionTime> =
+            self.functions.iter().filter(|f| f.name.contains("semaphore_filter::")).collect();
+        own.sort_by(|a, b| b.total_micros.total_cmp(&a.total_micros));
+        for function in own.iter().take(rows) {
+            let (micros, share) = (per_request(function.total_micros), percent(function.total_micros));
+            let _ = writeln!(out, "| {micros:.1} | {share:.1} | `{}` |", shortened(&function.name, 110));
+        }
+        let _ = writeln!(out, "\nFunctions by self time, per request:\n\n| µs | % | where | function |\n| ---: | ---: | --- | --- |");
+        for function in self.functions.iter().take(rows) {
+            let (micros, share) = (per_request(function.self_micros), percent(function.self_micros));
+            let name = shortened(&function.name, 110);
+            let _ = writeln!(out, "| {micros:.1} | {share:.1} | {} | `{name}` |", function.kind.label());
+        }
+        let _ = writeln!(
+            out,
+            "\nHostcalls per request:\n\n| | (c) Semaphore | (b) minimal |\n| --- | ---: | ---: |"
+        );
+        let count = |counts: &BTreeMap<String, f64>, name: &str| counts.get(name).copied().unwrap_or(0.0);
+        let mut names: Vec<&String> = semaphore.hostcalls.keys().chain(baseline.hostcalls.keys()).collect();
+        names.sort_by(|a, b| {
+            count(&semaphore.hostcalls, b).total_cmp(&count(&semaphore.hostcalls, a)).then(a.cmp(b))
+        });
+        names.dedup();
+        for name in names {
+            let (c, b) = (count(&semaphore.hostcalls, name), count(&baseline.hostcalls, name));
+            let _ = writeln!(out, "| `{name}` | {c:.0} | {b:.0} |");
+        }
+        out
+    }
 }
 
 /// Node 20 or later: the driver uses `node:inspector/promises`.

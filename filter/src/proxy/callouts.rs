@@ -132,6 +132,11 @@ pub(super) fn set_tick_period(period: Duration) {
     }
 }
 
+/// Whether the root context's timer ticks.
+pub(super) fn ticking() -> bool {
+    TICK.with(|tick| tick.get().is_some_and(|period| !period.is_zero()))
+}
+
 pub(super) fn now_ms() -> u64 {
     hostcalls::get_current_time()
         .ok()

@@ -18,6 +18,8 @@ pub(super) struct EnvoyHost<'a> {
     in_root: bool,
     /// The client is there: answers and forwards reach its stream.
     attached: bool,
+    /// A root callback made the stream's context the effective one, to act on the stream.
+    on_stream: bool,
     /// The engine forwarded the request: the filter lets it go on instead of holding it.
     pub(super) forwarded: bool,
     /// The time of the callback it serves: the clock is read once per callback, not at every
@@ -33,7 +35,32 @@ impl<'a> EnvoyHost<'a> {
         attached: bool,
         now_ms: u64,
     ) -> Self {
-        EnvoyHost { shared, context_id, in_root, attached, forwarded: false, now_ms }
+        EnvoyHost { shared, context_id, in_root, attached, on_stream: false, forwarded: false, now_ms }
+    }
+
+    /// Whether the stream can be acted on. Stream operations (answer, forward, resume) act on
+    /// the effective context: a root callback makes it the stream's only when it acts on it,
+    /// as most answers to a flow's calls do not.
+    pub(super) fn enter_stream(&mut self) -> bool {
+        if !self.attached {
+            return false;
+        }
+        if self.in_root && !self.on_stream {
+            if hostcalls::set_effective_context(self.context_id).is_err() {
+                self.attached = false;
+                return false;
+            }
+            self.on_stream = true;
+        }
+        true
+    }
+
+    /// Back to the root context, after `enter_stream`.
+    pub(super) fn leave_stream(&mut self) {
+        if self.on_stream {
+            let _ = hostcalls::set_effective_context(self.shared.root_id);
+            self.on_stream = false;
+        }
     }
 }
 
@@ -56,10 +83,11 @@ fn refresh_route() {
 }
 
 /// A client naming the forward cluster itself would pick any cluster Envoy knows: the header is
-/// the filter's alone.
-pub(super) fn remove_client_forward_cluster() {
-    let sent = hostcalls::get_map_value(MapType::HttpRequestHeaders, FORWARD_CLUSTER_HEADER);
-    if matches!(sent, Ok(Some(_))) {
+/// the filter's alone. Takes the request's headers as read, and leaves them as Envoy has them.
+pub(super) fn remove_client_forward_cluster(headers: &mut Vec<(String, String)>) {
+    let before = headers.len();
+    headers.retain(|(name, _)| name != FORWARD_CLUSTER_HEADER);
+    if headers.len() != before {
         warn!("removed the `{FORWARD_CLUSTER_HEADER}` header a client sent");
         if set_request_header(FORWARD_CLUSTER_HEADER, None).is_ok() {
             refresh_route();
@@ -69,13 +97,14 @@ pub(super) fn remove_client_forward_cluster() {
 
 impl Host for EnvoyHost<'_> {
     fn dispatch(&mut self, callout: &Callout) -> Result<u32, String> {
+        self.leave_stream();
         let token = if self.in_root { dispatch(callout) } else { dispatch_as_root(self.shared, callout) }?;
         self.shared.owners.borrow_mut().insert(token, self.context_id);
         Ok(token)
     }
 
     fn respond(&mut self, reply: Reply) {
-        if !self.attached {
+        if !self.enter_stream() {
             return;
         }
         // Envoy's local replies end with their body: trailers travel with the headers, as in a
@@ -90,7 +119,7 @@ impl Host for EnvoyHost<'_> {
     }
 
     fn forward(&mut self, forwarding: Forwarding) -> Result<(), String> {
-        if !self.attached {
+        if !self.enter_stream() {
             return Err("the client has gone".into());
         }
         for (name, value) in &forwarding.headers {

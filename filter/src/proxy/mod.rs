@@ -19,7 +19,9 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
 use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse};
-use callouts::{dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, DISPATCH_AS_ROOT};
+use callouts::{
+    dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, ticking, DISPATCH_AS_ROOT,
+};
 use host::{remove_client_forward_cluster, EnvoyHost};
 use metrics::{increment, Metrics};
 
@@ -75,7 +77,7 @@ impl Root {
     }
 
     /// Dispatches the compensations that are due, and keeps the timer for the next.
-    fn pump(&mut self, now: u64) {
+    fn pump(&mut self, now: u64, on_tick: bool) {
         let mut next: Option<u64> = None;
         let mut idle = true;
         for shared in self.all_shared() {
@@ -98,7 +100,9 @@ impl Root {
             idle &= sagas.is_idle() && shared.owners.borrow().is_empty();
         }
         self.retired.retain(|shared| !shared.sagas.borrow().is_idle() || !shared.owners.borrow().is_empty());
-        // Tick when something is due; idle, no tick at all.
+        // Tick when something is due; idle, no tick at all. The timer stops on a tick that
+        // finds nothing to do, not on every answer: under load, requests would start and stop
+        // it all the time.
         let mut period = match next {
             Some(due) => Duration::from_millis(due.saturating_sub(now).clamp(1, 1000)),
             None if self.draining_since.is_some() => Duration::from_millis(10),
@@ -107,7 +111,9 @@ impl Root {
         if self.bodies_awaited() && (period.is_zero() || period > Duration::from_millis(100)) {
             period = Duration::from_millis(100);
         }
-        set_tick_period(period);
+        if !(period.is_zero() && ticking() && !on_tick) {
+            set_tick_period(period);
+        }
         if self.draining_since.is_some() && idle {
             info!("compensations done; the VM may stop");
             let _ = hostcalls::done();
@@ -120,14 +126,14 @@ impl Root {
         for shared in self.all_shared() {
             let owner = shared.owners.borrow_mut().remove(&token);
             if let Some(context_id) = owner {
-                flow_answered(&shared, self.context_id, context_id, token, response, now);
-                self.pump(now);
+                flow_answered(&shared, context_id, token, response, now);
+                self.pump(now, false);
                 return;
             }
             let events = shared.sagas.borrow_mut().answered(token, response.status, now);
             if let Some(events) = events {
                 shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
-                self.pump(now);
+                self.pump(now, false);
                 return;
             }
         }
@@ -136,31 +142,22 @@ impl Root {
 }
 
 /// Runs a flow on its call's answer, through its stream while the client is there.
-fn flow_answered(
-    shared: &Rc<Shared>,
-    root_id: u32,
-    context_id: u32,
-    token: u32,
-    response: UpstreamResponse,
-    now_ms: u64,
-) {
+fn flow_answered(shared: &Rc<Shared>, context_id: u32, token: u32, response: UpstreamResponse, now_ms: u64) {
     let Some(mut stream) = shared.streams.borrow_mut().remove(&context_id) else { return };
     let Stage::Running(execution) = &mut stream.stage else {
         shared.streams.borrow_mut().insert(context_id, stream);
         return;
     };
-    // Stream operations (answer, forward, resume) act on the effective context.
-    let attached = stream.attached && hostcalls::set_effective_context(context_id).is_ok();
-    let mut host = EnvoyHost::new(shared, context_id, true, attached, now_ms);
+    let mut host = EnvoyHost::new(shared, context_id, true, stream.attached, now_ms);
     execution.on_response(token, response, &mut host);
     let forwarded = host.forwarded;
     settle(shared, &mut stream, forwarded);
-    if attached && matches!(stream.stage, Stage::Forwarded) {
+    if matches!(stream.stage, Stage::Forwarded) && host.enter_stream() {
         if let Err(status) = hostcalls::resume_http_request() {
             warn!("cannot resume the forwarded request ({status:?})");
         }
     }
-    let _ = hostcalls::set_effective_context(root_id);
+    host.leave_stream();
     if stream.attached || matches!(stream.stage, Stage::Running(_)) {
         shared.streams.borrow_mut().insert(context_id, stream);
     }
@@ -224,7 +221,7 @@ impl Context for Root {
         }
         let now = now_ms();
         self.draining_since = Some(now);
-        self.pump(now);
+        self.pump(now, false);
         false
     }
 }
@@ -287,7 +284,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = now_ms();
         self.answer_bodies_that_never_came(now);
-        self.pump(now);
+        self.pump(now, true);
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
@@ -380,6 +377,8 @@ impl Root {
 /// A flow endpoint matched and its body is arriving.
 struct Buffering {
     matched: Match,
+    /// The request's headers, as read when it arrived.
+    headers: Vec<(String, String)>,
     /// Until then the body's first data must have reached the filter: without
     /// `allow_on_headers_stop_iteration`, Envoy holds it back for as long as the filter holds
     /// the headers, and the request would wait forever.
@@ -423,9 +422,8 @@ impl Filter {
         shared.streams.borrow_mut().insert(self.context_id, Stream { stage, attached: true });
     }
 
-    fn start(&mut self, matched: Match, body: Vec<u8>) {
+    fn start(&mut self, matched: Match, headers: Vec<(String, String)>, body: Vec<u8>) {
         let Some(shared) = self.shared.clone() else { return };
-        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         let now_unix_ms = now_ms();
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
@@ -458,12 +456,16 @@ impl Context for Filter {
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        // Read once: the route, the flow's headers and the forward cluster's check all come
+        // from this one copy.
+        let mut headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         // Every request, even with no plan loaded: the forward route must stay out of reach.
-        remove_client_forward_cluster();
+        remove_client_forward_cluster(&mut headers);
         let Some(shared) = self.shared.clone() else { return Action::Continue };
-        let method = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":method").ok().flatten();
-        let path = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":path").ok().flatten();
-        let (Some(method), Some(path)) = (method, path) else { return Action::Continue };
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let (Some(method), Some(path)) = (header(":method"), header(":path")) else {
+            return Action::Continue;
+        };
         let matched = match shared.engine.route(&method, &path) {
             Route::Endpoint(matched) => matched,
             Route::NoEndpoint => return Action::Continue,
@@ -476,7 +478,7 @@ impl HttpContext for Filter {
         if shared.engine.forwards(&matched) {
             // A proxy's resources cannot read the body: run them now, and hold the request
             // until they settle.
-            self.start(matched, Vec::new());
+            self.start(matched, headers, Vec::new());
             return if self.stage_is(|stage| matches!(stage, Stage::Forwarded)) {
                 Action::Continue
             } else {
@@ -484,11 +486,12 @@ impl HttpContext for Filter {
             };
         }
         if end_of_stream {
-            self.start(matched, Vec::new());
+            self.start(matched, headers, Vec::new());
         } else {
             let timeout = shared.engine.body_wait_ms(&matched);
             self.set_stage(Stage::Buffering(Buffering {
                 matched,
+                headers,
                 deadline_ms: now_ms() + timeout,
                 data_seen: false,
             }));
@@ -517,14 +520,14 @@ impl HttpContext for Filter {
             return Action::Pause;
         }
         let stream = shared.streams.borrow_mut().remove(&self.context_id);
-        let Some(Stream { stage: Stage::Buffering(Buffering { matched, .. }), .. }) = stream else {
+        let Some(Stream { stage: Stage::Buffering(Buffering { matched, headers, .. }), .. }) = stream else {
             return Action::Pause;
         };
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
             Ok(body) => body.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        self.start(matched, body);
+        self.start(matched, headers, body);
         Action::Pause
     }
 

@@ -25,6 +25,9 @@ use crate::process::{capture, cargo, run, step};
 use crate::setup::{ensure_envoy, target_dir, WASM_TARGET};
 
 const SECONDS: u64 = 10;
+/// The closed loop's short runs per scenario, and their length.
+const ROUNDS: usize = 5;
+const ROUND_SECONDS: u64 = 4;
 const CONNECTIONS: u32 = 32;
 const RATE: u32 = 500;
 /// Upstream delays for the latency run: `a` 20 ms, `b` 30 ms, `c` 10 ms after `a`: the
@@ -64,22 +67,50 @@ fn open_loop() -> Vec<String> {
 }
 
 /// Throughput (closed loop), latency (open loop) and RSS of every scenario, over upstreams that
-/// answer at once.
+/// answer at once. The three Envoys run side by side, and the closed loop goes round them in
+/// `ROUNDS` short runs, in a rotating order: a slow spell of a shared machine falls on all of
+/// them alike, and the medians leave it out.
 fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mut Report) -> Result<()> {
     let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0], workload.small_answers())?;
+    step(&format!("Measuring {}: starting the three Envoys", workload.name()));
+    let mut envoys = Vec::new();
     for scenario in Scenario::ALL {
-        step(&format!("Measuring {}: {}", workload.name(), scenario.label(workload)));
-        let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?;
-        std::thread::sleep(Duration::from_secs(1));
-        let idle_rss_kb = envoy.rss_kb();
-        let idle_allocator_kb = envoy.allocator_kb();
-        let url = envoy.url(workload, scenario);
-        tools.oha(workload, &url, &["-z", "2s", "-c", "8"])?;
-        let closed =
-            tools.oha(workload, &url, &["-z", &format!("{SECONDS}s"), "-c", &CONNECTIONS.to_string()])?;
-        let open = tools.oha(workload, &url, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
-        let rss_kb = envoy.rss_kb();
-        report.runs.push(Run { workload, scenario, closed, open, idle_rss_kb, idle_allocator_kb, rss_kb });
+        envoys.push(EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let idle: Vec<(u64, (u64, u64))> =
+        envoys.iter().map(|envoy| (envoy.rss_kb(), envoy.allocator_kb())).collect();
+    for (scenario, envoy) in Scenario::ALL.iter().zip(&envoys) {
+        tools.oha(workload, &envoy.url(workload, *scenario), &["-z", "2s", "-c", "8"])?;
+    }
+    let mut throughputs = vec![Vec::new(); Scenario::ALL.len()];
+    for round in 0..ROUNDS {
+        step(&format!("Measuring {}: closed loop, round {} of {ROUNDS}", workload.name(), round + 1));
+        for turn in 0..Scenario::ALL.len() {
+            let index = (round + turn) % Scenario::ALL.len();
+            let url = envoys[index].url(workload, Scenario::ALL[index]);
+            let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
+            throughputs[index].push(throughput(&tools.oha(workload, &url, &load)?));
+        }
+    }
+    for (index, scenario) in Scenario::ALL.into_iter().enumerate() {
+        step(&format!("Measuring {}: {}, open loop", workload.name(), scenario.label(workload)));
+        let open_loop = open_loop();
+        let open = tools.oha(
+            workload,
+            &envoys[index].url(workload, scenario),
+            &open_loop.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        let (idle_rss_kb, idle_allocator_kb) = idle[index];
+        report.runs.push(Run {
+            workload,
+            scenario,
+            throughputs: std::mem::take(&mut throughputs[index]),
+            open,
+            idle_rss_kb,
+            idle_allocator_kb,
+            rss_kb: envoys[index].rss_kb(),
+        });
     }
     Ok(())
 }
@@ -500,7 +531,8 @@ fn machine() -> String {
 struct Run {
     workload: Workload,
     scenario: Scenario,
-    closed: Value,
+    /// Requests per second of each round of the closed loop.
+    throughputs: Vec<f64>,
     open: Value,
     /// Before the first request: the module compiled, the plan loaded, no request's memory.
     idle_rss_kb: u64,
@@ -519,6 +551,30 @@ struct Report {
     plans: Vec<(String, u64)>,
     criterion: Vec<(String, String)>,
     profile: Option<crate::profile::Profile>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+impl Run {
+    fn throughput(&self) -> f64 {
+        median(&self.throughputs)
+    }
+}
+
+/// Per round, (c)'s throughput over (b)'s: their median, and the lowest and highest.
+fn round_ratios(b: &Run, c: &Run) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = c.throughputs.iter().zip(&b.throughputs).map(|(c, b)| c / b).collect();
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(&ratios), low, high)
 }
 
 fn throughput(result: &Value) -> f64 {
@@ -547,7 +603,9 @@ impl Report {
             "Written by `cargo xtask bench` on {machine}. Each Envoy runs one worker thread (`--concurrency 1`) \
              unless said otherwise; oha, on the same machine, sends the load. Shared machines are noisy: \
              compare the ratios, which are measured in the same run. Throughput: closed loop, {CONNECTIONS} \
-             connections, {SECONDS} s. Latency: open loop at {RATE} requests/s, {SECONDS} s.\n"
+             connections, the median of {ROUNDS} runs of {ROUND_SECONDS} s per scenario, taken in turns with the \
+             Envoys side by side; the ratio is the median of the rounds' ratios. Latency: open loop at {RATE} \
+             requests/s, {SECONDS} s.\n"
         );
         for workload in Workload::ALL {
             self.write_workload(workload, &mut out);
@@ -570,7 +628,7 @@ impl Report {
                 out,
                 "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 run.scenario.label(workload),
-                throughput(&run.closed),
+                run.throughput(),
                 percentile(&run.open, "p50"),
                 percentile(&run.open, "p90"),
                 percentile(&run.open, "p99"),
@@ -583,14 +641,13 @@ impl Report {
         else {
             return;
         };
-        let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
         let p = |run: &Run, p: &str| percentile(&run.open, p);
+        let (ratio, low, high) = round_ratios(b, c);
         let _ = writeln!(
             out,
-            "\n(c) against (b): throughput {:.2} (target at least 0.9); p50 {:+.2} ms (target at most 0.2), \
-             p99 {:+.2} ms (target at most 1); RSS {:+.1} MiB (target at most 5), of which {:+.1} MiB before the \
-             first request.\n",
-            ratio(throughput(&c.closed), throughput(&b.closed)),
+            "\n(c) against (b): throughput {ratio:.2} (target at least 0.9; {low:.2} to {high:.2} over the rounds); \
+             p50 {:+.2} ms (target at most 0.2), p99 {:+.2} ms (target at most 1); RSS {:+.1} MiB (target at most \
+             5), of which {:+.1} MiB before the first request.\n",
             p(c, "p50") - p(b, "p50"),
             p(c, "p99") - p(b, "p99"),
             (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
@@ -624,7 +681,7 @@ impl Report {
             return;
         };
         let _ = writeln!(out, "## Where the time goes\n");
-        let (envoy_b, envoy_c) = (1e6 / throughput(&b.closed), 1e6 / throughput(&c.closed));
+        let (envoy_b, envoy_c) = (1e6 / b.throughput(), 1e6 / c.throughput());
         let (v8_b, v8_c) = profile.micros_per_request();
         let (calls_b, calls_c) = profile.hostcalls_per_request();
         let gap = envoy_c - envoy_b;
@@ -648,7 +705,8 @@ impl Report {
             "Memory: Envoy's RSS gap is there before the first request ({:+.1} MiB idle, {:+.1} MiB after the \
              load), so it comes with loading the module, not with requests. Envoy's allocator holds {:+.1} MiB \
              more live ({:.1} against {:.1} MiB) and has taken {:+.1} MiB more from the system ({:.1} against \
-             {:.1} MiB): what V8 allocated and freed compiling the larger module, which tcmalloc keeps.\n",
+             {:.1} MiB): most of the gap is memory freed while the module loaded (V8 compiles all of it \
+             with TurboFan then), which tcmalloc keeps.\n",
             (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0,
             (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
             (allocated_c as f64 - allocated_b as f64) / 1024.0,

@@ -164,3 +164,43 @@ fn unservable_endpoints_and_flows_are_left_out_of_the_plan() {
         );
     }
 }
+
+#[test]
+fn values_referenced_with_the_fields_own_type_are_marked_typed() {
+    let config = format!(
+        r#"{HEADER}
+endpoint "user" "http" {{
+  endpoint = "/user/:id"
+  method   = "GET"
+}}
+
+flow "user" {{
+  input "proto.Query" {{
+    header = ["X-User"]
+  }}
+
+  resource "user" {{
+    request "proto.Users" "Get" {{
+      id = "{{{{ input:id }}}}"
+    }}
+  }}
+
+  output "proto.User" {{
+    id       = "{{{{ user:id }}}}"
+    name     = "Dr. {{{{ user:name }}}}"
+    username = "{{{{ input.header:X-User }}}}"
+    email    = "{{{{ user:email }}}}"
+  }}
+}}
+"#
+    );
+    let compiled = compile_with(&[("config.hcl", &config)]).unwrap();
+    let flow = &compiled.plan.flows[0];
+    let output = flow.output.as_ref().and_then(|o| o.body.as_ref()).unwrap();
+    let typed: Vec<(u32, bool)> = output.fields.iter().map(|f| (f.field, f.typed)).collect();
+    // A plain reference to text is typed as held; an interpolation builds new text. A header
+    // is text too, read from the request's headers.
+    assert_eq!(typed, [(0, true), (1, false), (2, true), (3, true)]);
+    let request = flow.nodes[0].call.as_ref().and_then(|c| c.request.as_ref()).unwrap();
+    assert!(request.fields[0].typed);
+}

@@ -474,9 +474,10 @@ pub struct FieldTemplate {
     pub field: u32,
     #[prost(message, optional, tag = "2")]
     pub value: Option<Value>,
-    /// The value is a reference to a message, or a list of messages, of the field's own type:
-    /// it is already typed as the field holds it, so the filter moves it in without coercing
-    /// it again. Plans without it coerce every value, as before.
+    /// The value is a reference to a value of the field's own type (a message, text, a bool,
+    /// bytes, an enum, or a list of these): it is already typed as the field holds it, so the
+    /// filter moves it in, or writes it from where it is held, without coercing it again.
+    /// Plans without it coerce every value, as before.
     #[prost(bool, tag = "3")]
     pub typed: bool,
 }

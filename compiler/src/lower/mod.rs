@@ -1056,17 +1056,21 @@ fn http_annotation(call: &CallDef, method: &MethodInfo) -> Option<HttpAnnotation
     http
 }
 
-/// Whether a field's value is a reference to a message, or a list of messages, of the field's
-/// own type. The filter holds every such value typed by its message's layout already (decoded
-/// or built by it), so it moves it into the field without coercing it again.
+/// Whether a field's value is a reference to a value of the field's own type: a message of the
+/// same type, text, a bool, bytes, an enum of the same type, or a list of any of these. The
+/// filter holds every such value typed already (decoded or built by the same layout), so it
+/// moves it into the field, or writes it from where it is held, without coercing it again.
+/// Numbers are left out: a reference's type does not tell an int32 from an int64.
 fn typed_as_held(value: &plan::Value, ty: &Ty, field: &FieldDescriptor) -> bool {
-    let same_message = |ty: &Ty| match (ty, field.kind()) {
+    let same = |ty: &Ty| match (ty, field.kind()) {
         (Ty::Message(held), Kind::Message(wanted)) => held.full_name() == wanted.full_name(),
+        (Ty::Enum(held), Kind::Enum(wanted)) => held.full_name() == wanted.full_name(),
+        (Ty::String, Kind::String) | (Ty::Bool, Kind::Bool) | (Ty::Bytes, Kind::Bytes) => true,
         _ => false,
     };
     let same_type = match ty {
-        Ty::List(element) => field.is_list() && same_message(element),
-        _ => !field.is_list() && !field.is_map() && same_message(ty),
+        Ty::List(element) => field.is_list() && same(element),
+        _ => !field.is_list() && !field.is_map() && same(ty),
     };
     same_type && matches!(value.kind, Some(plan::ValueKind::Reference(_)))
 }

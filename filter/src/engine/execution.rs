@@ -535,9 +535,15 @@ impl Execution {
         let Some(endpoint) = self.endpoint_def(&self.engine) else {
             return Err(Failure::new(500, "the plan names an endpoint it does not define"));
         };
-        let message = self.build_message(layout, template)?;
+        // Values held in the scope are written from there, not copied into the answer.
+        let lookup = |reference: &Reference| self.scope.resolve(reference);
+        let held = |reference: &Reference| self.scope.get(reference);
+        let message = self
+            .env(&lookup)
+            .build_outgoing(layout, template, &held)
+            .map_err(|message| Failure::new(500, message))?;
         let headers = headers::present(header_templates, |v| self.evaluate(v))?;
-        Ok(endpoint::reply(&self.engine.plan, endpoint, status, layout, &message, headers))
+        Ok(endpoint::reply(&self.engine.plan, endpoint, status, layout, message, headers))
     }
 
     /// The compensating call of a completed node, or why it cannot be built.

@@ -85,14 +85,27 @@ impl Scope {
 
     /// The value a reference reads; `None` when it is absent.
     pub(super) fn resolve(&self, reference: &Reference) -> Option<Value> {
-        let property = reference.property();
-        let header = |headers: &[(String, String)]| {
-            let name = reference.path.first()?;
-            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| Value::String(v.clone()))
+        if reference.property() != Property::Header {
+            return self.get(reference).cloned();
+        }
+        let headers = match reference.slot {
+            INPUT_SLOT => &self.headers,
+            slot => match self.nodes.get((slot as usize).checked_sub(1)?)? {
+                NodeState::Done(completed) => &completed.headers,
+                _ => return None,
+            },
         };
+        let name = reference.path.first()?;
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| Value::String(v.clone()))
+    }
+
+    /// The value a reference reads, where it is held; `None` when it is absent, and for a
+    /// header, which is text rather than a value.
+    pub(super) fn get(&self, reference: &Reference) -> Option<&Value> {
+        let property = reference.property();
         let root = match reference.slot {
             INPUT_SLOT => match property {
-                Property::Header => return header(&self.headers),
+                Property::Header => return None,
                 _ => &self.input,
             },
             ERROR_SLOT => {
@@ -104,7 +117,7 @@ impl Scope {
             }
             slot => match self.nodes.get((slot as usize).checked_sub(1)?)? {
                 NodeState::Done(completed) => match property {
-                    Property::Header => return header(&completed.headers),
+                    Property::Header => return None,
                     Property::Request => &completed.request,
                     Property::Response => &completed.response,
                     Property::Params => &completed.params,
@@ -120,6 +133,6 @@ impl Scope {
         for name in &reference.path {
             current = current.as_object()?.get(name)?;
         }
-        Some(current.clone())
+        Some(current)
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::typing::{map_value_field, message, normalize_message, normalize_single, CodecError, MAX_DEPTH};
+use super::Outgoing;
 
 /// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
 pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
@@ -45,20 +46,39 @@ pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>, int64
     out
 }
 
+/// As [`encode_json`], for a message some of whose fields are held elsewhere.
+pub fn encode_json_outgoing(plan: &Plan, layout: u32, message: &Outgoing, int64: Int64Json) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let field = |index: usize, field: &FieldLayout| message.field(index, field);
+    JsonWriter { plan, int64 }.fields(layout, &field, &mut out, 0);
+    out
+}
+
 struct JsonWriter<'p> {
     plan: &'p Plan,
     int64: Int64Json,
 }
 
 impl JsonWriter<'_> {
-    /// Written straight to bytes in the layout's order, with no intermediate map.
     fn message(&self, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+        self.fields(layout, &|_, field| message.get(&field.name), out, depth);
+    }
+
+    /// Written straight to bytes in the layout's order, with no intermediate map; `value` gives
+    /// each field's value by its index and layout.
+    fn fields<'v>(
+        &self,
+        layout: u32,
+        value: &dyn Fn(usize, &FieldLayout) -> Option<&'v Value>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) {
         let plan = self.plan;
         out.push(b'{');
         let layout = self::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
         let mut first = true;
-        for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
-            let Some(value) = message.get(&field.name) else { continue };
+        for (index, field) in layout.map(|l| l.fields.as_slice()).unwrap_or_default().iter().enumerate() {
+            let Some(value) = value(index, field) else { continue };
             if !first {
                 out.push(b',');
             }
@@ -553,5 +573,22 @@ mod tests {
             write_string(text, &mut out);
             assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(text).ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn held_values_are_written_as_if_they_were_copied_in() {
+        let plan = nested_plan();
+        let friend = json!({"id": "2", "tags": ["x"]});
+        let tags = json!(["a", "b"]);
+        let built = match json!({"id": "1", "age": 3}) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let outgoing = Outgoing { built, held: vec![(4, &friend), (3, &tags)] };
+        let written = encode_json_outgoing(&plan, 0, &outgoing, Int64Json::Number);
+        let copied = encode_json(&plan, 0, &outgoing.into_map(&plan, 0), Int64Json::Number);
+        assert_eq!(String::from_utf8(written.clone()).ok(), String::from_utf8(copied).ok());
+        let expected = r#"{"id":"1","age":3,"tags":["a","b"],"friend":{"id":"2","tags":["x"]}}"#;
+        assert_eq!(String::from_utf8(written).ok().as_deref(), Some(expected));
     }
 }

@@ -8,11 +8,13 @@ pub mod proto;
 mod typing;
 pub mod xml;
 
-use semaphore_plan::{Codec, Plan};
+use semaphore_plan::{Codec, FieldLayout, Plan};
 use serde_json::{Map, Value};
 
 pub use form::{decode_form, encode_form};
-pub use json::{decode_json, decode_json_fields, decode_json_plainly, encode_json, Int64Json};
+pub use json::{
+    decode_json, decode_json_fields, decode_json_plainly, encode_json, encode_json_outgoing, Int64Json,
+};
 pub use typing::{
     field_by_name, from_text, map_key_field, map_value_field, message, normalize_field, normalize_message,
     to_text, CodecError, MAX_DEPTH,
@@ -69,4 +71,48 @@ pub fn encode_body(
         Codec::Xml => xml::encode(plan, layout, message),
     };
     (codec.content_type(), body)
+}
+
+/// A message about to be encoded: the values built for it, and those it takes as they are held
+/// elsewhere (a reference to a value of the field's own type), by field index. The JSON codec
+/// writes the held values where they are; the others copy them in first.
+#[derive(Debug, Default)]
+pub struct Outgoing<'v> {
+    pub built: Map<String, Value>,
+    pub held: Vec<(u32, &'v Value)>,
+}
+
+impl<'v> Outgoing<'v> {
+    fn field<'a>(&'a self, index: usize, field: &FieldLayout) -> Option<&'a Value> {
+        match self.held.iter().find(|(held, _)| *held as usize == index) {
+            Some((_, value)) => Some(*value),
+            None => self.built.get(&field.name),
+        }
+    }
+
+    /// The whole message as one map.
+    pub fn into_map(self, plan: &Plan, layout: u32) -> Map<String, Value> {
+        let mut built = self.built;
+        let fields = message(plan, layout).map(|m| m.fields.as_slice()).unwrap_or_default();
+        for (index, value) in self.held {
+            if let Some(field) = fields.get(index as usize) {
+                built.insert(field.name.clone(), value.clone());
+            }
+        }
+        built
+    }
+}
+
+/// As [`encode_body`], for a message some of whose fields are held elsewhere.
+pub fn encode_outgoing(
+    plan: &Plan,
+    layout: u32,
+    codec: Codec,
+    int64: Int64Json,
+    message: Outgoing,
+) -> (&'static str, Vec<u8>) {
+    match codec {
+        Codec::Json => (codec.content_type(), encode_json_outgoing(plan, layout, &message, int64)),
+        _ => encode_body(plan, layout, codec, int64, &message.into_map(plan, layout)),
+    }
 }

@@ -90,11 +90,12 @@ pub(super) fn reply(
     endpoint: &Endpoint,
     status: u16,
     layout: u32,
-    message: &Map<String, Value>,
+    message: codec::Outgoing,
     headers: Vec<(String, String)>,
 ) -> Reply {
     let int64 = Int64Json::strings_if(endpoint.int64_as_string);
-    let (content_type, body) = codec::encode_body(plan, layout, endpoint.response_codec(), int64, message);
+    let (content_type, body) =
+        codec::encode_outgoing(plan, layout, endpoint.response_codec(), int64, message);
     let mut all = vec![("content-type".to_string(), content_type.to_string())];
     all.extend(headers);
     Reply { status, headers: all, body, trailers: Vec::new() }

@@ -7,6 +7,7 @@ mod http;
 use semaphore_plan::{Endpoint, EndpointKind, Plan};
 use serde_json::{Map, Value};
 
+use super::codec;
 use super::host::Reply;
 use super::Failure;
 
@@ -95,7 +96,7 @@ pub(super) fn reply(
     endpoint: &Endpoint,
     status: u16,
     layout: u32,
-    message: &Map<String, Value>,
+    message: codec::Outgoing,
     headers: Vec<(String, String)>,
 ) -> Reply {
     match endpoint.kind() {

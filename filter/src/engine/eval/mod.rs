@@ -7,8 +7,8 @@ mod operators;
 use std::cell::Cell;
 
 use semaphore_plan::{
-    Binary, Empty, FunctionCall, Literal, LiteralKind, MessageTemplate, Plan, Reference, RepeatedTemplate,
-    Unary, Value as PlanValue, ValueKind, ITEM_SLOT,
+    Binary, Empty, FieldTemplate, FunctionCall, Literal, LiteralKind, MessageTemplate, Plan, Reference,
+    RepeatedTemplate, Unary, Value as PlanValue, ValueKind, ITEM_SLOT,
 };
 use serde_json::{Map, Number, Value};
 
@@ -43,12 +43,50 @@ impl Env<'_> {
         self.build_in(layout, template, Item(None), 0)
     }
 
+    /// As [`Env::build_message`], but a field whose value is a reference to a value of its own
+    /// type, which `held` finds where it is, is taken from there rather than copied in.
+    pub fn build_outgoing<'v>(
+        &self,
+        layout: u32,
+        template: Option<&MessageTemplate>,
+        held: &dyn Fn(&Reference) -> Option<&'v Value>,
+    ) -> Result<codec::Outgoing<'v>, String> {
+        let mut taken = Vec::new();
+        let mut take = |field_template: &FieldTemplate| {
+            let reference = match field_template.value.as_ref().and_then(|v| v.kind.as_ref()) {
+                Some(ValueKind::Reference(reference))
+                    if field_template.typed && reference.slot != ITEM_SLOT =>
+                {
+                    reference
+                }
+                _ => return false,
+            };
+            let Some(value) = held(reference) else { return false };
+            taken.push((field_template.field, value));
+            true
+        };
+        let built = self.build_fields(layout, template, Item(None), 0, &mut take)?;
+        Ok(codec::Outgoing { built, held: taken })
+    }
+
     fn build_in(
         &self,
         layout: u32,
         template: Option<&MessageTemplate>,
         item: Item,
         depth: usize,
+    ) -> Result<Map<String, Value>, String> {
+        self.build_fields(layout, template, item, depth, &mut |_| false)
+    }
+
+    /// The fields of a message from its template, but those `taken` takes elsewhere.
+    fn build_fields(
+        &self,
+        layout: u32,
+        template: Option<&MessageTemplate>,
+        item: Item,
+        depth: usize,
+        taken: &mut dyn FnMut(&FieldTemplate) -> bool,
     ) -> Result<Map<String, Value>, String> {
         let mut out = Map::new();
         let (Some(template), Some(message)) = (template, codec::message(self.plan, layout)) else {
@@ -58,6 +96,9 @@ impl Env<'_> {
             return Err(format!("`{}` nests deeper than {} levels", message.name, codec::MAX_DEPTH));
         }
         for field_template in &template.fields {
+            if taken(field_template) {
+                continue;
+            }
             let Some(field) = message.fields.get(field_template.field as usize) else {
                 return Err(format!(
                     "the plan names field {} of `{}`, which has none",

@@ -59,10 +59,10 @@ pub fn bench(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// oha's arguments for the open loop: `RATE` requests/s for `SECONDS`, latencies corrected for
+/// oha's arguments for the open loop: `RATE` requests/s for `seconds`, latencies corrected for
 /// coordinated omission.
-fn open_loop() -> Vec<String> {
-    let (seconds, connections, rate) = (format!("{SECONDS}s"), CONNECTIONS.to_string(), RATE.to_string());
+fn open_loop(seconds: u64) -> Vec<String> {
+    let (seconds, connections, rate) = (format!("{seconds}s"), CONNECTIONS.to_string(), RATE.to_string());
     ["-z", &seconds, "-c", &connections, "-q", &rate, "--latency-correction"].map(String::from).to_vec()
 }
 
@@ -84,29 +84,29 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
         tools.oha(workload, &envoy.url(workload, *scenario), &["-z", "2s", "-c", "8"])?;
     }
     let mut throughputs = vec![Vec::new(); Scenario::ALL.len()];
+    let mut opens = vec![Vec::new(); Scenario::ALL.len()];
     for round in 0..ROUNDS {
-        step(&format!("Measuring {}: closed loop, round {} of {ROUNDS}", workload.name(), round + 1));
+        step(&format!("Measuring {}: round {} of {ROUNDS}", workload.name(), round + 1));
         for turn in 0..Scenario::ALL.len() {
             let index = (round + turn) % Scenario::ALL.len();
             let url = envoys[index].url(workload, Scenario::ALL[index]);
             let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
             throughputs[index].push(throughput(&tools.oha(workload, &url, &load)?));
+            let open_loop = open_loop(ROUND_SECONDS);
+            opens[index].push(tools.oha(
+                workload,
+                &url,
+                &open_loop.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?);
         }
     }
     for (index, scenario) in Scenario::ALL.into_iter().enumerate() {
-        step(&format!("Measuring {}: {}, open loop", workload.name(), scenario.label(workload)));
-        let open_loop = open_loop();
-        let open = tools.oha(
-            workload,
-            &envoys[index].url(workload, scenario),
-            &open_loop.iter().map(String::as_str).collect::<Vec<_>>(),
-        )?;
         let (idle_rss_kb, idle_allocator_kb) = idle[index];
         report.runs.push(Run {
             workload,
             scenario,
             throughputs: std::mem::take(&mut throughputs[index]),
-            open,
+            opens: std::mem::take(&mut opens[index]),
             idle_rss_kb,
             idle_allocator_kb,
             rss_kb: envoys[index].rss_kb(),
@@ -139,7 +139,8 @@ fn measure_over_delayed_upstreams(tools: &Tools, report: &mut Report) -> Result<
         let envoy = EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?;
         let url = envoy.url(workload, scenario);
         tools.oha(workload, &url, &["-z", "2s", "-c", "8", "-q", "100"])?;
-        let open = tools.oha(workload, &url, &open_loop().iter().map(String::as_str).collect::<Vec<_>>())?;
+        let open =
+            tools.oha(workload, &url, &open_loop(SECONDS).iter().map(String::as_str).collect::<Vec<_>>())?;
         report.delayed.push((scenario, open));
     }
     Ok(())
@@ -533,7 +534,8 @@ struct Run {
     scenario: Scenario,
     /// Requests per second of each round of the closed loop.
     throughputs: Vec<f64>,
-    open: Value,
+    /// The open loop of each round.
+    opens: Vec<Value>,
     /// Before the first request: the module compiled, the plan loaded, no request's memory.
     idle_rss_kb: u64,
     /// tcmalloc's `(allocated, heap)` before the first request.
@@ -566,6 +568,11 @@ fn median(values: &[f64]) -> f64 {
 impl Run {
     fn throughput(&self) -> f64 {
         median(&self.throughputs)
+    }
+
+    /// The median over the rounds of a latency percentile, in milliseconds.
+    fn percentile(&self, p: &str) -> f64 {
+        median(&self.opens.iter().map(|open| percentile(open, p)).collect::<Vec<_>>())
     }
 }
 
@@ -605,7 +612,8 @@ impl Report {
              compare the ratios, which are measured in the same run. Throughput: closed loop, {CONNECTIONS} \
              connections, the median of {ROUNDS} runs of {ROUND_SECONDS} s per scenario, taken in turns with the \
              Envoys side by side; the ratio is the median of the rounds' ratios. Latency: open loop at {RATE} \
-             requests/s, {SECONDS} s.\n"
+             requests/s, {ROUND_SECONDS} s after each round's closed loop, the median of the rounds; the \
+             differences are the median of the rounds' differences.\n"
         );
         for workload in Workload::ALL {
             self.write_workload(workload, &mut out);
@@ -629,9 +637,9 @@ impl Report {
                 "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 run.scenario.label(workload),
                 run.throughput(),
-                percentile(&run.open, "p50"),
-                percentile(&run.open, "p90"),
-                percentile(&run.open, "p99"),
+                run.percentile("p50"),
+                run.percentile("p90"),
+                run.percentile("p99"),
                 run.idle_rss_kb as f64 / 1024.0,
                 run.rss_kb as f64 / 1024.0
             );
@@ -641,15 +649,20 @@ impl Report {
         else {
             return;
         };
-        let p = |run: &Run, p: &str| percentile(&run.open, p);
+        // Per round, (c)'s percentile less (b)'s, and the median of that.
+        let p = |p: &str| {
+            let gaps: Vec<f64> =
+                c.opens.iter().zip(&b.opens).map(|(c, b)| percentile(c, p) - percentile(b, p)).collect();
+            median(&gaps)
+        };
         let (ratio, low, high) = round_ratios(b, c);
         let _ = writeln!(
             out,
             "\n(c) against (b): throughput {ratio:.2} (target at least 0.9; {low:.2} to {high:.2} over the rounds); \
              p50 {:+.2} ms (target at most 0.2), p99 {:+.2} ms (target at most 1); RSS {:+.1} MiB (target at most \
              5), of which {:+.1} MiB before the first request.\n",
-            p(c, "p50") - p(b, "p50"),
-            p(c, "p99") - p(b, "p99"),
+            p("p50"),
+            p("p99"),
             (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
             (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0
         );
@@ -725,7 +738,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Latency of the checkout over the critical path (upstream delays {}, {} and {} ms; critical path \
-             {CRITICAL_PATH_MS} ms), open loop at {RATE} requests/s:\n",
+             {CRITICAL_PATH_MS} ms), open loop at {RATE} requests/s for {SECONDS} s:\n",
             DELAYS[0], DELAYS[1], DELAYS[2]
         );
         let _ = writeln!(out, "| | p50 (ms) | p99 (ms) | p50 − 30 ms | p99 − 30 ms |");

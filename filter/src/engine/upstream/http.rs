@@ -2,6 +2,8 @@
 //! fields), the remaining fields as the body in the service's codec, or as the query string of
 //! a method without a body.
 
+use std::borrow::Cow;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use semaphore_plan::{Call, Plan, Segment, Service};
 use serde_json::{Map, Value};
@@ -27,11 +29,13 @@ pub(super) fn callout(
     headers: Vec<(String, String)>,
 ) -> Result<Callout, Failure> {
     let (mut path, bound) = path(service, call, request, params)?;
-    let remaining: Map<String, Value> = request
-        .iter()
-        .filter(|(k, _)| !bound.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // What the path did not take goes in the body or the query; most often that is all of it.
+    let remaining: Cow<Map<String, Value>> = if request.keys().any(|k| bound.contains(&k.as_str())) {
+        let rest = request.iter().filter(|(k, _)| !bound.contains(&k.as_str()));
+        Cow::Owned(rest.map(|(k, v)| (k.clone(), v.clone())).collect())
+    } else {
+        Cow::Borrowed(request)
+    };
     let method = call.http_method.to_ascii_uppercase();
     let (body, content_type) = if has_body(&method) {
         let int64 = Int64Json::strings_if(service.int64_as_string);

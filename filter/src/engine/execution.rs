@@ -400,7 +400,6 @@ impl Execution {
         }
         let duration_ms = host.now_ms().saturating_sub(running.started_ms);
         let unknown = response.outcome_unknown;
-        let body = response.body.clone();
         let outcome = upstream::read_response(&engine.plan, call, &node.expect_status, response);
         host.record(Event::Call { flow: self.flow, node: index, failed: outcome.is_err(), duration_ms });
         let (request, params) = (running.request, running.params);
@@ -414,7 +413,7 @@ impl Execution {
                     self.advance(host)
                 }
             }
-            Err(failure) if unknown => {
+            Err((failure, body)) if unknown => {
                 if !draining {
                     let (flow, id) = (self.flow_name(), &self.id);
                     warn!(
@@ -434,7 +433,7 @@ impl Execution {
                 self.scope.set(index, NodeState::Failed { error: Value::Null });
                 Step::Waiting
             }
-            Err(failure) => Step::NodeFailed { index, failure, body },
+            Err((failure, body)) => Step::NodeFailed { index, failure, body },
         }
     }
 

@@ -76,15 +76,15 @@ fn headers(
 }
 
 /// A call's answer: its decoded response and headers when its status is one the node expects
-/// (any 2xx unless it lists its own), else why not.
+/// (any 2xx unless it lists its own), else why not, with the body the upstream sent.
 pub(super) fn read_response(
     plan: &Plan,
     call: &Call,
     expect_status: &[u32],
     response: UpstreamResponse,
-) -> Result<(Value, Vec<(String, String)>), Failure> {
+) -> Result<(Value, Vec<(String, String)>), (Failure, Vec<u8>)> {
     let Some(status) = response.status else {
-        return Err(Failure::new(502, "the upstream could not be reached"));
+        return Err((Failure::new(502, "the upstream could not be reached"), response.body));
     };
     let expected = if expect_status.is_empty() {
         (200..300).contains(&status)
@@ -92,14 +92,15 @@ pub(super) fn read_response(
         expect_status.contains(&u32::from(status))
     };
     if !expected {
-        return Err(Failure::new(status, unexpected_status(status, &response)));
+        return Err((Failure::new(status, unexpected_status(status, &response)), response.body));
     }
     // Only the fields the flow's templates read: the compiler listed them.
     let fields = call.response_fields.as_ref().map(|set| set.fields.as_slice());
     let codec = response_codec(plan, call);
-    let value = codec::decode_body_fields(plan, call.response_message, codec, &response.body, fields)
-        .map_err(|e| Failure::new(502, format!("invalid upstream response: {e}")))?;
-    Ok((Value::Object(value), response.headers))
+    match codec::decode_body_fields(plan, call.response_message, codec, &response.body, fields) {
+        Ok(value) => Ok((Value::Object(value), response.headers)),
+        Err(e) => Err((Failure::new(502, format!("invalid upstream response: {e}")), response.body)),
+    }
 }
 
 /// `upstream answered <status>`, with the upstream's own words when it gave any: a gRPC

@@ -21,7 +21,9 @@ use semaphore_compiler::envoy::{plain_proxy_bootstrap, replace_module};
 use serde_json::Value;
 
 use crate::build::{build, Artifacts};
-use crate::process::{capture, cargo, run, step};
+
+mod instructions;
+use crate::process::{capture, cargo, describe, run, step};
 use crate::setup::{ensure_envoy, target_dir, WASM_TARGET};
 
 const SECONDS: u64 = 10;
@@ -36,11 +38,25 @@ const DELAYS: [u64; 3] = [20, 30, 10];
 const CRITICAL_PATH_MS: f64 = 30.0;
 const OHA_VERSION: &str = "1.16.0";
 
-pub fn bench(root: &Path) -> Result<()> {
+/// `instructions_only`: only count instructions per request, and print them (BENCHMARKS.md is
+/// left as it is): a figure precise enough to compare two builds on a noisy machine.
+pub fn bench(root: &Path, instructions_only: bool) -> Result<()> {
     let tools = Tools::prepare(root)?;
     let mut report = Report::default();
+    if instructions_only {
+        for workload in Workload::ALL {
+            report.instructions.push((workload, instructions::count(&tools, workload)?));
+        }
+        let mut out = String::new();
+        report.write_instructions(&mut out);
+        println!("\n{out}");
+        return Ok(());
+    }
     for workload in Workload::ALL {
         measure_over_instant_upstreams(&tools, workload, &mut report)?;
+    }
+    for workload in Workload::ALL {
+        report.instructions.push((workload, instructions::count(&tools, workload)?));
     }
     measure_memory_with_two_workers(&tools, &mut report)?;
     measure_over_delayed_upstreams(&tools, &mut report)?;
@@ -175,6 +191,14 @@ impl Scenario {
             Scenario::Proxy => "(a) Envoy proxying to one upstream".into(),
             Scenario::Baseline => format!("(b) minimal filter, {} fixed callouts", workload.calls()),
             Scenario::Semaphore => "(c) Semaphore running the flow".into(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Proxy => "proxy",
+            Scenario::Baseline => "minimal",
+            Scenario::Semaphore => "semaphore",
         }
     }
 }
@@ -405,6 +429,11 @@ struct EnvoyProcess {
 
 impl EnvoyProcess {
     fn start(binary: &Path, bootstrap: &str, workers: u32) -> Result<EnvoyProcess> {
+        EnvoyProcess::launch(Command::new(binary), bootstrap, workers, Duration::from_secs(30))
+    }
+
+    /// `command` is Envoy's binary, or a tool that runs it (valgrind) with its binary last.
+    fn launch(mut command: Command, bootstrap: &str, workers: u32, startup: Duration) -> Result<EnvoyProcess> {
         let file = std::env::temp_dir().join(format!("semaphore-bench-{}.yaml", std::process::id()));
         std::fs::write(&file, bootstrap)?;
         let value: Value = serde_norway::from_str(bootstrap)?;
@@ -412,21 +441,21 @@ impl EnvoyProcess {
         let listen = port("/static_resources/listeners/0/address/socket_address/port_value")
             .context("no listener port")?;
         let admin = port("/admin/address/socket_address/port_value").context("no admin port")?;
-        let child = Command::new(binary)
+        let child = command
             .arg("-c")
             .arg(&file)
             .args(["--disable-hot-restart", "--concurrency", &workers.to_string(), "-l", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .with_context(|| format!("starting {}", describe(&command)))?;
         let process = EnvoyProcess { child, listen, admin };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(2)))
             .proxy(None)
             .build()
             .into();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + startup;
         while Instant::now() < deadline {
             let live = agent
                 .get(format!("http://127.0.0.1:{admin}/ready"))
@@ -439,6 +468,10 @@ impl EnvoyProcess {
             std::thread::sleep(Duration::from_millis(100));
         }
         bail!("Envoy did not become ready")
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn url(&self, workload: Workload, scenario: Scenario) -> String {
@@ -553,6 +586,7 @@ struct Report {
     plans: Vec<(String, u64)>,
     criterion: Vec<(String, String)>,
     profile: Option<crate::profile::Profile>,
+    instructions: Vec<(Workload, Vec<(Scenario, instructions::Count)>)>,
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -618,6 +652,7 @@ impl Report {
         for workload in Workload::ALL {
             self.write_workload(workload, &mut out);
         }
+        self.write_instructions(&mut out);
         self.write_memory(&mut out);
         self.write_latency(&mut out);
         self.write_gap(&mut out);
@@ -666,6 +701,55 @@ impl Report {
             (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
             (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0
         );
+    }
+
+    /// Instructions per request in each workload's Envoys, and (c)'s against (b)'s.
+    fn write_instructions(&self, out: &mut String) {
+        if self.instructions.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "## Instructions per request
+");
+        let _ = writeln!(
+            out,
+            "What Envoy's threads execute per request in user space, counted by valgrind's callgrind over {} \
+             requests (after {} uncounted), with two connections: unlike throughput, the same build gives the \
+             same count to within a thousandth, so it tells two builds apart on a noisy machine \
+             (`cargo xtask bench --instructions` counts only this). \"Generated\" is code in no file: mostly what \
+             V8 generated, the compiled module and V8's builtins. The kernel's work, the same for every scenario, is not \
+             counted, so the ratio is lower than the throughput's.\n",
+            instructions::REQUESTS,
+            instructions::WARMUP
+        );
+        for (workload, counts) in &self.instructions {
+            let _ = writeln!(out, "| {} | total | Envoy | generated | libraries |", workload.name());
+            let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
+            let thousands = |n: f64| format!("{:.0} k", n / 1000.0);
+            for (scenario, count) in counts {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    scenario.label(*workload),
+                    thousands(count.total()),
+                    thousands(count.envoy),
+                    thousands(count.generated),
+                    thousands(count.libraries)
+                );
+            }
+            let find = |wanted: Scenario| counts.iter().find(|(s, _)| *s == wanted).map(|(_, c)| *c);
+            if let (Some(b), Some(c)) = (find(Scenario::Baseline), find(Scenario::Semaphore)) {
+                let _ = writeln!(
+                    out,
+                    "\n(b) over (c): {:.2}. (c) executes {} more per request than (b): {} in generated code, {} in \
+                     Envoy, {} in libraries.\n",
+                    b.total() / c.total(),
+                    thousands(c.total() - b.total()),
+                    thousands(c.generated - b.generated),
+                    thousands(c.envoy - b.envoy),
+                    thousands(c.libraries - b.libraries)
+                );
+            }
+        }
     }
 
     /// Envoy's memory with two workers, after a short checkout load.

@@ -47,7 +47,12 @@ enum Task {
     /// .venv, the wasm test runner.
     Setup,
     /// Measure the filter against plain Envoy and a minimal filter; write BENCHMARKS.md.
-    Bench,
+    Bench {
+        /// Only count the instructions per request of each scenario (Envoy under callgrind), and
+        /// print them: precise enough to compare two builds on a noisy machine.
+        #[arg(long)]
+        instructions: bool,
+    },
     /// Run the benchmark's workload through the filter and the minimal filter in Node (V8, as in
     /// Envoy): time per request, hostcalls per request, and the functions time goes to.
     Profile,
@@ -75,7 +80,7 @@ fn main() -> ExitCode {
             package::package(&artifacts.filter, &layout).map(drop)
         }),
         Task::Setup => setup_all(&root),
-        Task::Bench => bench::bench(&root),
+        Task::Bench { instructions } => bench::bench(&root, instructions),
         Task::Profile => profile::profile(&root),
         Task::Fuzz { seconds, target } => build::build(&root)
             .and_then(|artifacts| fuzz::fuzz(&root, &artifacts, seconds, target.as_deref())),

@@ -7,7 +7,7 @@ use prost::encoding::{decode_key, decode_varint, encode_key, encode_varint, Wire
 use semaphore_plan::{FieldLayout, Kind, Plan};
 use serde_json::{Map, Number, Value};
 
-use super::typing::{self, CodecError, MAX_DEPTH};
+use super::typing::{self, float_from_text, CodecError, MAX_DEPTH};
 
 pub fn decode(plan: &Plan, layout: u32, bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     decode_message(plan, layout, bytes, 0)
@@ -277,7 +277,7 @@ fn as_f64(value: &Value) -> f64 {
             "NaN" => f64::NAN,
             "Infinity" => f64::INFINITY,
             "-Infinity" => f64::NEG_INFINITY,
-            other => other.parse().unwrap_or(0.0),
+            other => float_from_text(other).unwrap_or(0.0),
         },
         _ => 0.0,
     }

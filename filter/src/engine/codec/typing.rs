@@ -175,7 +175,7 @@ pub(super) fn normalize_single(
         Kind::Double | Kind::Float => {
             let number = match &value {
                 Value::Number(n) => n.as_f64(),
-                Value::String(s) => parse_float(s).and_then(|v| v.as_f64()),
+                Value::String(s) => float_from_text(s),
                 _ => None,
             };
             let Some(number) = number else {
@@ -235,9 +235,18 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-fn parse_float(s: &str) -> Option<Value> {
-    let f: f64 = s.trim().parse().ok()?;
-    Number::from_f64(f).map(Value::Number)
+/// A number written as text: a path parameter, a string in a double field. Read as serde_json
+/// reads a body's numbers, to the same precision: `str::parse::<f64>` would bring core's 20 KiB
+/// table of powers of five into the module for these rare strings. A leading `+` is taken, as
+/// Go's `strconv.ParseFloat` takes it.
+pub(super) fn float_from_text(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let unsigned = match s.strip_prefix('+') {
+        Some(rest) if rest.starts_with('-') => return None,
+        Some(rest) => rest,
+        None => s,
+    };
+    serde_json::from_str(unsigned).ok()
 }
 
 fn number_as_i128(n: &Number) -> Option<i128> {
@@ -315,5 +324,23 @@ pub fn to_text(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_written_as_text_read_as_json_numbers_and_a_leading_plus() {
+        let read = |text: &str| float_from_text(text);
+        assert_eq!(read("12.5"), Some(12.5));
+        assert_eq!(read(" -3 "), Some(-3.0));
+        assert_eq!(read("+2e3"), Some(2000.0));
+        assert_eq!(read("0.1"), Some(0.1));
+        assert_eq!(read("1.7976931348623157e308"), Some(f64::MAX));
+        for refused in ["", "abc", "+-1", "1e400", "NaN", "Infinity", "1.5x", "0x10"] {
+            assert_eq!(read(refused), None, "{refused:?}");
+        }
     }
 }

@@ -190,11 +190,15 @@ impl Env<'_> {
         }
     }
 
+    // Operators and functions stay out of `evaluate_in`, which would otherwise be the module's
+    // largest function: see "Small functions" in the crate's documentation.
+    #[inline(never)]
     fn unary(&self, unary: &Unary, item: Item) -> Option<Value> {
         let operand = unary.operand.as_ref().and_then(|v| self.evaluate_in(v, item));
         operators::unary(unary.op(), operand)
     }
 
+    #[inline(never)]
     fn binary(&self, binary: &Binary, item: Item) -> Option<Value> {
         let op = binary.op();
         let left = binary.left.as_ref().and_then(|v| self.evaluate_in(v, item));
@@ -205,6 +209,7 @@ impl Env<'_> {
         operators::binary(op, left, right)
     }
 
+    #[inline(never)]
     fn function(&self, call: &FunctionCall, item: Item) -> Option<Value> {
         let args: Vec<Option<Value>> = call.args.iter().map(|a| self.evaluate_in(a, item)).collect();
         let result = functions::call(call.function(), &args, self.now_unix_ms, self.random)?;

@@ -20,9 +20,9 @@ use anyhow::{bail, Context, Result};
 use semaphore_compiler::envoy::{plain_proxy_bootstrap, replace_module};
 use serde_json::Value;
 
-use crate::build::{build, Artifacts};
-
 mod instructions;
+
+use crate::build::{build, Artifacts};
 use crate::process::{capture, cargo, describe, run, step};
 use crate::setup::{ensure_envoy, target_dir, WASM_TARGET};
 
@@ -708,16 +708,15 @@ impl Report {
         if self.instructions.is_empty() {
             return;
         }
-        let _ = writeln!(out, "## Instructions per request
-");
+        let _ = writeln!(out, "## Instructions per request\n");
         let _ = writeln!(
             out,
             "What Envoy's threads execute per request in user space, counted by valgrind's callgrind over {} \
              requests (after {} uncounted), with two connections: unlike throughput, the same build gives the \
              same count to within a thousandth, so it tells two builds apart on a noisy machine \
-             (`cargo xtask bench --instructions` counts only this). \"Generated\" is code in no file: mostly what \
-             V8 generated, the compiled module and V8's builtins. The kernel's work, the same for every scenario, is not \
-             counted, so the ratio is lower than the throughput's.\n",
+             (`cargo xtask bench --instructions` counts only this). \"Generated\" is code in no file: mostly \
+             what V8 generated, the compiled module and V8's builtins. The kernel's work, the same for every \
+             scenario, is not counted, so the ratio is lower than the throughput's.\n",
             instructions::REQUESTS,
             instructions::WARMUP
         );

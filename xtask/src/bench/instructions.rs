@@ -54,6 +54,10 @@ pub(super) fn count(tools: &Tools, workload: Workload) -> Result<Vec<(Scenario, 
             workload.name()
         ));
         let out = dir.join(format!("callgrind.{}.{}", workload.name(), scenario.name()));
+        // A dump of an earlier run must not be taken for this one's.
+        for stale in glob::glob(&format!("{}*", out.display()))?.filter_map(Result::ok) {
+            std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
         let mut valgrind = Command::new("valgrind");
         valgrind
             .args(["--tool=callgrind", "--smc-check=all-non-file", "--instr-atstart=no"])

@@ -712,9 +712,10 @@ impl Report {
         let _ = writeln!(
             out,
             "What Envoy's threads execute per request in user space, counted by valgrind's callgrind over {} \
-             requests (after {} uncounted), with two connections: unlike throughput, the same build gives the \
-             same count to within a thousandth, so it tells two builds apart on a noisy machine \
-             (`cargo xtask bench --instructions` counts only this). \"Generated\" is code in no file: mostly \
+             requests (after {} uncounted), with two connections. Unlike throughput, it hardly moves with what \
+             else the machine runs: the same build's generated code repeats to within a thousandth, Envoy's \
+             part to within about 1% (how requests fall into event loop turns varies), so it tells two \
+             builds apart on a noisy machine (`cargo xtask bench --instructions` counts only this). \"Generated\" is code in no file: mostly \
              what V8 generated, the compiled module and V8's builtins. The kernel's work, the same for every \
              scenario, is not counted, so the ratio is lower than the throughput's.\n",
             instructions::REQUESTS,

@@ -1,6 +1,7 @@
 //! Instructions per request, counted by valgrind's callgrind in a real Envoy: a figure that,
-//! unlike throughput, does not move with what else the machine runs (the same module gives the
-//! same count to within a thousandth), so that one change can be told from another.
+//! unlike throughput, hardly moves with what else the machine runs (the same build's generated
+//! code repeats to within a thousandth, Envoy's part to within about 1%), so that one change can
+//! be told from another.
 //!
 //! Each scenario's Envoy runs under callgrind, which counts nothing until a warm-up is over; then
 //! a fixed number of requests is sent and the counts are dumped. What Envoy's threads executed in

@@ -632,6 +632,11 @@ impl Report {
         self.runs.iter().find(|r| r.workload == workload && r.scenario == scenario)
     }
 
+    fn instructions_of(&self, workload: Workload, scenario: Scenario) -> Option<instructions::Count> {
+        let (_, counts) = self.instructions.iter().find(|(w, _)| *w == workload)?;
+        counts.iter().find(|(s, _)| *s == scenario).map(|(_, count)| *count)
+    }
+
     fn two_workers_rss_mib(&self, scenario: Scenario) -> Option<f64> {
         self.two_workers_rss_kb.iter().find(|(s, _)| *s == scenario).map(|(_, kb)| *kb as f64 / 1024.0)
     }
@@ -736,8 +741,8 @@ impl Report {
                     thousands(count.libraries)
                 );
             }
-            let find = |wanted: Scenario| counts.iter().find(|(s, _)| *s == wanted).map(|(_, c)| *c);
-            if let (Some(b), Some(c)) = (find(Scenario::Baseline), find(Scenario::Semaphore)) {
+            let count = |scenario| self.instructions_of(*workload, scenario);
+            if let (Some(b), Some(c)) = (count(Scenario::Baseline), count(Scenario::Semaphore)) {
                 let _ = writeln!(
                     out,
                     "\n(b) over (c): {:.2}. (c) executes {} more per request than (b): {} in generated code, {} in \
@@ -780,8 +785,7 @@ impl Report {
         let _ = writeln!(out, "## Where the time goes\n");
         let (v8_b, v8_c) = profile.micros_per_request();
         let (calls_b, calls_c) = profile.hostcalls_per_request();
-        let counts = self.instructions.iter().find(|(w, _)| *w == Workload::Checkout).map(|(_, counts)| counts);
-        let count = |wanted: Scenario| counts?.iter().find(|(s, _)| *s == wanted).map(|(_, c)| *c);
+        let count = |scenario| self.instructions_of(Workload::Checkout, scenario);
         if let (Some(count_b), Some(count_c)) = (count(Scenario::Baseline), count(Scenario::Semaphore)) {
             let gap = count_c.total() - count_b.total();
             let generated = count_c.generated - count_b.generated;

@@ -264,6 +264,10 @@ fn service_line(service: &plan::Service, out: &mut String) {
 
 fn endpoint_line(plan: &Plan, endpoint: &plan::Endpoint, out: &mut String) {
     let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
+    if endpoint.kind() == plan::EndpointKind::Grpc {
+        let _ = writeln!(out, "  grpc {} -> {flow}", endpoint.route);
+        return;
+    }
     let _ = writeln!(
         out,
         "  {} {} -> {flow}  status {}  {}/{}{}",

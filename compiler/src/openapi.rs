@@ -25,7 +25,8 @@ pub fn document(plan: &Plan, info: &ApiInfo) -> Value {
     let mut components = Components { plan, schemas: Map::new(), int64_as_string: false };
     let mut paths = Map::new();
     let mut operation_ids = OperationIds::default();
-    for endpoint in &plan.endpoints {
+    // An OpenAPI document describes HTTP endpoints; gRPC clients read the protos.
+    for endpoint in plan.endpoints.iter().filter(|e| e.kind() == semaphore_plan::EndpointKind::Http) {
         let Some(flow) = plan.flows.get(endpoint.flow as usize) else { continue };
         let operation_id = operation_ids.next(&flow.name);
         let operation = operation(plan, endpoint, flow, operation_id, &mut components);

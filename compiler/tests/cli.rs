@@ -54,7 +54,7 @@ fn compile_then_inspect_shows_the_plan() {
     assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
     let text = stdout(&semaphore(&["inspect", plan.to_str().unwrap()]));
     for expected in [
-        "plan format v2, ",
+        &format!("plan format v{}, ", semaphore_plan::VERSION),
         "  catalog.Items  cluster catalog.svc:8080  authority catalog.svc:8080  http  json/json",
         "flow diamond\n  input catalog.Query\n  node top\n    call catalog.Items.Get  GET /items/:id  timeout 10000ms",
         "  node bottom  after left, right\n",

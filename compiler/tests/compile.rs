@@ -126,16 +126,40 @@ fn a_proxy_compiles_with_its_forward_and_a_bootstrap_route_to_reach_it() {
     let routes = &yaml["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         ["route_config"]["virtual_hosts"][0]["routes"];
     let header = semaphore_plan::FORWARD_CLUSTER_HEADER;
+    let hop = semaphore_plan::GRPC_HOP_CLUSTER;
     assert_eq!(
         routes,
-        &serde_json::json!([{
-            "name": "semaphore_forward",
-            "match": { "prefix": "/", "headers": [{ "name": header, "present_match": true }] },
-            "route": { "cluster_header": header },
-            "request_headers_to_remove": [header],
-        }]),
-        "only requests that carry the header, which never goes upstream"
+        &serde_json::json!([
+            {
+                "name": hop,
+                "match": { "prefix": "/", "headers": [{ "name": header, "string_match": { "exact": hop } }] },
+                "route": { "cluster": hop, "timeout": "0s" },
+                "request_headers_to_remove": [header],
+            },
+            {
+                "name": "semaphore_forward",
+                "match": { "prefix": "/", "headers": [{ "name": header, "present_match": true }] },
+                "route": { "cluster_header": header },
+                "request_headers_to_remove": [header],
+            }
+        ]),
+        "only requests that carry the header, which never goes upstream; the gRPC hop's first"
     );
+    // The gRPC endpoint's hop: an internal listener running the same filter, and its cluster.
+    let listeners = &yaml["static_resources"]["listeners"];
+    assert_eq!(listeners[1]["name"], hop);
+    assert_eq!(listeners[1]["internal_listener"], serde_json::json!({}));
+    let inner = &listeners[1]["filter_chains"][0]["filters"][0]["typed_config"];
+    let outer = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(inner["http_filters"][0], outer["http_filters"][0], "the same filter and plan");
+    assert_eq!(inner["route_config"]["virtual_hosts"][0]["routes"], serde_json::json!([]));
+    let clusters = yaml["static_resources"]["clusters"].as_array().unwrap();
+    let cluster = clusters.iter().find(|c| c["name"] == hop).unwrap();
+    assert_eq!(
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+        serde_json::json!({ "envoy_internal_address": { "server_listener_name": hop } })
+    );
+    assert_eq!(yaml["bootstrap_extensions"][0]["name"], "envoy.bootstrap.internal_listener");
 
     let getuser = compile_file(&workspace("examples/getuser/config.hcl")).unwrap();
     assert!(bootstrap(&getuser, &options).contains("routes: []"), "no proxy, no route");
@@ -203,4 +227,81 @@ flow "user" {{
     assert_eq!(typed, [(0, true), (1, false), (2, true), (3, true)]);
     let request = flow.nodes[0].call.as_ref().and_then(|c| c.request.as_ref()).unwrap();
     assert!(request.fields[0].typed);
+}
+
+/// `endpoint "<flow>" "grpc" { package service method }` is the method
+/// `/<package>.<service>/<method>`, in protobuf; what is missing or malformed is named.
+#[test]
+fn grpc_endpoints_are_methods_of_a_service() {
+    let flow = r#"
+flow "user" {
+  input "proto.Query" {}
+  resource "user" {
+    request "proto.Users" "Get" {
+      id = "{{ input:id }}"
+    }
+  }
+  output "proto.User" {
+    name = "{{ user:name }}"
+  }
+}
+"#;
+    let config = |endpoints: &str| format!("{HEADER}{endpoints}{flow}");
+    let compiled = compile_with(&[(
+        "config.hcl",
+        &config(
+            r#"
+endpoint "user" "grpc" {
+  package = "people.v1"
+  service = "Directory"
+  method  = "GetUser"
+}
+endpoint "user" "grpc" {
+  service = "Plain"
+  method  = "Get"
+}
+"#,
+        ),
+    )])
+    .unwrap();
+    let endpoints: Vec<(semaphore_plan::EndpointKind, &str, &str)> =
+        compiled.plan.endpoints.iter().map(|e| (e.kind(), e.method.as_str(), e.route.as_str())).collect();
+    let grpc = semaphore_plan::EndpointKind::Grpc;
+    assert_eq!(endpoints, [(grpc, "POST", "/people.v1.Directory/GetUser"), (grpc, "POST", "/Plain/Get")]);
+    let proto = semaphore_plan::Codec::Proto as i32;
+    assert!(compiled.plan.endpoints.iter().all(|e| e.request_codec == proto && e.response_codec == proto));
+
+    let refused = compile_with(&[(
+        "config.hcl",
+        &config(
+            r#"
+endpoint "user" "grpc" {
+  package = "people.v1"
+  method  = "GetUser"
+}
+endpoint "user" "grpc" {
+  package = "people-v1"
+  service = "Directory"
+  method  = "GetUser"
+}
+endpoint "user" "grpc" {
+  package = "people.v1"
+  service = "Directory"
+  method  = "GetUser"
+}
+endpoint "user" "grpc" {
+  package = "people.v1"
+  service = "Directory"
+  method  = "GetUser"
+}
+"#,
+        ),
+    )])
+    .unwrap_err();
+    assert!(refused.contains("error: grpc endpoint without `service`"), "{refused}");
+    assert!(refused.contains("error: `people-v1` is not a protobuf package name"), "{refused}");
+    assert!(
+        refused.contains("error: two endpoints serve the gRPC method /people.v1.Directory/GetUser"),
+        "{refused}"
+    );
 }

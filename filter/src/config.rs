@@ -69,6 +69,12 @@ mod tests {
         assert!(load_plan(b"").unwrap_err().contains("neither a plan nor JSON"));
         assert!(load_plan(b"{\"plan\": 5}").unwrap_err().contains("no \"plan\" string"));
         assert!(load_plan(b"{\"plan\": \"!!\"}").unwrap_err().contains("not valid base64"));
-        assert!(load_plan(b"{\"plan\": \"U01QSAIAAAD/\"}").unwrap_err().contains("does not decode"));
+        // This format version's header, then bytes that are no plan.
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&semaphore_plan::VERSION.to_le_bytes());
+        header.extend_from_slice(&[0, 0, 0xff]);
+        let plan = base64::engine::general_purpose::STANDARD.encode(header);
+        let configuration = format!("{{\"plan\": \"{plan}\"}}");
+        assert!(load_plan(configuration.as_bytes()).unwrap_err().contains("does not decode"));
     }
 }

@@ -16,7 +16,7 @@ pub mod vocabulary;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
 /// 2: `OnError.schema` became optional (it was an index + 1), endpoints say their kind.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 8;
 
 /// Why a byte string is not a plan this build can run.
@@ -208,6 +208,8 @@ pub struct EnumValue {
 pub enum EndpointKind {
     /// A method and a path template; the body in the endpoint's codecs.
     Http = 0,
+    /// A unary gRPC method, `POST /package.Service/Method`, its messages in protobuf.
+    Grpc = 1,
 }
 
 /// An endpoint that exposes a flow.
@@ -322,6 +324,13 @@ impl Rewrite {
 /// reads its cluster from it (`cluster_header`) matches only requests that carry it, and the
 /// filter removes it from every request a client sends, so only a proxy's forwarding sets it.
 pub const FORWARD_CLUSTER_HEADER: &str = "x-semaphore-forward-cluster";
+
+/// The cluster, and the internal listener it reaches, through which a gRPC endpoint's request
+/// makes one hop inside Envoy. Envoy answers a gRPC request's local replies trailers-only,
+/// dropping their body: the filter sends the request on to this listener, whose filter runs
+/// the flow and answers it as a plain HTTP request, and the answer comes back through the
+/// first filter as an upstream's, which turns it into gRPC.
+pub const GRPC_HOP_CLUSTER: &str = "semaphore_grpc";
 
 /// `error "schema" { ... }`: the body answered to the client when a flow fails.
 #[derive(Clone, PartialEq, Message)]

@@ -220,6 +220,8 @@ impl Envoy {
         let statuses = listeners["listener_statuses"].as_array().cloned().unwrap_or_default();
         statuses
             .iter()
+            // Internal listeners (a gRPC endpoint's hop) have no socket to reach.
+            .filter(|status| status["local_address"].get("envoy_internal_address").is_none())
             .map(|status| {
                 let name = status["name"].as_str().unwrap_or_default().to_owned();
                 let socket = &status["local_address"]["socket_address"];

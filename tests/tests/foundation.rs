@@ -161,9 +161,13 @@ async fn a_refused_plan_leaves_envoy_serving_its_other_routes() {
     let yaml = append_routes(&bootstrap(&compiled, &options), other_route).unwrap();
     assert!(yaml.contains(&good));
 
+    let version = semaphore_plan::VERSION;
     for (bad, reason) in [
-        (other_version, "plan format version 9 is not supported (this filter runs version 2)"),
-        (truncated, "plan does not decode"),
+        (
+            other_version,
+            format!("plan format version 9 is not supported (this filter runs version {version})"),
+        ),
+        (truncated, "plan does not decode".to_string()),
     ] {
         let envoy = Envoy::start(&yaml.replace(&good, &bad)).await.expect("Envoy starts");
         envoy

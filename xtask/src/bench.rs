@@ -433,7 +433,12 @@ impl EnvoyProcess {
     }
 
     /// `command` is Envoy's binary, or a tool that runs it (valgrind) with its binary last.
-    fn launch(mut command: Command, bootstrap: &str, workers: u32, startup: Duration) -> Result<EnvoyProcess> {
+    fn launch(
+        mut command: Command,
+        bootstrap: &str,
+        workers: u32,
+        startup: Duration,
+    ) -> Result<EnvoyProcess> {
         let file = std::env::temp_dir().join(format!("semaphore-bench-{}.yaml", std::process::id()));
         std::fs::write(&file, bootstrap)?;
         let value: Value = serde_norway::from_str(bootstrap)?;

@@ -65,7 +65,7 @@ impl Host for Recorder {
 
 /// Starts the flow: decodes the input and builds the first two requests.
 pub fn start(engine: &Rc<Engine>, input: &[u8], host: &mut Recorder) -> Execution {
-    let Route::Endpoint(matched) = engine.route("POST", "/checkout") else {
+    let Route::Endpoint(matched) = engine.route("POST", "/checkout", "application/json") else {
         panic!("the bench flow has /checkout")
     };
     let request = Request { headers: Vec::new(), body: input.to_vec(), now_unix_ms: 0, seed: 1 };

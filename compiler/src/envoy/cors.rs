@@ -58,6 +58,17 @@ fn policy(compiled: &Compiled) -> Value {
     let mut headers: Vec<&str> =
         plan.flows.iter().flat_map(|f| f.input_headers.iter().map(String::as_str)).collect();
     headers.push("content-type");
+    let grpc = plan.endpoints.iter().any(|e| e.kind() == semaphore_plan::EndpointKind::Grpc);
+    if grpc {
+        // What gRPC-Web and Connect clients in browsers send.
+        headers.extend([
+            "x-grpc-web",
+            "x-user-agent",
+            "grpc-timeout",
+            "connect-protocol-version",
+            "connect-timeout-ms",
+        ]);
+    }
     headers.sort_unstable();
     headers.dedup();
     let mut exposed: Vec<String> = plan
@@ -66,6 +77,13 @@ fn policy(compiled: &Compiled) -> Value {
         .filter_map(|f| f.output.as_ref())
         .flat_map(|output| output.headers.iter().map(|h| h.name.to_ascii_lowercase()))
         .collect();
+    if grpc {
+        // gRPC-Web's failures carry their status in headers; Connect's answers carry the
+        // output's headers as `trailer-` ones.
+        let trailers: Vec<String> = exposed.iter().map(|name| format!("trailer-{name}")).collect();
+        exposed.extend(trailers);
+        exposed.extend(["grpc-status".to_string(), "grpc-message".to_string()]);
+    }
     exposed.sort_unstable();
     exposed.dedup();
     let mut policy = json!({

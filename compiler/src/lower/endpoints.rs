@@ -1,4 +1,4 @@
-//! Lowering endpoints: how clients reach flows. Each kind (`http` today) is checked and
+//! Lowering endpoints: how clients reach flows. Each kind (`http`, `grpc`) is checked and
 //! written as the plan's `Endpoint` of that kind; the filter serves them in
 //! `filter/src/engine/endpoint/`.
 
@@ -42,9 +42,10 @@ impl Lowering<'_> {
                 }
                 continue;
             };
-            match endpoint.kind.value.as_str() {
-                "http" => {}
-                "grpc" | "graphql" => {
+            let lowered = match endpoint.kind.value.as_str() {
+                "http" => self.endpoint(endpoint, flow, flows, &mut routes),
+                "grpc" => self.grpc_endpoint(endpoint, flow, flows, &mut routes),
+                "graphql" => {
                     self.reporter
                         .warning(
                             &endpoint.kind.span,
@@ -70,12 +71,82 @@ impl Lowering<'_> {
                         );
                     continue;
                 }
-            }
-            if let Some(endpoint) = self.endpoint(endpoint, flow, flows, &mut routes) {
-                out.push(endpoint);
-            }
+            };
+            out.extend(lowered);
         }
         out
+    }
+
+    /// `endpoint "<flow>" "grpc" { package service method }`: the unary method
+    /// `/<package>.<service>/<method>`, its messages the flow's input and output in protobuf.
+    fn grpc_endpoint(
+        &mut self,
+        endpoint: &EndpointDef,
+        flow: usize,
+        flows: &[plan::Flow],
+        routes: &mut HashMap<(String, String), Span>,
+    ) -> Option<plan::Endpoint> {
+        let mut named = |attribute: &Option<Spanned<String>>, what: &str, example: &str| {
+            let Some(name) = attribute else {
+                self.reporter
+                    .error(&endpoint.span, format!("grpc endpoint without `{what}`"))
+                    .label(format!("no {what}"))
+                    .note(format!("e.g. `{what} = \"{example}\"`"));
+                return None;
+            };
+            let valid = |part: &str| {
+                part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            };
+            let parts_valid =
+                if what == "package" { name.value.split('.').all(valid) } else { valid(&name.value) };
+            if !parts_valid {
+                self.reporter
+                    .error(&name.span, format!("`{}` is not a protobuf {what} name", name.value))
+                    .label("letters, digits and `_`, not starting with a digit");
+                return None;
+            }
+            Some(name.value.clone())
+        };
+        let service = named(&endpoint.service, "service", "Greeter")?;
+        let method = named(&endpoint.method, "method", "SayHello")?;
+        // Semaphore's gRPC listener named the service `<package>.<service>`.
+        let service = match &endpoint.package {
+            Some(package) if !package.value.is_empty() => {
+                format!("{}.{service}", named(&endpoint.package, "package", "helloworld")?)
+            }
+            _ => service,
+        };
+        if flows.get(flow).is_some_and(|f| f.forward.is_some()) {
+            self.reporter
+                .warning(
+                    &endpoint.kind.span,
+                    "a proxy cannot be served over gRPC: it forwards an HTTP request",
+                )
+                .label("endpoint skipped");
+            return None;
+        }
+        let route = format!("/{service}/{method}");
+        let path = parse_path(&route);
+        let span = endpoint.method.as_ref().map(|m| m.span.clone()).unwrap_or_else(|| endpoint.span.clone());
+        if let Some(previous) = routes.insert(("POST".into(), route_shape(&path)), span.clone()) {
+            self.reporter
+                .error(&span, format!("two endpoints serve the gRPC method {route}"))
+                .label("this method is already taken")
+                .secondary(&previous, "by this endpoint");
+            return None;
+        }
+        Some(plan::Endpoint {
+            method: "POST".into(),
+            path,
+            flow: flow as u32,
+            status: 200,
+            request_codec: plan::Codec::Proto as i32,
+            response_codec: plan::Codec::Proto as i32,
+            route,
+            int64_as_string: false,
+            kind: plan::EndpointKind::Grpc as i32,
+        })
     }
 
     fn endpoint(

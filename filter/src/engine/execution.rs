@@ -12,7 +12,7 @@ use semaphore_plan::{
 };
 use serde_json::{Map, Value};
 
-use super::endpoint::{self, Match};
+use super::endpoint::{self, Match, Wire};
 use super::host::{Event, Host, Reply, Request, UpstreamResponse};
 use super::saga::{Compensation, SagaEvent, EXECUTION_ID_HEADER};
 use super::schedule::{self, Completion, Rollback};
@@ -59,6 +59,8 @@ pub struct Execution {
     /// Sent with every call and compensation (`x-semaphore-execution-id`).
     id: String,
     endpoint: usize,
+    /// The protocol its request came in, and its answer goes out in.
+    wire: Wire,
     flow: usize,
     /// What its templates read.
     scope: Scope,
@@ -78,12 +80,19 @@ impl Execution {
         let flow_def = engine.plan.flows.get(flow);
         let node_count = flow_def.map(|f| f.nodes.len()).unwrap_or(0);
         let now = host.now_ms();
-        let deadline_ms = flow_def.filter(|f| f.timeout_ms > 0).map(|f| now + u64::from(f.timeout_ms));
+        let flow_deadline = flow_def.filter(|f| f.timeout_ms > 0).map(|f| now + u64::from(f.timeout_ms));
+        let client_deadline =
+            endpoint::client_timeout_ms(matched.wire, &request.headers).map(|ms| now.saturating_add(ms));
+        let deadline_ms = match (flow_deadline, client_deadline) {
+            (Some(flow), Some(client)) => Some(flow.min(client)),
+            (flow, client) => flow.or(client),
+        };
         let random = Cell::new(request.seed);
         let mut execution = Execution {
             engine,
             id: eval::uuid(&random),
             endpoint: matched.endpoint,
+            wire: matched.wire,
             flow,
             scope: Scope {
                 input: Value::Null,
@@ -269,7 +278,7 @@ impl Execution {
         let status = endpoint.map(|e| e.status as u16).unwrap_or(200);
         let reply = match &flow.output {
             Some(output) => self.reply(status, output.message, output.body.as_ref(), &output.headers)?,
-            None => endpoint::empty_reply(endpoint, status),
+            None => endpoint::empty_reply(self.wire, status),
         };
         Ok(Answer::Output(reply))
     }
@@ -512,7 +521,8 @@ impl Execution {
 
     /// The error object's answer, else `{message, status}`.
     fn error_reply(&self, status: u16, message: &str, object: Option<&ErrorObject>) -> Reply {
-        if let Some(object) = object {
+        let endpoint = self.endpoint_def(&self.engine);
+        if let Some(object) = object.filter(|_| endpoint.is_some_and(endpoint::writes_error_objects)) {
             match self.reply(status, object.message, object.body.as_ref(), &object.headers) {
                 Ok(reply) => return reply,
                 Err(problem) => {
@@ -520,7 +530,7 @@ impl Execution {
                 }
             }
         }
-        endpoint::error_reply(self.endpoint_def(&self.engine), status, message)
+        endpoint::error_reply(self.wire, status, message)
     }
 
     /// A message built from its template, with templated headers, as the endpoint answers.
@@ -542,7 +552,7 @@ impl Execution {
             .build_outgoing(layout, template, &held)
             .map_err(|message| Failure::new(500, message))?;
         let headers = headers::present(header_templates, |v| self.evaluate(v))?;
-        Ok(endpoint::reply(&self.engine.plan, endpoint, status, layout, message, headers))
+        Ok(endpoint::reply(&self.engine.plan, endpoint, self.wire, status, layout, message, headers))
     }
 
     /// The compensating call of a completed node, or why it cannot be built.

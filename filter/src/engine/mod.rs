@@ -27,7 +27,7 @@ use std::rc::Rc;
 use log::error;
 use semaphore_plan::Plan;
 
-pub use endpoint::{Match, Route};
+pub use endpoint::{Match, Route, Wire};
 pub use execution::Execution;
 pub use host::{Callout, Event, Forwarding, GrpcMethod, Host, Reply, Request, UpstreamResponse};
 pub use saga::{Compensation, SagaEvent, Sagas, EXECUTION_ID_HEADER};
@@ -58,8 +58,9 @@ impl Engine {
     }
 
     /// The endpoint serving this request, if any; requests that match none pass through.
-    pub fn route(&self, method: &str, path: &str) -> Route {
-        endpoint::route(&self.plan, method, path)
+    /// `content_type` tells the protocols of a gRPC method apart.
+    pub fn route(&self, method: &str, path: &str, content_type: &str) -> Route {
+        endpoint::route(&self.plan, method, path, content_type)
     }
 
     /// The answer to a method no endpoint of the path serves: 405 with the methods that are.
@@ -69,7 +70,7 @@ impl Engine {
 
     /// A request refused before its flow runs, answered as its endpoint answers failures.
     pub fn error_reply(&self, matched: &Match, status: u16, message: &str) -> Reply {
-        endpoint::error_reply(self.plan.endpoints.get(matched.endpoint), status, message)
+        endpoint::error_reply(matched.wire, status, message)
     }
 
     /// How long a request waits for the first data of its body: its flow's timeout, or
@@ -78,6 +79,14 @@ impl Engine {
         let flow =
             self.plan.endpoints.get(matched.endpoint).and_then(|e| self.plan.flows.get(e.flow as usize));
         schedule::body_wait_ms(flow)
+    }
+
+    /// Whether the endpoint is a gRPC method.
+    pub fn is_grpc(&self, matched: &Match) -> bool {
+        self.plan
+            .endpoints
+            .get(matched.endpoint)
+            .is_some_and(|e| e.kind() == semaphore_plan::EndpointKind::Grpc)
     }
 
     /// Whether the endpoint belongs to a proxy. A proxy never reads the request body, so its

@@ -225,7 +225,7 @@ fn get_user() -> Rc<Engine> {
 }
 
 fn run(engine: &Rc<Engine>, method: &str, path: &str, body: &[u8], host: &mut RecordingHost) -> Execution {
-    let Route::Endpoint(matched) = engine.route(method, path) else {
+    let Route::Endpoint(matched) = engine.route(method, path, "") else {
         panic!("{method} {path} matches no endpoint")
     };
     Execution::start(
@@ -270,10 +270,10 @@ fn answers_from_the_upstream_response() {
 #[test]
 fn routes_only_matching_method_and_path() {
     let engine = get_user();
-    assert!(matches!(engine.route("GET", "/user/1"), Route::Endpoint(_)));
-    assert!(matches!(engine.route("GET", "/user/1?x=2"), Route::Endpoint(_)));
-    assert_eq!(engine.route("POST", "/user/1"), Route::MethodNotAllowed(vec!["GET".to_string()]));
-    assert_eq!(engine.route("GET", "/user"), Route::NoEndpoint);
+    assert!(matches!(engine.route("GET", "/user/1", ""), Route::Endpoint(_)));
+    assert!(matches!(engine.route("GET", "/user/1?x=2", ""), Route::Endpoint(_)));
+    assert_eq!(engine.route("POST", "/user/1", ""), Route::MethodNotAllowed(vec!["GET".to_string()]));
+    assert_eq!(engine.route("GET", "/user", ""), Route::NoEndpoint);
     let reply = Engine::method_not_allowed("POST", "/user/1?x=2", &["GET".to_string()]);
     assert_eq!(reply.status, 405);
     assert!(reply.headers.contains(&("allow".to_string(), "GET".to_string())));
@@ -281,8 +281,8 @@ fn routes_only_matching_method_and_path() {
         String::from_utf8(reply.body).unwrap(),
         r#"{"message":"POST is not allowed on /user/1; allowed: GET","status":405}"#
     );
-    assert_eq!(engine.route("GET", "/user/1/extra"), Route::NoEndpoint);
-    assert_eq!(engine.route("GET", "/users/1"), Route::NoEndpoint);
+    assert_eq!(engine.route("GET", "/user/1/extra", ""), Route::NoEndpoint);
+    assert_eq!(engine.route("GET", "/users/1", ""), Route::NoEndpoint);
 }
 
 #[test]
@@ -716,7 +716,9 @@ fn request_to(path_and_query: &str) -> Request {
 }
 
 fn run_proxy(engine: &Rc<Engine>, path_and_query: &str, host: &mut RecordingHost) -> Execution {
-    let Route::Endpoint(matched) = engine.route("GET", path_and_query) else { panic!("no endpoint matches") };
+    let Route::Endpoint(matched) = engine.route("GET", path_and_query, "") else {
+        panic!("no endpoint matches")
+    };
     assert!(engine.forwards(&matched));
     Execution::start(Rc::clone(engine), matched, request_to(path_and_query), host)
 }
@@ -724,10 +726,10 @@ fn run_proxy(engine: &Rc<Engine>, path_and_query: &str, host: &mut RecordingHost
 #[test]
 fn only_a_proxys_endpoints_forward() {
     let proxy = files_proxy(&[], vec![]);
-    let Route::Endpoint(file) = proxy.route("GET", "/files/a") else { panic!("no endpoint matches") };
+    let Route::Endpoint(file) = proxy.route("GET", "/files/a", "") else { panic!("no endpoint matches") };
     assert!(proxy.forwards(&file));
     let flow = get_user();
-    let Route::Endpoint(user) = flow.route("GET", "/user/1") else { panic!("no endpoint matches") };
+    let Route::Endpoint(user) = flow.route("GET", "/user/1", "") else { panic!("no endpoint matches") };
     assert!(!flow.forwards(&user));
 }
 

@@ -7,6 +7,7 @@ use proxy_wasm::types::MapType;
 use semaphore_plan::FORWARD_CLUSTER_HEADER;
 
 use super::callouts::{dispatch, dispatch_as_root};
+use super::grpc_hop::with_trailers_as_headers;
 use super::Shared;
 use crate::engine::{Callout, Event, Forwarding, Host, Reply};
 
@@ -67,7 +68,7 @@ impl<'a> EnvoyHost<'a> {
 /// Changes a request header while the request is held (`None` removes it). The SDK traps on a
 /// refusal, which Envoy gives only when the request headers are gone; the filter never changes
 /// them after it let the request go on.
-fn set_request_header(name: &str, value: Option<&str>) -> Result<(), String> {
+pub(super) fn set_request_header(name: &str, value: Option<&str>) -> Result<(), String> {
     hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
         .map_err(|status| format!("Envoy refused to set the request header `{name}` ({status:?})"))
 }
@@ -76,7 +77,7 @@ fn set_request_header(name: &str, value: Option<&str>) -> Result<(), String> {
 /// the changed headers. Whether a wasm filter's header changes alone make Envoy pick again has
 /// changed between releases; the `clear_route_cache` foreign function makes it so in those that
 /// have it (1.40 does), and older ones, which lack it, re-pick on every header change.
-fn refresh_route() {
+pub(super) fn refresh_route() {
     if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
         debug!("Envoy has no clear_route_cache ({status:?}); it re-picks routes on header changes");
     }
@@ -107,10 +108,9 @@ impl Host for EnvoyHost<'_> {
         if !self.enter_stream() {
             return;
         }
-        // Envoy's local replies end with their body: trailers travel with the headers, as in a
-        // gRPC trailers-only answer.
-        let headers: Vec<(&str, &str)> =
-            reply.headers.iter().chain(&reply.trailers).map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        // Envoy's local replies end with their body: only gRPC answers have trailers.
+        let headers = with_trailers_as_headers(&reply.headers, &reply.trailers, &reply.body);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         if let Err(status) =
             hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
         {

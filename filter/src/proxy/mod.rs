@@ -3,6 +3,7 @@
 //! `host.rs`, `metrics.rs`); what a flow does is the engine's.
 
 mod callouts;
+mod grpc_hop;
 mod host;
 mod metrics;
 
@@ -18,7 +19,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
-use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse};
+use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse, Wire};
 use callouts::{
     dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, ticking, DISPATCH_AS_ROOT,
 };
@@ -403,6 +404,9 @@ enum Stage {
     Done,
     /// The proxy's request went on to Envoy's router, which streams its body upstream.
     Forwarded,
+    /// The gRPC request went on to the internal listener (`grpc_hop.rs`); the trailers of its
+    /// answer wait for its last data.
+    GrpcHop(Vec<(String, String)>),
 }
 
 /// An HTTP context: its flow lives in `Shared::streams`, where the root context finds it too.
@@ -466,15 +470,35 @@ impl HttpContext for Filter {
         let (Some(method), Some(path)) = (header(":method"), header(":path")) else {
             return Action::Continue;
         };
-        let matched = match shared.engine.route(&method, &path) {
+        // A gRPC call's hop arrives at the internal listener's filter as gRPC (`grpc_hop.rs`).
+        let mut content_type = header("content-type").unwrap_or_default();
+        let hopped = content_type == grpc_hop::HOP_CONTENT_TYPE && grpc_hop::from_internal_listener();
+        if hopped {
+            content_type = grpc_hop::CONTENT_TYPE.to_string();
+        }
+        let matched = match shared.engine.route(&method, &path, &content_type) {
             Route::Endpoint(matched) => matched,
             Route::NoEndpoint => return Action::Continue,
+            Route::Refused(reply) => {
+                EnvoyHost::new(&shared, self.context_id, false, true, now_ms()).respond(reply);
+                return Action::Pause;
+            }
             Route::MethodNotAllowed(allowed) => {
                 EnvoyHost::new(&shared, self.context_id, false, true, now_ms())
                     .respond(Engine::method_not_allowed(&method, &path, &allowed));
                 return Action::Pause;
             }
         };
+        if matched.wire == Wire::Grpc && !hopped {
+            if let Err(reason) = grpc_hop::send_on() {
+                warn!("{reason}");
+                EnvoyHost::new(&shared, self.context_id, false, true, now_ms())
+                    .respond(shared.engine.error_reply(&matched, 500, &reason));
+                return Action::Pause;
+            }
+            self.set_stage(Stage::GrpcHop(Vec::new()));
+            return Action::Continue;
+        }
         if shared.engine.forwards(&matched) {
             // A proxy's resources cannot read the body: run them now, and hold the request
             // until they settle.
@@ -506,7 +530,7 @@ impl HttpContext for Filter {
         let buffering = {
             let mut streams = shared.streams.borrow_mut();
             match streams.get_mut(&self.context_id).map(|stream| &mut stream.stage) {
-                None | Some(Stage::Forwarded) => return Action::Continue,
+                None | Some(Stage::Forwarded | Stage::GrpcHop(_)) => return Action::Continue,
                 Some(Stage::Buffering(buffering)) => {
                     buffering.data_seen = true;
                     end_of_stream
@@ -529,6 +553,27 @@ impl HttpContext for Filter {
         };
         self.start(matched, headers, body);
         Action::Pause
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        if !self.stage_is(|stage| matches!(stage, Stage::GrpcHop(_))) {
+            return Action::Continue;
+        }
+        let trailers = grpc_hop::answer_headers(end_of_stream).unwrap_or_default();
+        self.set_stage(Stage::GrpcHop(trailers));
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            let Some(shared) = &self.shared else { return Action::Continue };
+            if let Some(Stage::GrpcHop(trailers)) =
+                shared.streams.borrow_mut().get_mut(&self.context_id).map(|stream| &mut stream.stage)
+            {
+                grpc_hop::add_trailers(&std::mem::take(trailers));
+            }
+        }
+        Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {

@@ -5,7 +5,7 @@ use percent_encoding::percent_decode_str;
 use semaphore_plan::{Codec, Endpoint, Plan, Segment};
 use serde_json::{json, Map, Value};
 
-use super::{Binding, Match, Target};
+use super::{Binding, Match, Target, Wire};
 use crate::engine::codec::{self, CodecError, Int64Json};
 use crate::engine::host::Reply;
 use crate::engine::Failure;
@@ -15,7 +15,7 @@ pub(super) fn bind(index: usize, endpoint: &Endpoint, target: &Target) -> Bindin
     if !endpoint.method.eq_ignore_ascii_case(target.method) {
         return Binding::OtherMethod;
     }
-    Binding::Serves(Match { endpoint: index, params, query: target.query.to_string() })
+    Binding::Serves(Match { endpoint: index, params, query: target.query.to_string(), wire: Wire::Http })
 }
 
 fn bind_path(endpoint: &Endpoint, segments: &[&str]) -> Option<Vec<(String, String)>> {

@@ -2,6 +2,7 @@
 //! says which requests it serves, reads the flow's input from a request and writes the flow's
 //! answers; one file per kind, and this one only picks the kind.
 
+pub mod grpc;
 mod http;
 
 use semaphore_plan::{Endpoint, EndpointKind, Plan};
@@ -11,12 +12,28 @@ use super::codec;
 use super::host::Reply;
 use super::Failure;
 
-/// An endpoint that matched, with the raw values its path bound.
+/// An endpoint that matched, with the raw values its path bound and the protocol it is called
+/// in.
 #[derive(Debug, PartialEq)]
 pub struct Match {
     pub endpoint: usize,
     pub params: Vec<(String, String)>,
     pub query: String,
+    pub wire: Wire,
+}
+
+/// The form a request and its answer take: an HTTP endpoint's, or one of the protocols a gRPC
+/// method is called in (see `grpc.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// The endpoint's path, method and codecs.
+    Http,
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// gRPC-Web; `text` is its base64 form.
+    GrpcWeb { text: bool },
+    /// Connect unary, its messages in protobuf or JSON.
+    Connect { json: bool },
 }
 
 /// What the plan says of a request's method and path.
@@ -25,6 +42,10 @@ pub enum Route {
     Endpoint(Match),
     /// Endpoints serve the path, but only for these methods: 405, as Semaphore answered.
     MethodNotAllowed(Vec<String>),
+    /// An endpoint serves the request, or the service of its path, but refuses it before any
+    /// flow runs: a gRPC method called with a content type no gRPC client sends (415), or a
+    /// method the service lacks (UNIMPLEMENTED, as a gRPC server answers).
+    Refused(Reply),
     /// No endpoint serves the path: the request is Envoy's router's.
     NoEndpoint,
 }
@@ -54,15 +75,31 @@ enum Binding {
     NotThisPath,
 }
 
-/// The endpoint serving a request, the first in the plan's order.
-pub fn route(plan: &Plan, method: &str, path: &str) -> Route {
+/// The endpoint serving a request, the first in the plan's order. `content_type` tells the
+/// protocols of a gRPC method apart.
+pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route {
     let target = Target::new(method, path);
     let mut allowed: Vec<String> = Vec::new();
     for (index, endpoint) in plan.endpoints.iter().enumerate() {
+        // A gRPC method is a route of its own, `POST /package.Service/Method`.
         let binding = match endpoint.kind() {
-            EndpointKind::Http => http::bind(index, endpoint, &target),
+            EndpointKind::Http | EndpointKind::Grpc => http::bind(index, endpoint, &target),
         };
         match binding {
+            Binding::Serves(matched) if endpoint.kind() == EndpointKind::Grpc => {
+                return match grpc::wire(content_type) {
+                    Some(wire) => Route::Endpoint(Match { wire, ..matched }),
+                    None => Route::Refused(http::error_reply(
+                        415,
+                        &format!(
+                            "{} is a gRPC method: it takes gRPC, gRPC-Web and Connect requests \
+                             (`application/grpc`, `application/grpc-web`, `application/grpc-web-text`, \
+                             `application/proto`, `application/json`)",
+                            endpoint.route
+                        ),
+                    )),
+                };
+            }
             Binding::Serves(matched) => return Route::Endpoint(matched),
             Binding::OtherMethod if !allowed.contains(&endpoint.method) => {
                 allowed.push(endpoint.method.clone())
@@ -71,6 +108,21 @@ pub fn route(plan: &Plan, method: &str, path: &str) -> Route {
         }
     }
     if allowed.is_empty() {
+        let service = target.segments.first().copied().unwrap_or_default();
+        let served = |endpoint: &Endpoint| {
+            endpoint.kind() == EndpointKind::Grpc
+                && endpoint
+                    .route
+                    .strip_prefix('/')
+                    .and_then(|r| r.split_once('/'))
+                    .is_some_and(|(s, _)| s == service)
+        };
+        if let Some(wire) = grpc::wire(content_type) {
+            if target.segments.len() == 2 && plan.endpoints.iter().any(served) {
+                let path = path.split('?').next().unwrap_or_default();
+                return Route::Refused(grpc::error_reply(wire, 501, &format!("unknown method {path}")));
+            }
+        }
         Route::NoEndpoint
     } else {
         Route::MethodNotAllowed(allowed)
@@ -87,6 +139,25 @@ pub(super) fn decode_input(
 ) -> Result<Map<String, Value>, Failure> {
     match endpoint.kind() {
         EndpointKind::Http => http::decode_input(plan, endpoint, layout, matched, body),
+        EndpointKind::Grpc => grpc::decode_input(plan, matched.wire, layout, body),
+    }
+}
+
+/// When the request's flow must have answered: the client's own deadline where the protocol
+/// carries one (gRPC's `grpc-timeout`, Connect's `connect-timeout-ms`), else none.
+pub(super) fn client_timeout_ms(wire: Wire, headers: &[(String, String)]) -> Option<u64> {
+    match wire {
+        Wire::Http => None,
+        _ => grpc::timeout_ms(wire, headers),
+    }
+}
+
+/// Whether failures are answered with the flow's error object. gRPC answers a failure with its
+/// status and message only, as Semaphore's gRPC listener did.
+pub(super) fn writes_error_objects(endpoint: &Endpoint) -> bool {
+    match endpoint.kind() {
+        EndpointKind::Http => true,
+        EndpointKind::Grpc => false,
     }
 }
 
@@ -94,21 +165,23 @@ pub(super) fn decode_input(
 pub(super) fn reply(
     plan: &Plan,
     endpoint: &Endpoint,
+    wire: Wire,
     status: u16,
     layout: u32,
     message: codec::Outgoing,
     headers: Vec<(String, String)>,
 ) -> Reply {
-    match endpoint.kind() {
-        EndpointKind::Http => http::reply(plan, endpoint, status, layout, message, headers),
+    match wire {
+        Wire::Http => http::reply(plan, endpoint, status, layout, message, headers),
+        _ => grpc::reply(plan, wire, layout, message, headers),
     }
 }
 
-/// A failure answered without an error object of the flow's: its status and message. Without
-/// an endpoint (a plan naming one it lacks) the answer is HTTP's.
-pub(super) fn error_reply(endpoint: Option<&Endpoint>, status: u16, message: &str) -> Reply {
-    match endpoint.map(Endpoint::kind) {
-        Some(EndpointKind::Http) | None => http::error_reply(status, message),
+/// A failure answered without an error object of the flow's: its status and message.
+pub(super) fn error_reply(wire: Wire, status: u16, message: &str) -> Reply {
+    match wire {
+        Wire::Http => http::error_reply(status, message),
+        _ => grpc::error_reply(wire, status, message),
     }
 }
 
@@ -118,8 +191,9 @@ pub fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -> Reply
 }
 
 /// The answer of a flow without an output.
-pub(super) fn empty_reply(endpoint: Option<&Endpoint>, status: u16) -> Reply {
-    match endpoint.map(Endpoint::kind) {
-        Some(EndpointKind::Http) | None => http::empty_reply(status),
+pub(super) fn empty_reply(wire: Wire, status: u16) -> Reply {
+    match wire {
+        Wire::Http => http::empty_reply(status),
+        _ => grpc::empty_reply(wire),
     }
 }

@@ -264,9 +264,17 @@ fn service_line(service: &plan::Service, out: &mut String) {
 
 fn endpoint_line(plan: &Plan, endpoint: &plan::Endpoint, out: &mut String) {
     let flow = plan.flows.get(endpoint.flow as usize).map(|f| f.name.as_str()).unwrap_or("?");
-    if endpoint.kind() == plan::EndpointKind::Grpc {
-        let _ = writeln!(out, "  grpc {} -> {flow}", endpoint.route);
-        return;
+    match endpoint.kind() {
+        plan::EndpointKind::Grpc => {
+            let _ = writeln!(out, "  grpc {} -> {flow}", endpoint.route);
+            return;
+        }
+        plan::EndpointKind::GrpcReflection => {
+            let files = plan.reflection.as_ref().map_or(0, |r| r.files.len());
+            let _ = writeln!(out, "  grpc {} -> server reflection, {files} file(s)", endpoint.route);
+            return;
+        }
+        plan::EndpointKind::Http => {}
     }
     let _ = writeln!(
         out,

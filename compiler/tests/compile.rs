@@ -267,9 +267,43 @@ endpoint "user" "grpc" {
     let endpoints: Vec<(semaphore_plan::EndpointKind, &str, &str)> =
         compiled.plan.endpoints.iter().map(|e| (e.kind(), e.method.as_str(), e.route.as_str())).collect();
     let grpc = semaphore_plan::EndpointKind::Grpc;
-    assert_eq!(endpoints, [(grpc, "POST", "/people.v1.Directory/GetUser"), (grpc, "POST", "/Plain/Get")]);
+    let reflection = semaphore_plan::EndpointKind::GrpcReflection;
+    assert_eq!(
+        endpoints,
+        [
+            (grpc, "POST", "/people.v1.Directory/GetUser"),
+            (grpc, "POST", "/Plain/Get"),
+            (reflection, "POST", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            (reflection, "POST", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+        ]
+    );
     let proto = semaphore_plan::Codec::Proto as i32;
     assert!(compiled.plan.endpoints.iter().all(|e| e.request_codec == proto && e.response_codec == proto));
+
+    // Reflection: each served service in a file of its own, named after it, that imports the
+    // files of its messages; every file with all it imports, each once.
+    let reflection = compiled.plan.reflection.as_ref().unwrap();
+    let names: Vec<&str> = reflection.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "google/protobuf/descriptor.proto",
+            "api/annotations.proto",
+            "users.proto",
+            "Plain.proto",
+            "people.v1.Directory.proto"
+        ]
+    );
+    let directory = &reflection.files[4];
+    assert_eq!(directory.imports, [0, 1, 2]);
+    assert_eq!(directory.symbols, ["people.v1.Directory.GetUser", "people.v1.Directory"]);
+    let file = <prost_types::FileDescriptorProto as prost::Message>::decode(directory.descriptor.as_slice())
+        .unwrap();
+    assert_eq!(file.package(), "people.v1");
+    assert_eq!(file.dependency, ["users.proto"]);
+    let method = &file.service[0].method[0];
+    assert_eq!((method.input_type(), method.output_type()), (".proto.Query", ".proto.User"));
+    assert!(reflection.files[2].symbols.contains(&"proto.User".to_string()));
 
     let refused = compile_with(&[(
         "config.hcl",

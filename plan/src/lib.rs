@@ -89,6 +89,40 @@ pub struct Plan {
     /// The most the filter logs: `error`, `warn`, `info`, `debug` or `trace`; empty is `info`.
     #[prost(string, tag = "5")]
     pub log_level: String,
+    /// What gRPC server reflection answers, when a gRPC endpoint serves a method.
+    #[prost(message, optional, tag = "6")]
+    pub reflection: Option<Reflection>,
+}
+
+/// gRPC server reflection's answers, worked out by the compiler: the list of the services
+/// served, and the protobuf files that describe them.
+#[derive(Clone, PartialEq, Message)]
+pub struct Reflection {
+    /// The encoded `grpc.reflection.v1.ListServiceResponse`: the services served, the
+    /// reflection service's own included.
+    #[prost(bytes = "vec", tag = "1")]
+    pub list_services: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub files: Vec<DescriptorFile>,
+}
+
+/// One protobuf file, as reflection sends it.
+#[derive(Clone, PartialEq, Message)]
+pub struct DescriptorFile {
+    /// Its name, as `import` names it.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The encoded `google.protobuf.FileDescriptorProto`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub descriptor: Vec<u8>,
+    /// Indices into `Reflection::files` of every file it imports, directly or not, each once:
+    /// reflection sends them with it.
+    #[prost(uint32, repeated, tag = "3")]
+    pub imports: Vec<u32>,
+    /// The fully qualified names it defines: messages, enums, services and their methods
+    /// (`package.Service.Method`), nested ones too.
+    #[prost(string, repeated, tag = "4")]
+    pub symbols: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -210,6 +244,9 @@ pub enum EndpointKind {
     Http = 0,
     /// A unary gRPC method, `POST /package.Service/Method`, its messages in protobuf.
     Grpc = 1,
+    /// gRPC server reflection (`grpc.reflection.v1` or `v1alpha`), answered from
+    /// `Plan::reflection`; its `flow` is none.
+    GrpcReflection = 2,
 }
 
 /// An endpoint that exposes a flow.
@@ -764,6 +801,15 @@ mod tests {
                 ..Default::default()
             }],
             log_level: "debug".into(),
+            reflection: Some(Reflection {
+                list_services: vec![10, 3, 10, 1, b'S'],
+                files: vec![DescriptorFile {
+                    name: "s.proto".into(),
+                    descriptor: vec![10, 7],
+                    imports: vec![1],
+                    symbols: vec!["S".into(), "S.M".into()],
+                }],
+            }),
         }
     }
 

@@ -419,3 +419,109 @@ async fn connect_clients_call_the_method_in_json_and_protobuf() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "deadline_exceeded");
 }
+
+/// Server reflection, v1 and v1alpha, from what the compiler embedded: a reflection client
+/// lists the services and fetches the files describing the method, from which a descriptor
+/// pool resolves its messages. The first request's answer comes while the client keeps its
+/// request stream open, as reflection clients do.
+#[tokio::test]
+async fn server_reflection_describes_the_served_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let upstream = profiles();
+    let envoy = start(&upstream).await;
+    let channel = Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
+    let mut client = ServerReflectionClient::new(channel.clone());
+
+    let ask = |request: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    sender.send(ask(MessageRequest::ListServices(String::new()))).await.unwrap();
+    let mut answers = client
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), answers.message()).await.unwrap().unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}")
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "users.v1.Directory",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"
+        ]
+    );
+    drop(sender);
+
+    let mut answers = client
+        .server_reflection_info(tokio_stream::once(ask(MessageRequest::FileContainingSymbol(
+            "users.v1.Directory".into(),
+        ))))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+        panic!("not files: {answer:?}")
+    };
+    let files: Vec<prost_types::FileDescriptorProto> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| prost::Message::decode(bytes.as_slice()).unwrap())
+        .collect();
+    assert_eq!(files[0].name(), "users.v1.Directory.proto", "the method's file first, then its imports");
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet {
+        file: files,
+    })
+    .unwrap();
+    let method = pool.get_service_by_name("users.v1.Directory").unwrap().methods().next().unwrap();
+    assert_eq!(method.name(), "GetUser");
+    assert_eq!(method.input().full_name(), "users.v1.UserQuery");
+    let output = method.output();
+    let fields: Vec<String> = output.fields().map(|f| f.name().to_string()).collect();
+    assert_eq!(fields, ["id", "name", "visits", "roles", "role"]);
+
+    // An unknown symbol is the reflection service's NOT_FOUND, in its answer.
+    let mut answers = client
+        .server_reflection_info(tokio_stream::once(ask(MessageRequest::FileContainingSymbol(
+            "users.v1.Nope".into(),
+        ))))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ErrorResponse(error)) = answer.message_response else { panic!("{answer:?}") };
+    assert_eq!((error.error_code, error.error_message.as_str()), (5, "no symbol users.v1.Nope"));
+
+    // v1alpha, which older clients ask first, answers the same.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::FileByFilename("users.proto".into())),
+    };
+    let mut answers = AlphaClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(AlphaResponse::FileDescriptorResponse(files)) = answer.message_response else {
+        panic!("{answer:?}")
+    };
+    let first: prost_types::FileDescriptorProto =
+        prost::Message::decode(files.file_descriptor_proto[0].as_slice()).unwrap();
+    assert_eq!(first.name(), "users.proto");
+    assert!(upstream.requests().is_empty());
+}

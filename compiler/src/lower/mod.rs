@@ -6,6 +6,7 @@ mod endpoints;
 mod expr;
 mod functions;
 mod reads;
+mod reflection;
 pub mod services;
 pub mod types;
 
@@ -69,13 +70,31 @@ pub fn lower(
             flows.push(lowered);
         }
     }
-    let endpoints = lowering.endpoints(&flow_index, &flows);
+    let mut endpoints = lowering.endpoints(&flow_index, &flows);
+    let reflection = reflection::reflection(&endpoints, &flows, &lowering.layouts.messages, schemas);
+    if reflection.is_some() {
+        endpoints.extend(reflection::REFLECTION_SERVICES.map(|service| {
+            let route = format!("/{service}/ServerReflectionInfo");
+            plan::Endpoint {
+                method: "POST".into(),
+                path: parse_path(&route),
+                flow: u32::MAX,
+                status: 200,
+                request_codec: plan::Codec::Proto as i32,
+                response_codec: plan::Codec::Proto as i32,
+                route,
+                int64_as_string: false,
+                kind: plan::EndpointKind::GrpcReflection as i32,
+            }
+        }));
+    }
     plan::Plan {
         services: lowering.services,
         messages: lowering.layouts.messages,
         endpoints,
         flows,
         log_level: String::new(),
+        reflection,
     }
 }
 

@@ -73,6 +73,23 @@ impl Engine {
         endpoint::error_reply(matched.wire, status, message)
     }
 
+    /// The answer of an endpoint that runs no flow (gRPC server reflection) to its request's
+    /// first message; `None` for a flow's endpoint.
+    pub fn answer_without_flow(&self, matched: &Match, body: &[u8]) -> Option<Reply> {
+        endpoint::answer_without_flow(&self.plan, matched, body)
+    }
+
+    /// Whether the endpoint answers once its request's first message has arrived whole, not
+    /// once the request ends (a streaming method); [`Engine::first_message_arrived`] says when.
+    pub fn streams(&self, matched: &Match) -> bool {
+        endpoint::streams(&self.plan, matched)
+    }
+
+    /// Whether a streaming request's first message is whole in `body`, the body so far.
+    pub fn first_message_arrived(&self, matched: &Match, body: &[u8]) -> bool {
+        endpoint::first_message_arrived(matched, body)
+    }
+
     /// How long a request waits for the first data of its body: its flow's timeout, or
     /// `schedule::BODY_WAIT_MS` for a flow without one.
     pub fn body_wait_ms(&self, matched: &Match) -> u64 {

@@ -208,6 +208,7 @@ fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>)
             ..Default::default()
         }],
         log_level: String::new(),
+        reflection: None,
     })
 }
 

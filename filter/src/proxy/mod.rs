@@ -429,6 +429,11 @@ impl Filter {
     fn start(&mut self, matched: Match, headers: Vec<(String, String)>, body: Vec<u8>) {
         let Some(shared) = self.shared.clone() else { return };
         let now_unix_ms = now_ms();
+        if let Some(reply) = shared.engine.answer_without_flow(&matched, &body) {
+            EnvoyHost::new(&shared, self.context_id, false, true, now_unix_ms).respond(reply);
+            self.set_stage(Stage::Done);
+            return;
+        }
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
         let mut host = EnvoyHost::new(&shared, self.context_id, false, true, now_unix_ms);
@@ -527,13 +532,20 @@ impl HttpContext for Filter {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else { return Action::Continue };
+        let read = |size| match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
         let buffering = {
             let mut streams = shared.streams.borrow_mut();
             match streams.get_mut(&self.context_id).map(|stream| &mut stream.stage) {
                 None | Some(Stage::Forwarded | Stage::GrpcHop(_)) => return Action::Continue,
                 Some(Stage::Buffering(buffering)) => {
                     buffering.data_seen = true;
+                    let matched = &buffering.matched;
                     end_of_stream
+                        || shared.engine.streams(matched)
+                            && shared.engine.first_message_arrived(matched, &read(body_size))
                 }
                 // Envoy buffers the body (up to its buffer limit, past which it answers 413):
                 // until the end of the stream for a flow, until the resources settle for a proxy.
@@ -547,11 +559,7 @@ impl HttpContext for Filter {
         let Some(Stream { stage: Stage::Buffering(Buffering { matched, headers, .. }), .. }) = stream else {
             return Action::Pause;
         };
-        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
-            Ok(body) => body.unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        self.start(matched, headers, body);
+        self.start(matched, headers, read(body_size));
         Action::Pause
     }
 

@@ -60,6 +60,42 @@ pub(super) fn decode_input(
     }
 }
 
+/// Whether a streaming request's first message has arrived whole, when the body so far is
+/// `body`. gRPC-Web's text form is read once the request has ended.
+pub(super) fn first_message_arrived(wire: Wire, body: &[u8]) -> bool {
+    match wire {
+        Wire::Grpc | Wire::GrpcWeb { text: false } => first_frame(body).is_some(),
+        _ => false,
+    }
+}
+
+/// A streaming request's first message, whatever follows it.
+pub(super) fn first_message(wire: Wire, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    let cut_short = || Failure::new(400, "the request is not a gRPC message: its frame is cut short");
+    let decoded;
+    let body = match wire {
+        Wire::GrpcWeb { text: true } => {
+            decoded = base64::engine::general_purpose::STANDARD
+                .decode(body.trim_ascii())
+                .map_err(|_| Failure::new(400, "the gRPC-Web text request is not base64"))?;
+            &decoded
+        }
+        _ => body,
+    };
+    first_frame(body).ok_or_else(cut_short).map(<[u8]>::to_vec)
+}
+
+/// The first frame's message, once it has arrived whole.
+fn first_frame(body: &[u8]) -> Option<&[u8]> {
+    let (&[_, l0, l1, l2, l3], rest) = body.split_first_chunk::<5>()?;
+    rest.get(..u32::from_be_bytes([l0, l1, l2, l3]) as usize)
+}
+
+/// A message answered as the protocol frames it, with no metadata.
+pub(super) fn message_reply(wire: Wire, message: Vec<u8>) -> Reply {
+    answer(wire, message, Vec::new())
+}
+
 /// The message of a unary request's one frame: a compression flag, a big-endian length, the
 /// message.
 fn unframe(body: &[u8]) -> Result<&[u8], Failure> {

@@ -4,6 +4,7 @@
 
 pub mod grpc;
 mod http;
+mod reflection;
 
 use semaphore_plan::{Endpoint, EndpointKind, Plan};
 use serde_json::{Map, Value};
@@ -81,13 +82,17 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
     let target = Target::new(method, path);
     let mut allowed: Vec<String> = Vec::new();
     for (index, endpoint) in plan.endpoints.iter().enumerate() {
-        // A gRPC method is a route of its own, `POST /package.Service/Method`.
-        let binding = match endpoint.kind() {
-            EndpointKind::Http | EndpointKind::Grpc => http::bind(index, endpoint, &target),
-        };
+        // Every kind binds a method and a path: a gRPC method's is `POST /package.Service/Method`.
+        let binding = http::bind(index, endpoint, &target);
         match binding {
-            Binding::Serves(matched) if endpoint.kind() == EndpointKind::Grpc => {
+            Binding::Serves(matched) if endpoint.kind() != EndpointKind::Http => {
+                let reflection = endpoint.kind() == EndpointKind::GrpcReflection;
                 return match grpc::wire(content_type) {
+                    // Reflection streams, which Connect's unary calls cannot.
+                    Some(Wire::Connect { .. }) if reflection => Route::Refused(http::error_reply(
+                        415,
+                        &format!("{} is gRPC server reflection: gRPC and gRPC-Web call it", endpoint.route),
+                    )),
                     Some(wire) => Route::Endpoint(Match { wire, ..matched }),
                     None => Route::Refused(http::error_reply(
                         415,
@@ -110,7 +115,7 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
     if allowed.is_empty() {
         let service = target.segments.first().copied().unwrap_or_default();
         let served = |endpoint: &Endpoint| {
-            endpoint.kind() == EndpointKind::Grpc
+            endpoint.kind() != EndpointKind::Http
                 && endpoint
                     .route
                     .strip_prefix('/')
@@ -139,8 +144,29 @@ pub(super) fn decode_input(
 ) -> Result<Map<String, Value>, Failure> {
     match endpoint.kind() {
         EndpointKind::Http => http::decode_input(plan, endpoint, layout, matched, body),
-        EndpointKind::Grpc => grpc::decode_input(plan, matched.wire, layout, body),
+        EndpointKind::Grpc | EndpointKind::GrpcReflection => {
+            grpc::decode_input(plan, matched.wire, layout, body)
+        }
     }
+}
+
+/// The answer of an endpoint that runs no flow (gRPC server reflection), to its request's
+/// first message; `None` for every other endpoint.
+pub fn answer_without_flow(plan: &Plan, matched: &Match, body: &[u8]) -> Option<Reply> {
+    let endpoint = plan.endpoints.get(matched.endpoint)?;
+    (endpoint.kind() == EndpointKind::GrpcReflection).then(|| reflection::answer(plan, matched.wire, body))
+}
+
+/// Whether the endpoint streams: it answers once its request's first message has arrived
+/// whole, before the request ends, as a streaming method's client may wait for the answer
+/// before it sends more.
+pub fn streams(plan: &Plan, matched: &Match) -> bool {
+    plan.endpoints.get(matched.endpoint).is_some_and(|e| e.kind() == EndpointKind::GrpcReflection)
+}
+
+/// Whether a streaming request's first message has arrived whole in `body`, the body so far.
+pub fn first_message_arrived(matched: &Match, body: &[u8]) -> bool {
+    grpc::first_message_arrived(matched.wire, body)
 }
 
 /// When the request's flow must have answered: the client's own deadline where the protocol
@@ -155,10 +181,7 @@ pub(super) fn client_timeout_ms(wire: Wire, headers: &[(String, String)]) -> Opt
 /// Whether failures are answered with the flow's error object. gRPC answers a failure with its
 /// status and message only, as Semaphore's gRPC listener did.
 pub(super) fn writes_error_objects(endpoint: &Endpoint) -> bool {
-    match endpoint.kind() {
-        EndpointKind::Http => true,
-        EndpointKind::Grpc => false,
-    }
+    endpoint.kind() == EndpointKind::Http
 }
 
 /// A message answered to the client: the output, or an error object.

@@ -1,13 +1,14 @@
 //! `semaphore istio`: the manifests a platform team applies to run the flows in Istio sidecars
 //! or gateways. A WasmPlugin where it can do the job; an EnvoyFilter where an endpoint takes a
-//! request body, as only an EnvoyFilter can set `allow_on_headers_stop_iteration`; and a
-//! ServiceEntry for each upstream host outside the mesh.
+//! request body, as only an EnvoyFilter can set `allow_on_headers_stop_iteration` (gRPC methods
+//! take one, and their hop's listener, cluster and route come with it); and a ServiceEntry for
+//! each upstream host outside the mesh.
 
 use semaphore_plan::{Plan, Transport};
 use serde_json::{json, Value};
 
 use crate::envoy::{
-    filter_from_ads, plugin_configuration, wasm_filter, HTTP_CONNECTION_MANAGER, ROUTER_FILTER,
+    filter_from_ads, grpc_hop, plugin_configuration, wasm_filter, HTTP_CONNECTION_MANAGER, ROUTER_FILTER,
 };
 use crate::Compiled;
 
@@ -119,6 +120,11 @@ fn envoy_filter(compiled: &Compiled, options: &IstioOptions) -> Value {
             },
         ],
     });
+    if grpc_hop::serves_grpc(&compiled.plan) {
+        if let Some(patches) = spec["configPatches"].as_array_mut() {
+            patches.extend(grpc_hop_patches(options));
+        }
+    }
     if !options.selector.is_empty() {
         spec["workloadSelector"] = json!({ "labels": labels(options) });
     }
@@ -128,6 +134,32 @@ fn envoy_filter(compiled: &Compiled, options: &IstioOptions) -> Value {
         "metadata": metadata(options),
         "spec": spec,
     })
+}
+
+/// gRPC endpoints' hop (`semaphore_plan::GRPC_HOP_CLUSTER`): its cluster and internal listener,
+/// added where Istio adds what an EnvoyFilter adds to a sidecar (its outbound pass) or a
+/// gateway, and its route first in every virtual host the filter runs in. Istio's bootstrap
+/// has the internal listener extension.
+fn grpc_hop_patches(options: &IstioOptions) -> [Value; 3] {
+    let (adds, routes) =
+        if options.gateway { ("GATEWAY", "GATEWAY") } else { ("SIDECAR_OUTBOUND", "SIDECAR_INBOUND") };
+    [
+        json!({
+            "applyTo": "CLUSTER",
+            "match": { "context": adds },
+            "patch": { "operation": "ADD", "value": grpc_hop::cluster() },
+        }),
+        json!({
+            "applyTo": "LISTENER",
+            "match": { "context": adds },
+            "patch": { "operation": "ADD", "value": grpc_hop::listener(filter_from_ads()) },
+        }),
+        json!({
+            "applyTo": "HTTP_ROUTE",
+            "match": { "context": routes },
+            "patch": { "operation": "INSERT_FIRST", "value": grpc_hop::route() },
+        }),
+    ]
 }
 
 /// A ServiceEntry for each host the mesh does not know by itself (anything but a Kubernetes

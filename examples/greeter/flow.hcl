@@ -16,3 +16,10 @@ flow "SayHello" {
     message = "{{ hello:message }}"
   }
 }
+
+# The same flow as a gRPC method of its own, for gRPC, gRPC-Web and Connect clients.
+endpoint "SayHello" "grpc" {
+  package = "greeter"
+  service = "Gateway"
+  method  = "SayHello"
+}

@@ -325,3 +325,42 @@ async fn greeter_not_found_is_http_404() {
     assert_eq!(response.text().await.unwrap(), "");
     assert_eq!(upstream.requests().len(), 1);
 }
+
+/// The example's `grpc` endpoint, as its README calls it: gRPC (tonic), and Connect's JSON.
+#[tokio::test]
+async fn greeter_is_a_grpc_method_too() {
+    let (upstream, envoy) = greeter().await;
+
+    let channel = tonic::transport::Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    let path = || tonic::codegen::http::uri::PathAndQuery::from_static("/greeter.Gateway/SayHello");
+    client.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<HelloRequest, greeter::HelloReply>::default();
+    let request = tonic::Request::new(HelloRequest { name: "world".into() });
+    let reply = client.unary(request, path(), codec).await.unwrap();
+    assert_eq!(reply.get_ref().message, "Hello world");
+
+    client.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<HelloRequest, greeter::HelloReply>::default();
+    let request = tonic::Request::new(HelloRequest { name: "nobody".into() });
+    let status = client.unary(request, path(), codec).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    let connect = |name: &str| {
+        http_client()
+            .post(envoy.url("/greeter.Gateway/SayHello"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name":"{name}"}}"#))
+            .send()
+    };
+    let response = connect("world").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"message":"Hello world"}"#);
+    let response = connect("nobody").await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"code":"not_found","message":"resource `hello`: upstream answered 404: there is nobody to greet"}"#
+    );
+    assert_eq!(upstream.requests().len(), 4);
+}

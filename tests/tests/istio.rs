@@ -84,3 +84,110 @@ async fn a_post_flow_answers_through_ecds_and_istios_clusters() {
     assert_eq!(body["cart_id"], "c-1001");
     assert_eq!(body["customer"]["name"], "Ada Lovelace");
 }
+
+/// A gRPC method in an Istio sidecar: the bootstrap around the filter is built as Istio applies
+/// `semaphore istio`'s EnvoyFilter, its cluster, internal listener and first route for the
+/// gRPC hop taken from the manifest's patches (the filter's configuration over ECDS from a
+/// file, as istio-agent hands it over), and a gRPC client calls the method through them.
+#[tokio::test]
+async fn a_grpc_method_answers_through_the_envoyfilters_hop() {
+    use semaphore_compiler::istio::{manifests, IstioOptions};
+    use tonic::codegen::http::uri::PathAndQuery;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct UserQuery {
+        #[prost(string, tag = "1")]
+        id: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct User {
+        #[prost(string, tag = "1")]
+        id: String,
+        #[prost(string, tag = "2")]
+        name: String,
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::builder()
+        .route("GET", "/profiles/{id}", |_| {
+            semaphore_e2e::Reply::json(200, json!({ "id": "7", "name": "Ada" }))
+        })
+        .start();
+    let config = "tests/fixtures/grpc/config.hcl";
+    let options = CompileOptions { clusters: ClusterNaming::Istio { namespace: "shop".into() } };
+    let compiled = compile_file_with(&workspace_root().join(config), &options).unwrap();
+    let istio = IstioOptions {
+        module: "oci://ghcr.io/example/semaphore-filter:0.1.0".into(),
+        selector: Vec::new(),
+        namespace: "shop".into(),
+        gateway: false,
+    };
+    let manifests = manifests(&compiled, &istio);
+    let envoy_filter: Value = manifests
+        .yaml
+        .split("---\n")
+        .filter_map(|document| serde_norway::from_str::<Value>(document).ok())
+        .find(|document| document["kind"] == "EnvoyFilter")
+        .expect("an EnvoyFilter");
+    let patch = |apply_to: &str| {
+        let patches = envoy_filter["spec"]["configPatches"].as_array().unwrap();
+        patches.iter().find(|p| p["applyTo"] == apply_to).unwrap().clone()
+    };
+    let (cluster, listener, route) = (patch("CLUSTER"), patch("LISTENER"), patch("HTTP_ROUTE"));
+    assert_eq!(
+        (cluster["match"]["context"].as_str(), listener["match"]["context"].as_str()),
+        (Some("SIDECAR_OUTBOUND"), Some("SIDECAR_OUTBOUND"))
+    );
+    assert_eq!(
+        (route["match"]["context"].as_str(), route["patch"]["operation"].as_str()),
+        (Some("SIDECAR_INBOUND"), Some("INSERT_FIRST"))
+    );
+
+    // The sidecar before the EnvoyFilter's hop: the filter over ECDS, without the hop's parts.
+    let mut extension = extension_config(&compiled, &istio.module);
+    extension["typed_config"]["config"]["vm_config"]["code"] =
+        json!({ "local": { "filename": wasm_path() } });
+    let ecds = dir.path().join("semaphore-ecds.json");
+    std::fs::write(&ecds, extension_config_resource(&extension)).unwrap();
+    let options = EnvoyOptions {
+        listen: Some("127.0.0.1:0".into()),
+        admin: "127.0.0.1:0".into(),
+        upstream_overrides: [("users.v1.Profiles".to_string(), upstream.addr().to_string())].into(),
+        filter_config_file: Some(ecds),
+        ..Default::default()
+    };
+    let mut bootstrap: Value = serde_norway::from_str(&bootstrap(&compiled, &options)).unwrap();
+    let hop = semaphore_plan::GRPC_HOP_CLUSTER;
+    let resources = &mut bootstrap["static_resources"];
+    resources["listeners"].as_array_mut().unwrap().retain(|l| l["name"] != hop);
+    resources["clusters"].as_array_mut().unwrap().retain(|c| c["name"] != hop);
+    let first = &mut resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let ecds_filter = first["http_filters"][0].clone();
+    let routes = first["route_config"]["virtual_hosts"][0]["routes"].as_array_mut().unwrap();
+    routes.retain(|r| r["name"] != hop);
+
+    // Istio applies the patches; istio-agent serves the filter the internal listener discovers.
+    routes.insert(0, route["patch"]["value"].clone());
+    resources["clusters"].as_array_mut().unwrap().push(cluster["patch"]["value"].clone());
+    let mut internal = listener["patch"]["value"].clone();
+    let inner = &mut internal["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0];
+    assert_eq!(inner["config_discovery"]["config_source"]["ads"], json!({}), "discovered over ADS");
+    *inner = ecds_filter;
+    resources["listeners"].as_array_mut().unwrap().push(internal);
+
+    let envoy = Envoy::start(&serde_norway::to_string(&bootstrap).unwrap()).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<UserQuery, User>::default();
+    let response = grpc
+        .unary(
+            tonic::Request::new(UserQuery { id: "7".into() }),
+            PathAndQuery::from_static("/users.v1.Directory/GetUser"),
+            codec,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.get_ref(), &User { id: "7".into(), name: "Ada".into() });
+    assert_eq!(upstream.requests()[0].path, "/profiles/7");
+}

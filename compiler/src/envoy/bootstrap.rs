@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use semaphore_plan::{EndpointKind, FORWARD_CLUSTER_HEADER, GRPC_HOP_CLUSTER};
+use semaphore_plan::FORWARD_CLUSTER_HEADER;
 use serde_json::{json, Value};
 
 use super::clusters::{clusters, socket_address};
 use super::filter::{discovered_filter, local_code, wasm_filter};
+use super::grpc_hop::{self, serves_grpc};
 use super::{cors, ROUTER_FILTER};
 use crate::listener::Tls;
 use crate::Compiled;
@@ -51,8 +52,14 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
         clusters.push(cors::endpoints_cluster());
     }
     let mut bootstrap = document(&options.admin, listener("semaphore", &listen, filter_chain), clusters);
-    if serves_grpc(compiled) {
-        add_grpc_hop(&mut bootstrap, semaphore_filter(options, compiled));
+    if serves_grpc(&compiled.plan) {
+        bootstrap["bootstrap_extensions"] = json!([grpc_hop::internal_listener_extension()]);
+        if let Some(listeners) = bootstrap["static_resources"]["listeners"].as_array_mut() {
+            listeners.push(grpc_hop::listener(semaphore_filter(options, compiled)));
+        }
+        if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
+            clusters.push(grpc_hop::cluster());
+        }
     }
     // File-based discovery wants the node to have a name.
     bootstrap["node"] = json!({ "id": "semaphore", "cluster": "semaphore" });
@@ -104,8 +111,8 @@ fn semaphore_connection_manager(compiled: &Compiled, filter: Value) -> Value {
 /// is nothing to route.
 fn forward_routes(compiled: &Compiled) -> Vec<Value> {
     let mut routes = Vec::new();
-    if serves_grpc(compiled) {
-        routes.push(grpc_hop_route());
+    if serves_grpc(&compiled.plan) {
+        routes.push(grpc_hop::route());
     }
     if !compiled.plan.flows.iter().any(|flow| flow.forward.is_some()) {
         return routes;
@@ -120,61 +127,6 @@ fn forward_routes(compiled: &Compiled) -> Vec<Value> {
         "request_headers_to_remove": [FORWARD_CLUSTER_HEADER],
     }));
     routes
-}
-
-fn serves_grpc(compiled: &Compiled) -> bool {
-    compiled.plan.endpoints.iter().any(|endpoint| endpoint.kind() == EndpointKind::Grpc)
-}
-
-/// A gRPC endpoint's request goes on to the internal listener (see `GRPC_HOP_CLUSTER`). The
-/// flow's deadline and the client's `grpc-timeout` bound it, not a route timeout.
-fn grpc_hop_route() -> Value {
-    json!({
-        "name": GRPC_HOP_CLUSTER,
-        "match": {
-            "prefix": "/",
-            "headers": [{ "name": FORWARD_CLUSTER_HEADER, "string_match": { "exact": GRPC_HOP_CLUSTER } }],
-        },
-        "route": { "cluster": GRPC_HOP_CLUSTER, "timeout": "0s" },
-        "request_headers_to_remove": [FORWARD_CLUSTER_HEADER],
-    })
-}
-
-/// The internal listener gRPC endpoints hop through, running `filter` (the same filter, with
-/// the same plan, as the main listener), and the cluster that reaches it. Nothing but the
-/// filter answers there: its routes are empty.
-fn add_grpc_hop(bootstrap: &mut Value, filter: Value) {
-    let route_config = json!({
-        "name": GRPC_HOP_CLUSTER,
-        "virtual_hosts": [{ "name": "default", "domains": ["*"], "routes": [] }],
-    });
-    let manager = http_connection_manager(GRPC_HOP_CLUSTER, route_config, vec![filter, router_filter()]);
-    let listener = json!({
-        "name": GRPC_HOP_CLUSTER,
-        "internal_listener": {},
-        "filter_chains": [{ "filters": [manager] }],
-    });
-    let cluster = json!({
-        "name": GRPC_HOP_CLUSTER,
-        "load_assignment": {
-            "cluster_name": GRPC_HOP_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                "envoy_internal_address": { "server_listener_name": GRPC_HOP_CLUSTER },
-            } } }] }],
-        },
-    });
-    bootstrap["bootstrap_extensions"] = json!([{
-        "name": "envoy.bootstrap.internal_listener",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener",
-        },
-    }]);
-    if let Some(listeners) = bootstrap["static_resources"]["listeners"].as_array_mut() {
-        listeners.push(listener);
-    }
-    if let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut() {
-        clusters.push(cluster);
-    }
 }
 
 /// The listener's TLS, from the `http` block's `cert_file` and `key_file`.

@@ -9,6 +9,7 @@ mod clusters;
 mod cors;
 mod edit;
 mod filter;
+pub mod grpc_hop;
 mod plain;
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,9 @@
 //! Semaphore filter running the flow. Two workloads: a checkout of three calls with about 1 KB
 //! of JSON each way, and a profile of two parallel GETs of small JSON. Each gets a closed loop
 //! (throughput at fixed connections) and an open loop (latency at a fixed rate), from oha; the
-//! checkout also gets Envoy's memory with two workers, and its latency over delayed upstreams.
-//! The results go to BENCHMARKS.md with the machine they ran on.
+//! checkout also gets Envoy's memory with two workers, and its latency over delayed upstreams;
+//! the profile's flow is also measured through its gRPC and Connect endpoints against its HTTP
+//! one. The results go to BENCHMARKS.md with the machine they ran on.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -40,9 +41,16 @@ const OHA_VERSION: &str = "1.16.0";
 
 /// `instructions_only`: only count instructions per request, and print them (BENCHMARKS.md is
 /// left as it is): a figure precise enough to compare two builds on a noisy machine.
-pub fn bench(root: &Path, instructions_only: bool) -> Result<()> {
+pub fn bench(root: &Path, instructions_only: bool, endpoints_only: bool) -> Result<()> {
     let tools = Tools::prepare(root)?;
     let mut report = Report::default();
+    if endpoints_only {
+        measure_endpoints(&tools, &mut report)?;
+        let mut out = String::new();
+        report.write_endpoints(&mut out);
+        println!("\n{out}");
+        return Ok(());
+    }
     if instructions_only {
         for workload in Workload::ALL {
             report.instructions.push((workload, instructions::count(&tools, workload)?));
@@ -58,6 +66,7 @@ pub fn bench(root: &Path, instructions_only: bool) -> Result<()> {
     for workload in Workload::ALL {
         report.instructions.push((workload, instructions::count(&tools, workload)?));
     }
+    measure_endpoints(&tools, &mut report)?;
     measure_memory_with_two_workers(&tools, &mut report)?;
     measure_over_delayed_upstreams(&tools, &mut report)?;
     step("Static figures");
@@ -129,6 +138,94 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
         });
     }
     Ok(())
+}
+
+/// The profile flow through each of its front doors on one Semaphore Envoy (`Front`): the
+/// closed loop goes round them in `ROUNDS` short runs, in a rotating order, as above.
+fn measure_endpoints(tools: &Tools, report: &mut Report) -> Result<()> {
+    let workload = Workload::Profile;
+    let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0], workload.small_answers())?;
+    step("Measuring the profile's endpoints: starting Envoy");
+    let bootstrap = tools.bootstrap_of(PROFILE_WITH_GRPC, Scenario::Semaphore, &upstreams)?;
+    let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap, 1)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let body = std::env::temp_dir().join(format!("semaphore-bench-grpc-{}.bin", std::process::id()));
+    std::fs::write(&body, Front::grpc_request())?;
+    for front in Front::ALL {
+        front.oha(tools, &envoy, &body, &["-z", "2s", "-c", "8"])?;
+    }
+    let mut throughputs = vec![Vec::new(); Front::ALL.len()];
+    for round in 0..ROUNDS {
+        step(&format!("Measuring the profile's endpoints: round {} of {ROUNDS}", round + 1));
+        for turn in 0..Front::ALL.len() {
+            let index = (round + turn) % Front::ALL.len();
+            let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
+            throughputs[index].push(throughput(&Front::ALL[index].oha(tools, &envoy, &body, &load)?));
+        }
+    }
+    let _ = std::fs::remove_file(&body);
+    report.endpoints = Front::ALL.into_iter().zip(throughputs).collect();
+    Ok(())
+}
+
+/// `bench/flow/profile.hcl`, its flow also served as the gRPC method `bench.Profiles/Get`.
+const PROFILE_WITH_GRPC: &str = "bench/flow/profile-grpc.hcl";
+
+/// How a client reaches the profile flow.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Front {
+    /// `GET /profile/user-1`, as in the profile workload.
+    Http,
+    /// The gRPC method, over HTTP/2 through the filter's internal hop.
+    Grpc,
+    /// The same method called with Connect's JSON, over HTTP/1.1.
+    Connect,
+}
+
+impl Front {
+    const ALL: [Front; 3] = [Front::Http, Front::Grpc, Front::Connect];
+    const METHOD: &str = "/bench.Profiles/Get";
+
+    fn label(self) -> &'static str {
+        match self {
+            Front::Http => "HTTP endpoint, `GET /profile/user-1`",
+            Front::Grpc => "gRPC method `bench.Profiles/Get` (HTTP/2)",
+            Front::Connect => "the same method over Connect, JSON",
+        }
+    }
+
+    /// `bench.Query { id: "user-1" }` in its gRPC frame.
+    fn grpc_request() -> Vec<u8> {
+        let message = [b"\x0a\x06".as_slice(), b"user-1"].concat();
+        let mut framed = vec![0, 0, 0, 0, message.len() as u8];
+        framed.extend_from_slice(&message);
+        framed
+    }
+
+    fn oha(self, tools: &Tools, envoy: &EnvoyProcess, grpc_body: &Path, load: &[&str]) -> Result<Value> {
+        let base = format!("http://127.0.0.1:{}", envoy.listen);
+        let result = match self {
+            Front::Http => {
+                return tools.oha(Workload::Profile, &format!("{base}{}", Workload::Profile.path()), load)
+            }
+            Front::Grpc => {
+                let body = grpc_body.to_string_lossy();
+                let headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"];
+                let args = [&["--http2", "-m", "POST"], &headers[..], &["-D", &body]].concat();
+                tools.oha_raw(&format!("{base}{}", Front::METHOD), &[load, &args].concat())?
+            }
+            Front::Connect => {
+                let args = ["-m", "POST", "-H", "content-type: application/json", "-d", r#"{"id":"user-1"}"#];
+                tools.oha_raw(&format!("{base}{}", Front::METHOD), &[load, &args].concat())?
+            }
+        };
+        // A gRPC failure is HTTP 200 too, without a message: every answer must carry one.
+        let size = result.pointer("/summary/sizePerRequest").and_then(Value::as_f64).unwrap_or(0.0);
+        if size < 10.0 {
+            bail!("{} answered {size} bytes per request: not the profile", self.label());
+        }
+        Ok(result)
+    }
 }
 
 /// Envoy's memory with two workers, each of which runs its own VM of the filter, after a short
@@ -317,6 +414,21 @@ impl Tools {
     }
 
     fn bootstrap(&self, workload: Workload, scenario: Scenario, upstreams: &Upstreams) -> Result<String> {
+        self.bootstrap_of(workload.config(), scenario, upstreams).and_then(|yaml| match scenario {
+            Scenario::Baseline => {
+                // The same Envoy, clusters and listener, with the minimal filter in the filter's place.
+                let [a, b, c] = upstreams.addrs;
+                let c = if workload == Workload::Checkout { c.to_string() } else { String::new() };
+                let configuration =
+                    serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c}).to_string();
+                replace_module(&yaml, &self.baseline, &configuration).context("putting the minimal filter in")
+            }
+            _ => Ok(yaml),
+        })
+    }
+
+    /// The bootstrap of `config`'s flows for a scenario, (a)'s plain proxy aside.
+    fn bootstrap_of(&self, config: &str, scenario: Scenario, upstreams: &Upstreams) -> Result<String> {
         let [a, b, c] = upstreams.addrs;
         let (listen, admin) = (free_port()?, free_port()?);
         if scenario == Scenario::Proxy {
@@ -325,7 +437,7 @@ impl Tools {
         }
         let output = capture(
             Command::new(&self.artifacts.compiler)
-                .args(["envoy", workload.config(), "--wasm"])
+                .args(["envoy", config, "--wasm"])
                 .arg(&self.artifacts.filter)
                 .args(["--listen", &format!("127.0.0.1:{listen}"), "--admin", &format!("127.0.0.1:{admin}")])
                 .env("BENCH_A_HOST", format!("http://{a}"))
@@ -333,23 +445,22 @@ impl Tools {
                 .env("BENCH_C_HOST", format!("http://{c}"))
                 .current_dir(&self.root),
         )?;
-        let yaml = String::from_utf8(output.stdout).context("the bootstrap is not UTF-8")?;
-        if scenario == Scenario::Semaphore {
-            return Ok(yaml);
-        }
-        // The same Envoy, clusters and listener, with the minimal filter in the filter's place.
-        let c = if workload == Workload::Checkout { c.to_string() } else { String::new() };
-        let configuration = serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c}).to_string();
-        replace_module(&yaml, &self.baseline, &configuration).context("putting the minimal filter in")
+        String::from_utf8(output.stdout).context("the bootstrap is not UTF-8")
     }
 
     fn oha(&self, workload: Workload, url: &str, load: &[&str]) -> Result<Value> {
         let (method, body) = workload.request();
-        let mut command = Command::new(&self.oha);
-        command.args(load).args(["--no-tui", "--output-format", "json", "-m", method]);
+        let mut args = [load, &["-m", method]].concat();
         if let Some(body) = &body {
-            command.args(["-H", "content-type: application/json", "-d", body]);
+            args.extend(["-H", "content-type: application/json", "-d", body]);
         }
+        self.oha_raw(url, &args)
+    }
+
+    /// oha's JSON summary of a run with these arguments; any answer but 200 fails it.
+    fn oha_raw(&self, url: &str, args: &[&str]) -> Result<Value> {
+        let mut command = Command::new(&self.oha);
+        command.args(args).args(["--no-tui", "--output-format", "json"]);
         let output = capture(command.arg(url))?;
         let result: Value = serde_json::from_slice(&output.stdout).context("reading oha's JSON")?;
         let statuses = result.get("statusCodeDistribution").cloned().unwrap_or(Value::Null);
@@ -592,6 +703,8 @@ struct Report {
     criterion: Vec<(String, String)>,
     profile: Option<crate::profile::Profile>,
     instructions: Vec<(Workload, Vec<(Scenario, instructions::Count)>)>,
+    /// Each front door's throughputs, round by round.
+    endpoints: Vec<(Front, Vec<f64>)>,
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -663,6 +776,7 @@ impl Report {
             self.write_workload(workload, &mut out);
         }
         self.write_instructions(&mut out);
+        self.write_endpoints(&mut out);
         self.write_memory(&mut out);
         self.write_latency(&mut out);
         self.write_gap(&mut out);
@@ -851,6 +965,24 @@ impl Report {
                 p50 - CRITICAL_PATH_MS,
                 p99 - CRITICAL_PATH_MS
             );
+        }
+        let _ = writeln!(out);
+    }
+
+    /// The profile flow's front doors against its HTTP endpoint.
+    fn write_endpoints(&self, out: &mut String) {
+        let Some((_, http)) = self.endpoints.iter().find(|(front, _)| *front == Front::Http) else { return };
+        let _ = writeln!(
+            out,
+            "## Endpoints\n\nThe profile workload's flow through each of its endpoints, on one Semaphore Envoy \
+             (`bench/flow/profile-grpc.hcl`), in turns as above; the ratio is the median of the rounds' \
+             ratios to the HTTP endpoint. A gRPC call makes one more hop inside Envoy, through an internal \
+             listener (see envoy/README.md).\n\n| | throughput (req/s) | against HTTP |\n| --- | ---: | ---: |"
+        );
+        for (front, throughputs) in &self.endpoints {
+            let ratios: Vec<f64> = throughputs.iter().zip(http).map(|(t, h)| t / h).collect();
+            let _ =
+                writeln!(out, "| {} | {:.0} | {:.2} |", front.label(), median(throughputs), median(&ratios));
         }
         let _ = writeln!(out);
     }

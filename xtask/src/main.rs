@@ -52,6 +52,9 @@ enum Task {
         /// print them: precise enough to compare two builds on a noisy machine.
         #[arg(long)]
         instructions: bool,
+        /// Only compare the profile flow's endpoints (HTTP, gRPC, Connect), and print it.
+        #[arg(long)]
+        endpoints: bool,
     },
     /// Run the benchmark's workload through the filter and the minimal filter in Node (V8, as in
     /// Envoy): time per request, hostcalls per request, and the functions time goes to.
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
             package::package(&artifacts.filter, &layout).map(drop)
         }),
         Task::Setup => setup_all(&root),
-        Task::Bench { instructions } => bench::bench(&root, instructions),
+        Task::Bench { instructions, endpoints } => bench::bench(&root, instructions, endpoints),
         Task::Profile => profile::profile(&root),
         Task::Fuzz { seconds, target } => build::build(&root)
             .and_then(|artifacts| fuzz::fuzz(&root, &artifacts, seconds, target.as_deref())),

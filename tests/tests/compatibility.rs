@@ -127,3 +127,59 @@ async fn error_objects_carry_their_int64_status_as_a_number() {
     }
     assert_eq!(upstream.requests().len(), 3);
 }
+
+/// Semaphore's gRPC example (`examples/grpc/gateway`): one flow as `POST /` in JSON and as the
+/// gRPC method `semaphore.greeter.Say/Hello`, which it serves under the name of the upstream
+/// service it calls. A gRPC client calls it through Envoy; the upstream is a gRPC server.
+#[tokio::test]
+async fn semaphores_grpc_example_answers_over_http_and_grpc() {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Request {
+        #[prost(string, tag = "1")]
+        name: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Meta {
+        #[prost(int64, tag = "1")]
+        session: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Response {
+        #[prost(string, tag = "1")]
+        msg: String,
+        #[prost(message, optional, tag = "4")]
+        meta: Option<Meta>,
+    }
+    let say = Upstream::builder()
+        .grpc("semaphore.greeter.Say", "Hello", |message| {
+            let request = <Request as prost::Message>::decode(message).map_err(|e| (3, e.to_string()))?;
+            let response = Response {
+                msg: format!("Hello {}", request.name),
+                meta: Some(Meta { session: 1_700_000_000 }),
+            };
+            Ok(prost::Message::encode_to_vec(&response))
+        })
+        .start();
+    let envoy =
+        start_semaphore("tests/fixtures/compat/grpc/config.hcl", &[("semaphore.greeter.Say", say.addr())])
+            .await
+            .unwrap();
+
+    let response = http_client().post(envoy.url("/")).json(&json!({ "name": "world" })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"msg":"Hello world","meta":{"session":1700000000}}"#);
+
+    let channel = tonic::transport::Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<Request, Response>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/semaphore.greeter.Say/Hello");
+    let response =
+        grpc.unary(tonic::Request::new(Request { name: "Ada".into() }), path, codec).await.unwrap();
+    assert_eq!(
+        response.into_inner(),
+        Response { msg: "Hello Ada".into(), meta: Some(Meta { session: 1_700_000_000 }) }
+    );
+    let calls: Vec<String> = say.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(calls, ["POST /semaphore.greeter.Say/Hello", "POST /semaphore.greeter.Say/Hello"]);
+}

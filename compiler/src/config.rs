@@ -26,6 +26,8 @@ pub struct Config {
     pub proto_includes: Vec<PathBuf>,
     /// `http { ... }`: the listener Envoy serves the endpoints on.
     pub http: HttpDef,
+    /// `grpc { address }`: where Semaphore's daemon served gRPC.
+    pub grpc_address: Option<Spanned<String>>,
     /// `log_level`: the filter's.
     pub log_level: Option<Spanned<String>>,
     pub service_selects: Vec<ServiceSelect>,
@@ -359,7 +361,8 @@ impl Reader<'_> {
                 }
             }
             "http" => self.http(block, dir, &mut config.http),
-            "grpc" | "graphql" | "prometheus" | "discovery" => {
+            "grpc" => self.grpc(block, &mut config.grpc_address),
+            "graphql" | "prometheus" | "discovery" => {
                 self.warn_daemon_only(block.ident.as_str(), block.span())
             }
             other => self.unknown(
@@ -564,6 +567,16 @@ impl Reader<'_> {
                 "read_timeout" => http.read_timeout = self.literal(&attr.value),
                 "write_timeout" => http.write_timeout = self.literal(&attr.value),
                 other => self.unknown(other, attr.key.span(), KNOWN),
+            }
+        }
+    }
+
+    /// `grpc { address }`; the daemon's other settings have no meaning inside Envoy.
+    fn grpc(&mut self, block: &Block, address: &mut Option<Spanned<String>>) {
+        for attr in block.body.attributes() {
+            match attr.key.as_str() {
+                "address" => *address = self.string(attr),
+                other => self.unknown(other, attr.key.span(), &["address"]),
             }
         }
     }

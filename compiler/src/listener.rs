@@ -1,5 +1,5 @@
-//! The `http` block and `log_level`: how the generated Envoy listens (address, TLS, CORS, stream
-//! timeouts) and how much the filter logs, checked once here.
+//! The `http` and `grpc` blocks and `log_level`: how the generated Envoy listens (addresses,
+//! TLS, CORS, stream timeouts) and how much the filter logs, checked once here.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,8 @@ pub struct Listener {
     pub read_timeout_ms: Option<u32>,
     /// `write_timeout`: the whole exchange must end within it (Envoy's `max_stream_duration`).
     pub write_timeout_ms: Option<u32>,
+    /// `grpc { address }`: a listener of its own, as Semaphore's daemon served gRPC there.
+    pub grpc_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub fn listener(config: &Config, reporter: &mut Reporter) -> Listener {
         tls,
         read_timeout_ms,
         write_timeout_ms,
+        grpc_address: config.grpc_address.as_ref().map(|a| a.value.clone()),
     }
 }
 

@@ -176,6 +176,10 @@ struct EnvoyArgs {
     /// Listener address; defaults to the configuration's `http.address`, else 127.0.0.1:8080.
     #[arg(long)]
     listen: Option<String>,
+    /// The gRPC listener's address; defaults to the configuration's `grpc.address`, if any (else
+    /// gRPC is served on the first listener only).
+    #[arg(long)]
+    grpc_listen: Option<String>,
     /// Envoy admin address.
     #[arg(long, default_value = envoy::DEFAULT_ADMIN)]
     admin: String,
@@ -332,6 +336,7 @@ impl EnvoyArgs {
         Ok(EnvoyOptions {
             wasm,
             listen: self.listen.clone(),
+            grpc_listen: self.grpc_listen.clone(),
             admin: self.admin.clone(),
             upstream_overrides: BTreeMap::new(),
             ..Default::default()

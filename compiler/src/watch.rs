@@ -32,6 +32,7 @@ pub fn run(
         admin: options.admin.clone(),
         upstream_overrides: options.upstream_overrides.clone(),
         filter_config_file: Some(filter_file.clone()),
+        grpc_listen: options.grpc_listen.clone(),
     };
     let bootstrap = dir.join("envoy.yaml");
     std::fs::write(&bootstrap, envoy::bootstrap(&compiled, &options))

@@ -37,6 +37,8 @@ pub async fn start_semaphore_with_args(
     let options = EnvoyOptions {
         wasm: wasm_path(),
         listen: Some("127.0.0.1:0".to_owned()),
+        // A configuration's `grpc { address }` listener, if it has one, on a port of its own.
+        grpc_listen: compiled.listener.grpc_address.as_ref().map(|_| "127.0.0.1:0".to_owned()),
         admin: "127.0.0.1:0".to_owned(),
         upstream_overrides: upstreams
             .iter()

@@ -130,7 +130,8 @@ async fn error_objects_carry_their_int64_status_as_a_number() {
 
 /// Semaphore's gRPC example (`examples/grpc/gateway`): one flow as `POST /` in JSON and as the
 /// gRPC method `semaphore.greeter.Say/Hello`, which it serves under the name of the upstream
-/// service it calls. A gRPC client calls it through Envoy; the upstream is a gRPC server.
+/// service it calls, also on the listener of its `grpc { address }`. A gRPC client calls it
+/// through Envoy; the upstream is a gRPC server.
 #[tokio::test]
 async fn semaphores_grpc_example_answers_over_http_and_grpc() {
     #[derive(Clone, PartialEq, prost::Message)]
@@ -180,6 +181,18 @@ async fn semaphores_grpc_example_answers_over_http_and_grpc() {
         response.into_inner(),
         Response { msg: "Hello Ada".into(), meta: Some(Meta { session: 1_700_000_000 }) }
     );
+
+    // `grpc { address }`: a listener of its own, where the daemon served gRPC.
+    let grpc_listener = envoy.listener_url("grpc", "");
+    let channel = tonic::transport::Channel::from_shared(grpc_listener).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<Request, Response>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/semaphore.greeter.Say/Hello");
+    let response =
+        grpc.unary(tonic::Request::new(Request { name: "Alan".into() }), path, codec).await.unwrap();
+    assert_eq!(response.into_inner().msg, "Hello Alan");
+
     let calls: Vec<String> = say.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(calls, ["POST /semaphore.greeter.Say/Hello", "POST /semaphore.greeter.Say/Hello"]);
+    assert_eq!(calls, ["POST /semaphore.greeter.Say/Hello"; 3]);
 }

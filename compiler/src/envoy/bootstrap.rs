@@ -17,6 +17,8 @@ use crate::Compiled;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 pub const HTTP_CONNECTION_MANAGER: &str = "envoy.filters.network.http_connection_manager";
+/// The listener of `grpc { address }`.
+pub const GRPC_LISTENER: &str = "grpc";
 
 #[derive(Default)]
 pub struct EnvoyOptions {
@@ -25,6 +27,9 @@ pub struct EnvoyOptions {
     /// Listener address; `None` takes the configuration's `http.address`, else 127.0.0.1:8080.
     /// Port 0 lets Envoy pick a free port.
     pub listen: Option<String>,
+    /// The `grpc` listener's address; `None` takes the configuration's `grpc.address`. Without
+    /// either there is no such listener: gRPC is served on the first.
+    pub grpc_listen: Option<String>,
     /// Admin address, 127.0.0.1:9901 by default.
     pub admin: String,
     /// Service FQN (e.g. `proto.Users`) -> `host:port` that its cluster should reach instead of
@@ -51,7 +56,16 @@ pub fn bootstrap(compiled: &Compiled, options: &EnvoyOptions) -> String {
     if cors::enabled(compiled) {
         clusters.push(cors::endpoints_cluster());
     }
-    let mut bootstrap = document(&options.admin, listener("semaphore", &listen, filter_chain), clusters);
+    let grpc_listen = options.grpc_listen.clone().or_else(|| compiled.listener.grpc_address.clone());
+    let mut bootstrap =
+        document(&options.admin, listener("semaphore", &listen, filter_chain.clone()), clusters);
+    if let (Some(address), Some(listeners)) =
+        (grpc_listen, bootstrap["static_resources"]["listeners"].as_array_mut())
+    {
+        // Semaphore's daemon served gRPC on an address of its own: the same connection manager
+        // there, which serves every endpoint, gRPC's among them.
+        listeners.push(listener(GRPC_LISTENER, &address, filter_chain));
+    }
     if serves_grpc(&compiled.plan) {
         bootstrap["bootstrap_extensions"] = json!([grpc_hop::internal_listener_extension()]);
         if let Some(listeners) = bootstrap["static_resources"]["listeners"].as_array_mut() {

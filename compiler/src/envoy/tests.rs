@@ -204,6 +204,7 @@ fn the_listener_takes_tls_timeouts_and_cors_from_the_http_block() {
         tls: Some(Tls { cert_file: "/tls/cert.pem".into(), key_file: "/tls/key.pem".into() }),
         read_timeout_ms: Some(2500),
         write_timeout_ms: Some(30_000),
+        grpc_address: None,
     };
     let yaml = read(&bootstrap(&compiled(listener), &EnvoyOptions { listen: None, ..options() }));
     let listener = &yaml["static_resources"]["listeners"][0];

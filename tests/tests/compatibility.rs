@@ -170,28 +170,21 @@ async fn semaphores_grpc_example_answers_over_http_and_grpc() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"msg":"Hello world","meta":{"session":1700000000}}"#);
 
-    let channel = tonic::transport::Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let codec = tonic_prost::ProstCodec::<Request, Response>::default();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/semaphore.greeter.Say/Hello");
-    let response =
-        grpc.unary(tonic::Request::new(Request { name: "Ada".into() }), path, codec).await.unwrap();
-    assert_eq!(
-        response.into_inner(),
-        Response { msg: "Hello Ada".into(), meta: Some(Meta { session: 1_700_000_000 }) }
-    );
-
-    // `grpc { address }`: a listener of its own, where the daemon served gRPC.
-    let grpc_listener = envoy.listener_url("grpc", "");
-    let channel = tonic::transport::Channel::from_shared(grpc_listener).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let codec = tonic_prost::ProstCodec::<Request, Response>::default();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/semaphore.greeter.Say/Hello");
-    let response =
-        grpc.unary(tonic::Request::new(Request { name: "Alan".into() }), path, codec).await.unwrap();
-    assert_eq!(response.into_inner().msg, "Hello Alan");
+    // On the first listener, and on the one of `grpc { address }`, where the daemon served gRPC.
+    let hello = |base: String, name: &'static str| async move {
+        let channel = tonic::transport::Channel::from_shared(base).unwrap().connect().await.unwrap();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<Request, Response>::default();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/semaphore.greeter.Say/Hello");
+        grpc.unary(tonic::Request::new(Request { name: name.into() }), path, codec)
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let expected = |msg: &str| Response { msg: msg.into(), meta: Some(Meta { session: 1_700_000_000 }) };
+    assert_eq!(hello(envoy.url(""), "Ada").await, expected("Hello Ada"));
+    assert_eq!(hello(envoy.listener_url("grpc", ""), "Alan").await, expected("Hello Alan"));
 
     let calls: Vec<String> = say.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(calls, ["POST /semaphore.greeter.Say/Hello"; 3]);

@@ -136,17 +136,7 @@ impl Lowering<'_> {
                 .secondary(&previous, "by this endpoint");
             return None;
         }
-        Some(plan::Endpoint {
-            method: "POST".into(),
-            path,
-            flow: flow as u32,
-            status: 200,
-            request_codec: plan::Codec::Proto as i32,
-            response_codec: plan::Codec::Proto as i32,
-            route,
-            int64_as_string: false,
-            kind: plan::EndpointKind::Grpc as i32,
-        })
+        Some(grpc_method(route, flow as u32, plan::EndpointKind::Grpc))
     }
 
     fn endpoint(
@@ -259,6 +249,22 @@ impl Lowering<'_> {
             }
         }
         Some(())
+    }
+}
+
+/// The endpoint of a gRPC method, `POST <route>`, its messages in protobuf; `flow` is none
+/// (`u32::MAX`) for one that runs no flow.
+pub(super) fn grpc_method(route: String, flow: u32, kind: plan::EndpointKind) -> plan::Endpoint {
+    plan::Endpoint {
+        method: "POST".into(),
+        path: parse_path(&route),
+        flow,
+        status: 200,
+        request_codec: plan::Codec::Proto as i32,
+        response_codec: plan::Codec::Proto as i32,
+        route,
+        int64_as_string: false,
+        kind: kind as i32,
     }
 }
 

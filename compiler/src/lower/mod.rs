@@ -75,17 +75,7 @@ pub fn lower(
     if reflection.is_some() {
         endpoints.extend(reflection::REFLECTION_SERVICES.map(|service| {
             let route = format!("/{service}/ServerReflectionInfo");
-            plan::Endpoint {
-                method: "POST".into(),
-                path: parse_path(&route),
-                flow: u32::MAX,
-                status: 200,
-                request_codec: plan::Codec::Proto as i32,
-                response_codec: plan::Codec::Proto as i32,
-                route,
-                int64_as_string: false,
-                kind: plan::EndpointKind::GrpcReflection as i32,
-            }
+            endpoints::grpc_method(route, u32::MAX, plan::EndpointKind::GrpcReflection)
         }));
     }
     plan::Plan {

@@ -7,6 +7,7 @@
 mod envoy;
 mod semaphore;
 mod upstream;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use semaphore_e2e::users::{Role, User, UserQuery};
 use semaphore_e2e::{http_client, start_semaphore, Envoy, Reply, Upstream};
 use serde_json::json;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -12,34 +13,6 @@ use tonic::{Code, Request, Status};
 
 const CONFIG: &str = "tests/fixtures/grpc/config.hcl";
 const GET_USER: &str = "/users.v1.Directory/GetUser";
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct UserQuery {
-    #[prost(string, tag = "1")]
-    id: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct User {
-    #[prost(string, tag = "1")]
-    id: String,
-    #[prost(string, tag = "2")]
-    name: String,
-    #[prost(int64, tag = "3")]
-    visits: i64,
-    #[prost(string, repeated, tag = "4")]
-    roles: Vec<String>,
-    #[prost(enumeration = "Role", tag = "5")]
-    role: i32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
-#[repr(i32)]
-enum Role {
-    Guest = 0,
-    Member = 1,
-    Admin = 2,
-}
 
 /// The profiles upstream: user 7 exists, user `s<status>` answers that status.
 fn profiles() -> Upstream {

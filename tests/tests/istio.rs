@@ -94,18 +94,7 @@ async fn a_grpc_method_answers_through_the_envoyfilters_hop() {
     use semaphore_compiler::istio::{manifests, IstioOptions};
     use tonic::codegen::http::uri::PathAndQuery;
 
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct UserQuery {
-        #[prost(string, tag = "1")]
-        id: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct User {
-        #[prost(string, tag = "1")]
-        id: String,
-        #[prost(string, tag = "2")]
-        name: String,
-    }
+    use semaphore_e2e::users::{User, UserQuery};
 
     let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::builder()
@@ -188,6 +177,6 @@ async fn a_grpc_method_answers_through_the_envoyfilters_hop() {
         )
         .await
         .unwrap();
-    assert_eq!(response.get_ref(), &User { id: "7".into(), name: "Ada".into() });
+    assert_eq!((response.get_ref().id.as_str(), response.get_ref().name.as_str()), ("7", "Ada"));
     assert_eq!(upstream.requests()[0].path, "/profiles/7");
 }

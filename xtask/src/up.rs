@@ -31,7 +31,7 @@ pub enum Example {
     Getuser,
     /// POST /checkout fanning out to four HTTP/JSON services.
     Checkout,
-    /// GET /hello/:name from a gRPC service.
+    /// GET /hello/:name from a gRPC service, and the same flow as a gRPC method.
     Greeter,
     /// GET /me from a profile service, behind Envoy's JWT authentication.
     Jwt,
@@ -65,7 +65,11 @@ impl Example {
                 r#"curl -s {LISTENER_ADDRESS}/checkout -H 'Authorization: Bearer demo-token' \
       -H 'Content-Type: application/json' -d '{{"cart_id":"c-1001","user_id":"u-7","coupon":"WELCOME10"}}'"#
             ),
-            Example::Greeter => format!("curl -s {LISTENER_ADDRESS}/hello/world"),
+            Example::Greeter => format!(
+                "curl -s {LISTENER_ADDRESS}/hello/world\n  \
+                 curl -s -H 'content-type: application/json' -d '{{\"name\":\"world\"}}' \
+                 {LISTENER_ADDRESS}/greeter.Gateway/SayHello   # the gRPC method, over Connect"
+            ),
             Example::Jwt => format!(
                 r#"curl -s {LISTENER_ADDRESS}/me -H "Authorization: Bearer $(python3 examples/jwt/token.py ada)""#
             ),

@@ -120,9 +120,10 @@ fn semaphore_connection_manager(compiled: &Compiled, filter: Value) -> Value {
 }
 
 /// A proxy's request goes on, once its resources settled, to the cluster the filter names in
-/// `FORWARD_CLUSTER_HEADER`. The route matches only requests carrying that header, which the
-/// filter removes from whatever a client sends, and is not sent upstream. Without proxies there
-/// is nothing to route.
+/// `FORWARD_CLUSTER_HEADER`, and a gRPC endpoint's to its hop (`grpc_hop::route`, first). The
+/// routes match only requests carrying that header, which the filter removes from whatever a
+/// client sends, and is not sent upstream. Without proxies or gRPC endpoints there is nothing
+/// to route.
 fn forward_routes(compiled: &Compiled) -> Vec<Value> {
     let mut routes = Vec::new();
     if serves_grpc(&compiled.plan) {

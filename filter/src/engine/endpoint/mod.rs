@@ -122,8 +122,9 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
                     .and_then(|r| r.split_once('/'))
                     .is_some_and(|(s, _)| s == service)
         };
-        if let Some(wire) = grpc::wire(content_type) {
-            if target.segments.len() == 2 && plan.endpoints.iter().any(served) {
+        // Most requests that reach here are for Envoy's other routes: the path is checked first.
+        if target.segments.len() == 2 && plan.endpoints.iter().any(served) {
+            if let Some(wire) = grpc::wire(content_type) {
                 let path = path.split('?').next().unwrap_or_default();
                 return Route::Refused(grpc::error_reply(wire, 501, &format!("unknown method {path}")));
             }

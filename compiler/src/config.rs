@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpDef,
     /// `grpc { address }`: where Semaphore's daemon served gRPC.
     pub grpc_address: Option<Spanned<String>>,
+    /// `graphql { ... }`: where and how the GraphQL schema is served.
+    pub graphql: GraphqlDef,
     /// `log_level`: the filter's.
     pub log_level: Option<Spanned<String>>,
     pub service_selects: Vec<ServiceSelect>,
@@ -48,6 +50,18 @@ pub struct HttpDef {
     pub key_file: Option<Spanned<PathBuf>>,
     pub read_timeout: Option<Spanned<Literal>>,
     pub write_timeout: Option<Spanned<Literal>>,
+}
+
+/// `graphql { address path introspection max_depth max_fields }`. Semaphore's daemon knew
+/// `address` alone; the others are this filter's.
+#[derive(Default, Debug)]
+pub struct GraphqlDef {
+    pub address: Option<Spanned<String>>,
+    /// The HTTP path the schema is served at on the HTTP listener, `/graphql` unless set.
+    pub path: Option<Spanned<String>>,
+    pub introspection: Option<Spanned<Literal>>,
+    pub max_depth: Option<Spanned<Literal>>,
+    pub max_fields: Option<Spanned<Literal>>,
 }
 
 /// `services { select "pkg.*" { ... } }`: settings for every service the pattern matches.
@@ -115,6 +129,11 @@ pub struct EndpointDef {
     pub status: Option<Spanned<Literal>>,
     /// `int64_as_string = true`: JSON answers write 64-bit integers as strings.
     pub int64_as_string: Option<Spanned<Literal>>,
+    /// A `graphql` endpoint's dotted field path, its output type's name and its root type
+    /// (`query` or `mutation`).
+    pub field_path: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub base: Option<Spanned<String>>,
     pub span: Span,
 }
 
@@ -362,9 +381,8 @@ impl Reader<'_> {
             }
             "http" => self.http(block, dir, &mut config.http),
             "grpc" => self.grpc(block, &mut config.grpc_address),
-            "graphql" | "prometheus" | "discovery" => {
-                self.warn_daemon_only(block.ident.as_str(), block.span())
-            }
+            "graphql" => self.graphql(block, &mut config.graphql),
+            "prometheus" | "discovery" => self.warn_daemon_only(block.ident.as_str(), block.span()),
             other => self.unknown(
                 other,
                 block.ident.span(),
@@ -581,6 +599,20 @@ impl Reader<'_> {
         }
     }
 
+    fn graphql(&mut self, block: &Block, graphql: &mut GraphqlDef) {
+        const KNOWN: &[&str] = &["address", "path", "introspection", "max_depth", "max_fields"];
+        for attr in block.body.attributes() {
+            match attr.key.as_str() {
+                "address" => graphql.address = self.string(attr),
+                "path" => graphql.path = self.string(attr),
+                "introspection" => graphql.introspection = self.literal(&attr.value),
+                "max_depth" => graphql.max_depth = self.literal(&attr.value),
+                "max_fields" => graphql.max_fields = self.literal(&attr.value),
+                other => self.unknown(other, attr.key.span(), KNOWN),
+            }
+        }
+    }
+
     fn endpoint(&mut self, block: &Block) -> Option<EndpointDef> {
         let mut labels = self.labels_between(block, &["flow", "kind"], &["codec"])?.into_iter();
         let (flow, kind) = (labels.next()?, labels.next()?);
@@ -596,6 +628,9 @@ impl Reader<'_> {
             response_codec: None,
             status: None,
             int64_as_string: None,
+            field_path: None,
+            name: None,
+            base: None,
             span: self.span(block.span()),
         };
         let known: &[&str] = match endpoint.kind.value.as_str() {
@@ -628,6 +663,9 @@ impl Reader<'_> {
                     "response_codec" => endpoint.response_codec = self.string(attr),
                     "status" => endpoint.status = self.literal(&attr.value),
                     "int64_as_string" => endpoint.int64_as_string = self.literal(&attr.value),
+                    "path" => endpoint.field_path = self.string(attr),
+                    "name" => endpoint.name = self.string(attr),
+                    "base" => endpoint.base = self.string(attr),
                     _ => drop(self.string(attr)),
                 },
                 Structure::Block(inner) if inner.ident.as_str() == "options" => drop(self.pairs(inner)),

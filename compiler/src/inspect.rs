@@ -274,6 +274,22 @@ fn endpoint_line(plan: &Plan, endpoint: &plan::Endpoint, out: &mut String) {
             let _ = writeln!(out, "  grpc {} -> server reflection, {files} file(s)", endpoint.route);
             return;
         }
+        plan::EndpointKind::Graphql => {
+            let Some(graphql) = &plan.graphql else { return };
+            let fields = |root: Option<u32>| {
+                let object = root.and_then(|r| graphql.objects.get(r as usize));
+                object.map(|o| o.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "))
+            };
+            let mutation = fields(graphql.mutation).map(|m| format!("; mutation: {m}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  graphql {} {} -> query: {}{mutation}",
+                endpoint.method,
+                endpoint.route,
+                fields(Some(graphql.query)).unwrap_or_default()
+            );
+            return;
+        }
         plan::EndpointKind::Http => {}
     }
     let _ = writeln!(

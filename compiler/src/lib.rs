@@ -3,6 +3,7 @@
 pub mod config;
 pub mod diagnostics;
 pub mod envoy;
+pub mod graphql;
 pub mod inspect;
 pub mod istio;
 pub mod listener;
@@ -25,6 +26,8 @@ pub struct Compiled {
     pub listener: listener::Listener,
     /// Rendered warnings; empty when there are none.
     pub warnings: String,
+    /// The GraphQL schema's `__schema` document, when a flow has a GraphQL endpoint.
+    pub graphql: Option<serde_json::Value>,
 }
 
 /// Every error (and warning) of a compile, rendered like rustc's.
@@ -66,11 +69,11 @@ pub fn compile_file_with(path: &Path, options: &CompileOptions) -> Result<Compil
     let config = config::load(path, &mut reporter);
     // Every phase runs whatever went wrong before it, so that one run reports every mistake.
     let schemas = schema::Schemas::load(&config, &mut reporter);
-    let mut plan = lower::lower(&config, &schemas, options, &mut reporter);
+    let (mut plan, graphql) = lower::lower(&config, &schemas, options, &mut reporter);
     plan.log_level = listener::log_level(&config, &mut reporter);
     let listener = listener::listener(&config, &mut reporter);
     if reporter.errors() > 0 {
         return Err(Diagnostics { rendered: reporter.render(), errors: reporter.errors() });
     }
-    Ok(Compiled { plan, listener, warnings: reporter.render() })
+    Ok(Compiled { plan, listener, warnings: reporter.render(), graphql })
 }

@@ -132,6 +132,15 @@ enum Document {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// The GraphQL schema the configuration's `graphql` endpoints serve, in GraphQL's schema
+    /// definition language.
+    Graphql {
+        /// The configuration file (HCL).
+        config: PathBuf,
+        /// Where to write the schema; standard output if omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -264,6 +273,14 @@ fn execute(command: Command) -> Result<(), String> {
                 };
                 let text = render(&openapi::document(&compiled.plan, &info), format)?;
                 write_or_print(&text, output.as_deref())
+            })
+        }
+        Command::Generate { document: Document::Graphql { config, output } } => {
+            compile(&config).and_then(|compiled| {
+                let schema = compiled
+                    .graphql
+                    .ok_or_else(|| format!("{}: no flow has a graphql endpoint", config.display()))?;
+                write_or_print(&semaphore_compiler::graphql::sdl(&schema), output.as_deref())
             })
         }
     }

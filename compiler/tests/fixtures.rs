@@ -100,7 +100,7 @@ fn the_cli_exits_1_on_errors_and_0_otherwise() {
     assert_eq!(passed.status.code(), Some(0), "{}", String::from_utf8_lossy(&passed.stderr));
     let stderr = String::from_utf8_lossy(&passed.stderr);
     assert!(
-        stderr.contains("warning: `graphql` endpoints are not served inside Envoy"),
+        stderr.contains("warning: `prometheus` configures the standalone daemon"),
         "warnings are shown: {stderr}"
     );
 }

@@ -16,7 +16,8 @@ pub mod vocabulary;
 
 pub const MAGIC: [u8; 4] = *b"SMPH";
 /// 2: `OnError.schema` became optional (it was an index + 1), endpoints say their kind.
-pub const VERSION: u16 = 3;
+/// 3: gRPC endpoints and reflection. 4: the GraphQL schema.
+pub const VERSION: u16 = 4;
 pub const HEADER_LEN: usize = 8;
 
 /// Why a byte string is not a plan this build can run.
@@ -92,6 +93,71 @@ pub struct Plan {
     /// What gRPC server reflection answers, when a gRPC endpoint serves a method.
     #[prost(message, optional, tag = "6")]
     pub reflection: Option<Reflection>,
+    /// The GraphQL schema its `Graphql` endpoints serve, when a flow has a GraphQL endpoint.
+    #[prost(message, optional, tag = "7")]
+    pub graphql: Option<Graphql>,
+}
+
+/// The one GraphQL schema every `graphql` endpoint is a field of, resolved by the compiler:
+/// each object type with its fields, each field saying where its value comes from. Input
+/// types are the flows' input layouts, read field by field.
+#[derive(Clone, PartialEq, Message)]
+pub struct Graphql {
+    /// Object types. The roots and the namespaces of dotted paths hold flows' fields; the
+    /// others show a message layout's values.
+    #[prost(message, repeated, tag = "1")]
+    pub objects: Vec<GraphqlObject>,
+    /// Index into `objects` of the `Query` root.
+    #[prost(uint32, tag = "2")]
+    pub query: u32,
+    /// Index into `objects` of the `Mutation` root, when a flow is a mutation.
+    #[prost(uint32, optional, tag = "3")]
+    pub mutation: Option<u32>,
+    /// The introspection answer: the JSON of `__schema` with every type in full, each type
+    /// referred to as `{kind, name, ofType}`. Empty when introspection is off.
+    #[prost(bytes = "vec", tag = "4")]
+    pub introspection: Vec<u8>,
+    /// The deepest selection set a query may nest, and the most fields it may select.
+    #[prost(uint32, tag = "5")]
+    pub max_depth: u32,
+    #[prost(uint32, tag = "6")]
+    pub max_fields: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GraphqlObject {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "2")]
+    pub fields: Vec<GraphqlField>,
+}
+
+/// A field of an object type: it runs a flow, opens a namespace, or shows a field of the
+/// message its object shows.
+#[derive(Clone, PartialEq, Message)]
+pub struct GraphqlField {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Index into `Graphql::objects` of its type, when that is an object type.
+    #[prost(uint32, optional, tag = "2")]
+    pub object: Option<u32>,
+    #[prost(oneof = "GraphqlSource", tags = "3, 4, 5")]
+    pub source: Option<GraphqlSource>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum GraphqlSource {
+    /// Runs this flow (index into `Plan::flows`), its arguments the flow's input fields; its
+    /// value is the flow's output, shown by `object`.
+    #[prost(uint32, tag = "3")]
+    Flow(u32),
+    /// A namespace of a dotted path: its value is `object` itself.
+    #[prost(bool, tag = "4")]
+    Namespace(bool),
+    /// The field of this index in the layout its object shows (a map's entries are a list of
+    /// `{key, value}` objects).
+    #[prost(uint32, tag = "5")]
+    Field(u32),
 }
 
 /// gRPC server reflection's answers, worked out by the compiler: the list of the services
@@ -247,6 +313,9 @@ pub enum EndpointKind {
     /// gRPC server reflection (`grpc.reflection.v1` or `v1alpha`), answered from
     /// `Plan::reflection`; its `flow` is none.
     GrpcReflection = 2,
+    /// The GraphQL schema (`Plan::graphql`), served at its path over `POST` and `GET`; its
+    /// `flow` is none, as a request may run several.
+    Graphql = 3,
 }
 
 /// An endpoint that exposes a flow.
@@ -809,6 +878,21 @@ mod tests {
                     imports: vec![1],
                     symbols: vec!["S".into(), "S.M".into()],
                 }],
+            }),
+            graphql: Some(Graphql {
+                objects: vec![GraphqlObject {
+                    name: "Query".into(),
+                    fields: vec![GraphqlField {
+                        name: "user".into(),
+                        object: Some(0),
+                        source: Some(GraphqlSource::Flow(0)),
+                    }],
+                }],
+                query: 0,
+                mutation: None,
+                introspection: b"{}".to_vec(),
+                max_depth: 15,
+                max_fields: 500,
             }),
         }
     }

@@ -101,9 +101,11 @@ fn setup_all(root: &std::path::Path) -> anyhow::Result<()> {
     setup::ensure_wasm_target()?;
     let envoy = setup::ensure_envoy(root)?;
     let validator = setup::ensure_openapi_spec_validator(root)?;
+    let graphql_python = setup::ensure_graphql_core(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     println!("Envoy:                    {}", envoy.display());
     println!("OpenAPI validator:        {}", validator.display());
+    println!("graphql-core's Python:    {}", graphql_python.display());
     println!("wasm-bindgen test runner: {}", runner.display());
     Ok(())
 }
@@ -113,6 +115,7 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
     let envoy = setup::ensure_envoy(root)?;
     let validator = setup::ensure_openapi_spec_validator(root)?;
     let compose_checker = setup::ensure_check_jsonschema(root)?;
+    let graphql_python = setup::ensure_graphql_core(root)?;
     let runner = setup::ensure_wasm_bindgen_test_runner(root)?;
     setup::ensure_debian_tools(&["openssl", "curl", "skopeo"])?;
     let artifacts = build::build(root)?;
@@ -134,7 +137,8 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
                 .env("SEMAPHORE_WASM", &artifacts.filter)
                 .env("ENVOY_BIN", &envoy)
                 .env("OPENAPI_SPEC_VALIDATOR", &validator)
-                .env("CHECK_JSONSCHEMA", &compose_checker),
+                .env("CHECK_JSONSCHEMA", &compose_checker)
+                .env("GRAPHQL_PYTHON", &graphql_python),
             &mut counts,
         )
     });
@@ -150,7 +154,8 @@ fn test(root: &std::path::Path) -> anyhow::Result<()> {
                 .args(["test", "-p", "semaphore-e2e"])
                 .env("SEMAPHORE_WASM", &artifacts.filter)
                 .env("ENVOY_BIN", &oldest)
-                .env("CHECK_JSONSCHEMA", &compose_checker),
+                .env("CHECK_JSONSCHEMA", &compose_checker)
+                .env("GRAPHQL_PYTHON", &graphql_python),
             &mut counts,
         )
     });

@@ -11,6 +11,7 @@ pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const ENVOY_VERSION: &str = "1.40.0";
 const OPENAPI_SPEC_VALIDATOR_VERSION: &str = "0.9.0";
 const CHECK_JSONSCHEMA_VERSION: &str = "0.39.0";
+const GRAPHQL_CORE_VERSION: &str = "3.3.2";
 
 pub fn workspace_root() -> PathBuf {
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -112,6 +113,34 @@ pub fn ensure_openapi_spec_validator(root: &Path) -> Result<PathBuf> {
         bail!("openapi-spec-validator installed, but {} is not there", validator.display());
     }
     Ok(validator)
+}
+
+/// The `.venv`'s Python with `graphql-core` (GraphQL's reference implementation, ported)
+/// installed (PyPI) when missing: the GraphQL tests build a client schema from the filter's
+/// introspection answer with it, and check queries and the generated SDL against it.
+pub fn ensure_graphql_core(root: &Path) -> Result<PathBuf> {
+    let python = root.join(".venv/bin/python");
+    let installed = || {
+        python.is_file()
+            && Command::new(&python)
+                .args([
+                    "-c",
+                    &format!(
+                        "import graphql, sys; sys.exit(graphql.__version__ != '{GRAPHQL_CORE_VERSION}')"
+                    ),
+                ])
+                .status()
+                .is_ok_and(|status| status.success())
+    };
+    if installed() {
+        return Ok(python);
+    }
+    step(&format!("Installing graphql-core {GRAPHQL_CORE_VERSION} into .venv (PyPI)"));
+    pip_install(root, &format!("graphql-core=={GRAPHQL_CORE_VERSION}"))?;
+    if !installed() {
+        bail!("graphql-core installed, but {} cannot import it", python.display());
+    }
+    Ok(python)
 }
 
 /// `check-jsonschema` in the workspace's `.venv`, installed there (PyPI) when missing: it holds

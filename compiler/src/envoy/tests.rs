@@ -13,7 +13,7 @@ use crate::Compiled;
 const MANAGER: &str = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
 
 fn compiled(listener: Listener) -> Compiled {
-    Compiled { plan: Plan::default(), listener, warnings: String::new() }
+    Compiled { plan: Plan::default(), listener, warnings: String::new(), graphql: None }
 }
 
 fn options() -> EnvoyOptions {

@@ -45,18 +45,8 @@ impl Lowering<'_> {
             let lowered = match endpoint.kind.value.as_str() {
                 "http" => self.endpoint(endpoint, flow, flows, &mut routes),
                 "grpc" => self.grpc_endpoint(endpoint, flow, flows, &mut routes),
-                "graphql" => {
-                    self.reporter
-                        .warning(
-                            &endpoint.kind.span,
-                            format!(
-                                "`{}` endpoints are not served inside Envoy; only `http` endpoints are",
-                                endpoint.kind.value
-                            ),
-                        )
-                        .label("ignored");
-                    continue;
-                }
+                // Fields of the one GraphQL schema, lowered together (`graphql.rs`).
+                "graphql" => continue,
                 other => {
                     self.reporter
                         .warning(

@@ -5,6 +5,7 @@
 mod endpoints;
 mod expr;
 mod functions;
+mod graphql;
 mod reads;
 mod reflection;
 pub mod services;
@@ -29,12 +30,13 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 pub const DEFAULT_ROLLBACK_RETRIES: u32 = 5;
 const RESERVED_NAMES: &[&str] = &["input", "error", "stack", "output"];
 
+/// The plan, and the GraphQL schema's `__schema` document when a flow has a GraphQL endpoint.
 pub fn lower(
     config: &Config,
     schemas: &Schemas,
     options: &crate::CompileOptions,
     reporter: &mut Reporter,
-) -> plan::Plan {
+) -> (plan::Plan, Option<serde_json::Value>) {
     let mut lowering = Lowering {
         config,
         schemas,
@@ -78,14 +80,24 @@ pub fn lower(
             endpoints::grpc_method(route, u32::MAX, plan::EndpointKind::GrpcReflection)
         }));
     }
-    plan::Plan {
+    let graphql = lowering.graphql(&flow_index, &flows);
+    let (graphql, document) = match graphql {
+        Some(lowered) => {
+            endpoints.extend(lowered.endpoints);
+            (Some(lowered.schema), Some(lowered.document))
+        }
+        None => (None, None),
+    };
+    let plan = plan::Plan {
         services: lowering.services,
         messages: lowering.layouts.messages,
         endpoints,
         flows,
         log_level: String::new(),
         reflection,
-    }
+        graphql,
+    };
+    (plan, document)
 }
 
 pub(crate) struct Lowering<'a> {

@@ -75,24 +75,61 @@ pub struct Execution {
 
 impl Execution {
     /// Decodes the input and dispatches every node that depends on nothing.
-    pub fn start(engine: Rc<Engine>, matched: Match, request: Request, host: &mut dyn Host) -> Execution {
+    pub fn start(engine: Rc<Engine>, matched: Match, mut request: Request, host: &mut dyn Host) -> Execution {
         let flow = engine.plan.endpoints.get(matched.endpoint).map(|e| e.flow as usize).unwrap_or(usize::MAX);
+        let body = std::mem::take(&mut request.body);
+        let mut execution = Execution::new(engine, matched.endpoint, matched.wire, flow, request, host);
+        let step = execution.begin(&matched, &body, host);
+        execution.conclude(step, host);
+        execution
+    }
+
+    /// A GraphQL field's run of `flow`, its input typed from the field's arguments; it answers
+    /// as `endpoint` (the GraphQL endpoint) writes answers.
+    pub fn start_with_input(
+        engine: Rc<Engine>,
+        endpoint: usize,
+        flow: usize,
+        input: Map<String, Value>,
+        request: Request,
+        host: &mut dyn Host,
+    ) -> Execution {
+        let mut execution = Execution::new(engine, endpoint, Wire::Graphql, flow, request, host);
+        let step = match execution.engine.rewrites.get(flow) {
+            Some(Err(reason)) => Step::Failed(Failure::new(500, reason.clone())),
+            _ => {
+                execution.scope.input = Value::Object(input);
+                execution.advance(host)
+            }
+        };
+        execution.conclude(step, host);
+        execution
+    }
+
+    fn new(
+        engine: Rc<Engine>,
+        endpoint: usize,
+        wire: Wire,
+        flow: usize,
+        request: Request,
+        host: &mut dyn Host,
+    ) -> Execution {
         let flow_def = engine.plan.flows.get(flow);
         let node_count = flow_def.map(|f| f.nodes.len()).unwrap_or(0);
         let now = host.now_ms();
         let flow_deadline = flow_def.filter(|f| f.timeout_ms > 0).map(|f| now + u64::from(f.timeout_ms));
         let client_deadline =
-            endpoint::client_timeout_ms(matched.wire, &request.headers).map(|ms| now.saturating_add(ms));
+            endpoint::client_timeout_ms(wire, &request.headers).map(|ms| now.saturating_add(ms));
         let deadline_ms = match (flow_deadline, client_deadline) {
             (Some(flow), Some(client)) => Some(flow.min(client)),
             (flow, client) => flow.or(client),
         };
         let random = Cell::new(request.seed);
-        let mut execution = Execution {
+        Execution {
             engine,
             id: eval::uuid(&random),
-            endpoint: matched.endpoint,
-            wire: matched.wire,
+            endpoint,
+            wire,
             flow,
             scope: Scope {
                 input: Value::Null,
@@ -106,10 +143,7 @@ impl Execution {
             deadline_ms,
             now_unix_ms: request.now_unix_ms,
             random,
-        };
-        let step = execution.begin(&matched, &request.body, host);
-        execution.conclude(step, host);
-        execution
+        }
     }
 
     pub fn is_finished(&self) -> bool {

@@ -12,6 +12,7 @@ mod endpoint;
 mod eval;
 mod execution;
 mod forward;
+mod graphql;
 mod headers;
 mod host;
 pub mod saga;
@@ -29,6 +30,7 @@ use semaphore_plan::Plan;
 
 pub use endpoint::{Match, Route, Wire};
 pub use execution::Execution;
+pub use graphql::Operation;
 pub use host::{Callout, Event, Forwarding, GrpcMethod, Host, Reply, Request, UpstreamResponse};
 pub use saga::{Compensation, SagaEvent, Sagas, EXECUTION_ID_HEADER};
 pub use upstream::http_status_of_grpc;
@@ -39,6 +41,8 @@ pub struct Engine {
     /// Each flow's rewrite rules, by flow index, compiled here so that no request compiles a
     /// regex. Refused rules fail the requests of their proxy.
     rewrites: Vec<Result<Vec<forward::Rule>, String>>,
+    /// The GraphQL schema's `__schema` document, read once; `None` when introspection is off.
+    graphql_introspection: Option<serde_json::Value>,
 }
 
 impl Engine {
@@ -54,7 +58,15 @@ impl Engine {
                 rules
             })
             .collect();
-        Rc::new(Engine { plan, rewrites })
+        let graphql_introspection =
+            plan.graphql.as_ref().filter(|g| !g.introspection.is_empty()).and_then(|g| {
+                serde_json::from_slice(&g.introspection)
+                    .map_err(|e| {
+                        error!("the plan's GraphQL introspection does not read, introspection is off: {e}")
+                    })
+                    .ok()
+            });
+        Rc::new(Engine { plan, rewrites, graphql_introspection })
     }
 
     /// The endpoint serving this request, if any; requests that match none pass through.
@@ -114,6 +126,51 @@ impl Engine {
             .get(matched.endpoint)
             .and_then(|endpoint| self.plan.flows.get(endpoint.flow as usize))
             .is_some_and(|flow| flow.forward.is_some())
+    }
+}
+
+/// What a request runs: one flow, or the flows a GraphQL operation selects.
+pub enum Run {
+    Flow(Execution),
+    Graphql(Operation),
+}
+
+impl Run {
+    /// Starts what the matched endpoint runs for this request.
+    pub fn start(engine: Rc<Engine>, matched: Match, request: Request, host: &mut dyn Host) -> Run {
+        if matched.wire == Wire::Graphql {
+            Run::Graphql(Operation::start(engine, &matched, request, host))
+        } else {
+            Run::Flow(Execution::start(engine, matched, request, host))
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        match self {
+            Run::Flow(execution) => execution.is_finished(),
+            Run::Graphql(operation) => operation.is_finished(),
+        }
+    }
+
+    pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
+        match self {
+            Run::Flow(execution) => execution.on_response(token, response, host),
+            Run::Graphql(operation) => operation.on_response(token, response, host),
+        }
+    }
+
+    pub fn abandon(&mut self, host: &mut dyn Host) {
+        match self {
+            Run::Flow(execution) => execution.abandon(host),
+            Run::Graphql(operation) => operation.abandon(host),
+        }
+    }
+
+    pub fn take_compensations(&mut self) -> (Vec<Compensation>, Vec<SagaEvent>) {
+        match self {
+            Run::Flow(execution) => execution.take_compensations(),
+            Run::Graphql(operation) => operation.take_compensations(),
+        }
     }
 }
 

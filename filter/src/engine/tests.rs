@@ -209,6 +209,7 @@ fn plan(route: &str, method: &str, nodes: Vec<Node>, output: Vec<FieldTemplate>)
         }],
         log_level: String::new(),
         reflection: None,
+        graphql: None,
     })
 }
 

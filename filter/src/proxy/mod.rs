@@ -19,7 +19,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
-use crate::engine::{Callout, Engine, Execution, Host, Match, Request, Route, Sagas, UpstreamResponse, Wire};
+use crate::engine::{Callout, Engine, Host, Match, Request, Route, Run, Sagas, UpstreamResponse, Wire};
 use callouts::{
     dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, ticking, DISPATCH_AS_ROOT,
 };
@@ -399,7 +399,7 @@ enum Stage {
     Buffering(Buffering),
     /// The flow runs; the request is held. A proxy's body arriving meanwhile is buffered by
     /// Envoy.
-    Running(Box<Execution>),
+    Running(Box<Run>),
     /// The flow answered the client.
     Done,
     /// The proxy's request went on to Envoy's router, which streams its body upstream.
@@ -437,7 +437,7 @@ impl Filter {
         let seed = now_unix_ms ^ u64::from(self.context_id).rotate_left(32);
         let request = Request { headers, body, now_unix_ms, seed };
         let mut host = EnvoyHost::new(&shared, self.context_id, false, true, now_unix_ms);
-        let execution = Execution::start(Rc::clone(&shared.engine), matched, request, &mut host);
+        let execution = Run::start(Rc::clone(&shared.engine), matched, request, &mut host);
         let forwarded = host.forwarded;
         let mut stream = Stream { stage: Stage::Running(Box::new(execution)), attached: true };
         settle(&shared, &mut stream, forwarded);

@@ -54,7 +54,7 @@ pub(super) fn decode_input(
                 .map_err(|_| Failure::new(400, "the gRPC-Web text request is not base64"))?;
             codec::proto::decode(plan, layout, unframe(&decoded)?).map_err(invalid)
         }
-        Wire::Grpc | Wire::GrpcWeb { text: false } | Wire::Http => {
+        Wire::Grpc | Wire::GrpcWeb { text: false } | Wire::Http | Wire::Graphql => {
             codec::proto::decode(plan, layout, unframe(body)?).map_err(invalid)
         }
     }
@@ -171,7 +171,7 @@ fn answer(wire: Wire, message: Vec<u8>, metadata: Vec<(String, String)>) -> Repl
             body.extend(frame(0x80, lines.as_bytes()));
             grpc_web(text, body, Vec::new())
         }
-        Wire::Grpc | Wire::Http => Reply {
+        Wire::Grpc | Wire::Http | Wire::Graphql => Reply {
             status: 200,
             headers: vec![("content-type".into(), "application/grpc".into())],
             body: frame(0, &message),
@@ -220,7 +220,7 @@ pub(super) fn error_reply(wire: Wire, status: u16, message: &str) -> Reply {
         }
         // Trailers-only: the status travels with the headers.
         Wire::GrpcWeb { text } => grpc_web(text, Vec::new(), status_lines),
-        Wire::Grpc | Wire::Http => Reply {
+        Wire::Grpc | Wire::Http | Wire::Graphql => Reply {
             status: 200,
             headers: vec![("content-type".into(), "application/grpc".into())],
             body: Vec::new(),

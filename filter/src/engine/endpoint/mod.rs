@@ -2,6 +2,7 @@
 //! says which requests it serves, reads the flow's input from a request and writes the flow's
 //! answers; one file per kind, and this one only picks the kind.
 
+pub mod graphql;
 pub mod grpc;
 mod http;
 mod reflection;
@@ -35,6 +36,8 @@ pub enum Wire {
     GrpcWeb { text: bool },
     /// Connect unary, its messages in protobuf or JSON.
     Connect { json: bool },
+    /// A GraphQL request (`engine/graphql/`); the flows its fields run answer in JSON.
+    Graphql,
 }
 
 /// What the plan says of a request's method and path.
@@ -85,6 +88,9 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
         // Every kind binds a method and a path: a gRPC method's is `POST /package.Service/Method`.
         let binding = http::bind(index, endpoint, &target);
         match binding {
+            Binding::Serves(matched) if endpoint.kind() == EndpointKind::Graphql => {
+                return Route::Endpoint(Match { wire: Wire::Graphql, ..matched })
+            }
             Binding::Serves(matched) if endpoint.kind() != EndpointKind::Http => {
                 let reflection = endpoint.kind() == EndpointKind::GrpcReflection;
                 return match grpc::wire(content_type) {
@@ -115,7 +121,7 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
     if allowed.is_empty() {
         let service = target.segments.first().copied().unwrap_or_default();
         let served = |endpoint: &Endpoint| {
-            endpoint.kind() != EndpointKind::Http
+            matches!(endpoint.kind(), EndpointKind::Grpc | EndpointKind::GrpcReflection)
                 && endpoint
                     .route
                     .strip_prefix('/')
@@ -148,6 +154,8 @@ pub(super) fn decode_input(
         EndpointKind::Grpc | EndpointKind::GrpcReflection => {
             grpc::decode_input(plan, matched.wire, layout, body)
         }
+        // A GraphQL field's input is its arguments, typed before its flow starts.
+        EndpointKind::Graphql => Err(Failure::new(500, "a GraphQL field's flow reads no request body")),
     }
 }
 
@@ -174,7 +182,7 @@ pub fn first_message_arrived(matched: &Match, body: &[u8]) -> bool {
 /// carries one (gRPC's `grpc-timeout`, Connect's `connect-timeout-ms`), else none.
 pub(super) fn client_timeout_ms(wire: Wire, headers: &[(String, String)]) -> Option<u64> {
     match wire {
-        Wire::Http => None,
+        Wire::Http | Wire::Graphql => None,
         _ => grpc::timeout_ms(wire, headers),
     }
 }
@@ -196,7 +204,7 @@ pub(super) fn reply(
     headers: Vec<(String, String)>,
 ) -> Reply {
     match wire {
-        Wire::Http => http::reply(plan, endpoint, status, layout, message, headers),
+        Wire::Http | Wire::Graphql => http::reply(plan, endpoint, status, layout, message, headers),
         _ => grpc::reply(plan, wire, layout, message, headers),
     }
 }
@@ -204,7 +212,7 @@ pub(super) fn reply(
 /// A failure answered without an error object of the flow's: its status and message.
 pub(super) fn error_reply(wire: Wire, status: u16, message: &str) -> Reply {
     match wire {
-        Wire::Http => http::error_reply(status, message),
+        Wire::Http | Wire::Graphql => http::error_reply(status, message),
         _ => grpc::error_reply(wire, status, message),
     }
 }
@@ -217,7 +225,7 @@ pub fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -> Reply
 /// The answer of a flow without an output.
 pub(super) fn empty_reply(wire: Wire, status: u16) -> Reply {
     match wire {
-        Wire::Http => http::empty_reply(status),
+        Wire::Http | Wire::Graphql => http::empty_reply(status),
         _ => grpc::empty_reply(wire),
     }
 }

@@ -275,7 +275,7 @@ async fn invalid_documents_are_refused_before_any_flow_runs() {
 async fn limits_bound_how_much_a_query_selects() {
     let upstream = accounts();
     let envoy = start(&upstream).await;
-    // The fixture allows 40 fields.
+    // The fixture allows 40 fields...
     let many: String = (0..41).map(|i| format!("f{i}: __typename ")).collect();
     let body = query(&envoy, &format!("{{ {many} }}")).await;
     assert_eq!(body["errors"][0]["message"], "The query selects more than 40 fields.");
@@ -284,6 +284,15 @@ async fn limits_bound_how_much_a_query_selects() {
     let cyclic = "{ user(id: \"7\") { ...A } } fragment A on User { ...B } fragment B on User { ...A }";
     let body = query(&envoy, cyclic).await;
     assert_eq!(body["errors"][0]["message"], "Cannot spread fragment \"A\" within itself.");
+    let chain: String = (0..40).map(|i| format!("fragment F{i} on User {{ ...F{} }} ", i + 1)).collect();
+    let body =
+        query(&envoy, &format!("{{ user(id: \"7\") {{ ...F0 }} }} {chain} fragment F40 on User {{ id }}"))
+            .await;
+    assert_eq!(body["errors"][0]["message"], "Fragments spread more than 32 deep.");
+    // And 3 levels.
+    let body = query(&envoy, r#"{ accounts { user(id: "7") { address { city } } } }"#).await;
+    assert_eq!(body["errors"][0]["message"], "The query nests deeper than 3 levels.");
+    assert_eq!(body["errors"][0]["locations"], json!([{"line": 1, "column": 40}]));
     assert!(upstream.requests().is_empty());
 }
 
@@ -354,4 +363,25 @@ assert print_schema(schema) == print_schema(from_sdl), (print_schema(schema), pr
         body["data"]["__type"]["fields"][7],
         json!({"name": "previous", "type": {"kind": "LIST", "ofType": {"name": null, "fields": null}}})
     );
+}
+
+#[tokio::test]
+async fn an_introspection_query_that_grows_without_bound_is_refused() {
+    let upstream = accounts();
+    let envoy = start(&upstream).await;
+    let nested =
+        format!("{}name{}", "fields { type { ofType { name } } name args { type { ".repeat(1), "} } }");
+    let body = query(&envoy, &format!("{{ __schema {{ types {{ {nested} }} }} }}")).await;
+    assert!(body["data"]["__schema"]["types"].as_array().is_some_and(|t| t.len() > 20), "{body}");
+
+    // Introspection's own types refer to each other (`__Type.fields` are `__Field`s whose
+    // `type` is a `__Type`): a query can go round for as long as its text does.
+    let mut exploding = String::from("name");
+    for _ in 0..6 {
+        exploding = format!(
+            "name fields {{ type {{ {exploding} ofType {{ {exploding} ofType {{ {exploding} }} }} }} }}"
+        );
+    }
+    let body = query(&envoy, &format!("{{ __schema {{ types {{ {exploding} }} }} }}")).await;
+    assert_eq!(body["errors"][0]["message"], "The introspection answer would hold more than 100000 values.");
 }

@@ -65,11 +65,20 @@ struct Context<'a> {
     variables: Map<String, Value>,
     runs: Vec<Run>,
     fields: u32,
+    /// Values the introspection answers hold so far.
+    introspected: u32,
     /// Fragments being spread, innermost last: a fragment spreading itself is refused.
     spreading: Vec<String>,
 }
 
 type Checked<T> = Result<T, GraphqlError>;
+
+/// How many fragments may spread one inside the other.
+const MAX_SPREAD_CHAIN: usize = 32;
+/// The most values an introspection answer may hold. Introspection is not bound by the
+/// schema's limits, as clients' own introspection queries nest deeply, but a query that
+/// selects `fields { type { fields ... } }` over and over grows its answer exponentially.
+const MAX_INTROSPECTION_VALUES: u32 = 100_000;
 
 fn error<T>(message: impl Into<String>, pos: Pos) -> Checked<T> {
     Err(GraphqlError::at(message, pos))
@@ -118,6 +127,7 @@ pub fn prepare(
         variables: Map::new(),
         runs: Vec::new(),
         fields: 0,
+        introspected: 0,
         spreading: Vec::new(),
     };
     context.variables = coerce_variables(operation, variables)?;
@@ -268,6 +278,10 @@ impl<'a> Context<'a> {
                     if self.spreading.contains(name) {
                         return error(format!("Cannot spread fragment \"{name}\" within itself."), *pos);
                     }
+                    // A chain of fragments nests no selection set: bounded on its own.
+                    if self.spreading.len() >= MAX_SPREAD_CHAIN {
+                        return error(format!("Fragments spread more than {MAX_SPREAD_CHAIN} deep."), *pos);
+                    }
                     self.check_condition(type_name, &fragment.type_condition, Some(name), *pos)?;
                     if self.included(directives)? && self.included(&fragment.directives)? {
                         self.spreading.push(name.clone());
@@ -334,9 +348,8 @@ impl<'a> Context<'a> {
         let root = object == schema.query || Some(object) == schema.mutation;
         let mut out = Vec::new();
         for (key, fields) in grouped {
-            let first = fields[0];
+            let Some(first) = same_field(&fields)? else { continue };
             self.count(first.pos, depth)?;
-            same_field(&fields)?;
             let path: Vec<String> = path.iter().cloned().chain([key.clone()]).collect();
             let what = match first.name.as_str() {
                 "__typename" => leaf_only(first, Source::Known(Value::String(definition.name.clone())))?,
@@ -515,9 +528,8 @@ impl<'a> Context<'a> {
         let message = layout.and_then(|l| codec::message(plan, l));
         let mut out = Vec::new();
         for (key, fields) in grouped {
-            let first = fields[0];
+            let Some(first) = same_field(&fields)? else { continue };
             self.count(first.pos, depth)?;
-            same_field(&fields)?;
             if first.name == "__typename" {
                 out.push(Selected {
                     key,
@@ -624,7 +636,16 @@ impl<'a> Context<'a> {
         };
         let mut out = Map::new();
         for (key, fields) in grouped {
-            let first = fields[0];
+            let Some(first) = same_field(&fields)? else { continue };
+            self.introspected += 1;
+            if self.introspected > MAX_INTROSPECTION_VALUES {
+                return error(
+                    format!(
+                        "The introspection answer would hold more than {MAX_INTROSPECTION_VALUES} values."
+                    ),
+                    first.pos,
+                );
+            }
             if first.name == "__typename" {
                 out.insert(key, Value::String(type_name.to_string()));
                 continue;
@@ -713,10 +734,11 @@ fn is_int64(kind: Kind) -> bool {
     )
 }
 
-/// Fields merged under one response key must be the same field with the same arguments.
-fn same_field(fields: &[&parse::Field]) -> Checked<()> {
-    let first = fields[0];
-    for other in &fields[1..] {
+/// Fields merged under one response key must be the same field with the same arguments: the
+/// first of them, which stands for all.
+fn same_field<'f>(fields: &[&'f parse::Field]) -> Checked<Option<&'f parse::Field>> {
+    let Some((&first, others)) = fields.split_first() else { return Ok(None) };
+    for other in others {
         if other.name != first.name || other.arguments != first.arguments {
             return error(
                 format!(
@@ -727,7 +749,7 @@ fn same_field(fields: &[&parse::Field]) -> Checked<()> {
             );
         }
     }
-    Ok(())
+    Ok(Some(first))
 }
 
 fn no_arguments(field: &parse::Field) -> Checked<()> {

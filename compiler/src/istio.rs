@@ -53,13 +53,14 @@ pub fn manifests(compiled: &Compiled, options: &IstioOptions) -> Manifests {
     Manifests { yaml, explanation }
 }
 
-/// `POST /checkout`-style names of the flow endpoints whose requests may carry a body; a
-/// proxy's body streams past the filter and does not count.
+/// `POST /checkout`-style names of the endpoints whose requests may carry a body the filter
+/// reads (GraphQL's and gRPC reflection's, which run no flow of their own, too); a proxy's body
+/// streams past the filter and does not count.
 pub fn endpoints_with_bodies(plan: &Plan) -> Vec<String> {
     plan.endpoints
         .iter()
         .filter(|endpoint| matches!(endpoint.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-        .filter(|endpoint| plan.flows.get(endpoint.flow as usize).is_some_and(|flow| flow.forward.is_none()))
+        .filter(|endpoint| plan.flows.get(endpoint.flow as usize).is_none_or(|flow| flow.forward.is_none()))
         .map(|endpoint| format!("{} {}", endpoint.method, endpoint.route))
         .collect()
 }

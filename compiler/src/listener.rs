@@ -1,4 +1,4 @@
-//! The `http` and `grpc` blocks and `log_level`: how the generated Envoy listens (addresses,
+//! The `http`, `grpc` and `graphql` blocks' addresses and `log_level`: how the generated Envoy listens (addresses,
 //! TLS, CORS, stream timeouts) and how much the filter logs, checked once here.
 
 use std::path::PathBuf;
@@ -22,6 +22,9 @@ pub struct Listener {
     pub write_timeout_ms: Option<u32>,
     /// `grpc { address }`: a listener of its own, as Semaphore's daemon served gRPC there.
     pub grpc_address: Option<String>,
+    /// `graphql { address }`: a listener of its own, the GraphQL schema answering on any path
+    /// there, as on Semaphore's daemon.
+    pub graphql_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +79,7 @@ pub fn listener(config: &Config, reporter: &mut Reporter) -> Listener {
         read_timeout_ms,
         write_timeout_ms,
         grpc_address: config.grpc_address.as_ref().map(|a| a.value.clone()),
+        graphql_address: config.graphql.address.as_ref().map(|a| a.value.clone()),
     }
 }
 

@@ -189,6 +189,10 @@ struct EnvoyArgs {
     /// gRPC is served on the first listener only).
     #[arg(long)]
     grpc_listen: Option<String>,
+    /// The GraphQL listener's address; defaults to the configuration's `graphql.address`, if any
+    /// (else the schema is served at its path on the first listener only).
+    #[arg(long)]
+    graphql_listen: Option<String>,
     /// Envoy admin address.
     #[arg(long, default_value = envoy::DEFAULT_ADMIN)]
     admin: String,
@@ -354,6 +358,7 @@ impl EnvoyArgs {
             wasm,
             listen: self.listen.clone(),
             grpc_listen: self.grpc_listen.clone(),
+            graphql_listen: self.graphql_listen.clone(),
             admin: self.admin.clone(),
             upstream_overrides: BTreeMap::new(),
             ..Default::default()

@@ -33,6 +33,7 @@ pub fn run(
         upstream_overrides: options.upstream_overrides.clone(),
         filter_config_file: Some(filter_file.clone()),
         grpc_listen: options.grpc_listen.clone(),
+        graphql_listen: options.graphql_listen.clone(),
     };
     let bootstrap = dir.join("envoy.yaml");
     std::fs::write(&bootstrap, envoy::bootstrap(&compiled, &options))

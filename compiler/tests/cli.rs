@@ -162,13 +162,13 @@ flow "GetUser" {
 
 /// `envoy/istio/` holds what `semaphore istio` writes for the examples, kept current here
 /// (`SEMAPHORE_BLESS=1` rewrites them): a WasmPlugin for getuser, whose only endpoint is a GET,
-/// and an EnvoyFilter for checkout, whose POST takes a body.
+/// and an EnvoyFilter for checkout, whose POST, gRPC method and GraphQL schema take a body.
 #[test]
 fn the_istio_examples_are_what_semaphore_istio_writes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for (example, kind, why) in [
         ("getuser", "WasmPlugin", "no endpoint takes a request body"),
-        ("checkout", "EnvoyFilter", "POST /checkout takes a request body"),
+        ("checkout", "EnvoyFilter", "POST /checkout, POST /checkout.Storefront/Checkout, "),
     ] {
         let config = root.join(format!("examples/{example}/config.hcl"));
         let output = semaphore(&[

@@ -1,6 +1,20 @@
+# One flow, three front doors: HTTP, the gRPC method `checkout.Storefront/Checkout` (gRPC-Web
+# and Connect too), and the GraphQL mutation `checkout`.
 endpoint "Checkout" "http" {
   endpoint = "/checkout"
   method   = "POST"
+}
+
+endpoint "Checkout" "grpc" {
+  package = "checkout"
+  service = "Storefront"
+  method  = "Checkout"
+}
+
+endpoint "Checkout" "graphql" {
+  path = "checkout"
+  base = "mutation"
+  name = "Order"
 }
 
 flow "Checkout" {

@@ -438,6 +438,10 @@ pub const FORWARD_CLUSTER_HEADER: &str = "x-semaphore-forward-cluster";
 /// first filter as an upstream's, which turns it into gRPC.
 pub const GRPC_HOP_CLUSTER: &str = "semaphore_grpc";
 
+/// The request header the `graphql { address }` listener adds to every request before the
+/// filter sees it: there, as on Semaphore's GraphQL listener, the schema answers on any path.
+pub const GRAPHQL_LISTENER_HEADER: &str = "x-semaphore-graphql-listener";
+
 /// `error "schema" { ... }`: the body answered to the client when a flow fails.
 #[derive(Clone, PartialEq, Message)]
 pub struct ErrorObject {

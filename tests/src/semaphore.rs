@@ -39,6 +39,7 @@ pub async fn start_semaphore_with_args(
         listen: Some("127.0.0.1:0".to_owned()),
         // A configuration's `grpc { address }` listener, if it has one, on a port of its own.
         grpc_listen: compiled.listener.grpc_address.as_ref().map(|_| "127.0.0.1:0".to_owned()),
+        graphql_listen: compiled.listener.graphql_address.as_ref().map(|_| "127.0.0.1:0".to_owned()),
         admin: "127.0.0.1:0".to_owned(),
         upstream_overrides: upstreams
             .iter()

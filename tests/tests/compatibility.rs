@@ -189,3 +189,39 @@ async fn semaphores_grpc_example_answers_over_http_and_grpc() {
     let calls: Vec<String> = say.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(calls, ["POST /semaphore.greeter.Say/Hello"; 3]);
 }
+
+#[tokio::test]
+async fn semaphores_graphql_example_answers_on_any_path_of_its_listener() {
+    let todos = Upstream::builder()
+        .route("GET", "/todos/{id}", |request| {
+            let id: i64 = request.param("id").unwrap_or_default().parse().unwrap_or_default();
+            let title = if id == 1 { "delectus aut autem" } else { "quis ut nam facilis et officia qui" };
+            Reply::json(200, json!({"userId": 1, "id": id, "title": title, "completed": false}))
+        })
+        .start();
+    let envoy =
+        start_semaphore("tests/fixtures/compat/graphql/config.hcl", &[("com.semaphore.Todo", todos.addr())])
+            .await
+            .unwrap();
+    // The query of the example's README.
+    let query = json!({"query": "{latest{todo{id title completed}}todo(id:\"2\"){title}}"});
+    let expected = r#"{"data":{"latest":{"todo":{"id":1,"title":"delectus aut autem","completed":false}},"todo":{"title":"quis ut nam facilis et officia qui"}}}"#;
+
+    for url in [
+        envoy.listener_url("graphql", "/"),
+        envoy.listener_url("graphql", "/any/path"),
+        envoy.url("/graphql"),
+    ] {
+        let response = http_client().post(&url).json(&query).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(response.text().await.unwrap(), expected, "{url}");
+    }
+    // Elsewhere on the first listener, paths are Envoy's router's.
+    let response = http_client().post(envoy.url("/")).json(&query).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    // The GraphQL listener takes GET and POST.
+    let response = http_client().delete(envoy.listener_url("graphql", "/")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST, GET");
+    assert_eq!(todos.requests().len(), 6);
+}

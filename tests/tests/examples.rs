@@ -268,6 +268,112 @@ async fn checkout_errors_are_the_failing_services_answers() {
     assert_eq!(calls, ["GET /carts/c-404", "GET /users/u-7"]);
 }
 
+/// The checkout example's messages, as a gRPC client compiles them (the fields this test reads).
+mod storefront {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CheckoutRequest {
+        #[prost(string, tag = "1")]
+        pub cart_id: String,
+        #[prost(string, tag = "2")]
+        pub user_id: String,
+        #[prost(string, tag = "3")]
+        pub coupon: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Recipient {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub email: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Summary {
+        #[prost(string, tag = "1")]
+        pub cart_id: String,
+        #[prost(message, optional, tag = "2")]
+        pub customer: Option<Recipient>,
+        #[prost(string, tag = "4")]
+        pub currency: String,
+        #[prost(int32, tag = "5")]
+        pub subtotal_cents: i32,
+    }
+
+    pub const CHECKOUT: &str = "/checkout.Storefront/Checkout";
+}
+
+#[tokio::test]
+async fn one_checkout_flow_answers_over_grpc_grpc_web_and_graphql() {
+    use storefront::{CheckoutRequest, Recipient, Summary, CHECKOUT};
+    let (shop, envoy) = checkout().await;
+    let request = CheckoutRequest { cart_id: "c-1001".into(), user_id: "u-7".into(), coupon: String::new() };
+    let expected = Summary {
+        cart_id: "c-1001".into(),
+        customer: Some(Recipient { name: "Ada Lovelace".into(), email: "ada@example.com".into() }),
+        currency: "EUR".into(),
+        subtotal_cents: 5850,
+    };
+
+    // gRPC, with the credentials as metadata.
+    let channel = tonic::transport::Channel::from_shared(envoy.url("")).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut unary = tonic::Request::new(request.clone());
+    unary.metadata_mut().insert("authorization", "Bearer demo-token".parse().unwrap());
+    let codec = tonic_prost::ProstCodec::<CheckoutRequest, Summary>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(CHECKOUT);
+    let response = grpc.unary(unary, path, codec).await.unwrap();
+    assert_eq!(response.get_ref(), &expected);
+
+    // gRPC-Web, as a browser sends it: one frame, and the trailers as the body's last frame.
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(request.encoded_len() as u32).to_be_bytes());
+    framed.extend_from_slice(&request.encode_to_vec());
+    let response = http_client()
+        .post(envoy.url(CHECKOUT))
+        .header("content-type", "application/grpc-web+proto")
+        .header("authorization", "Bearer demo-token")
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let length = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    assert_eq!(Summary::decode(&body[5..5 + length]).unwrap(), expected);
+    let trailers = String::from_utf8_lossy(&body[5 + length + 5..]).to_string();
+    assert_eq!(body[5 + length], 0x80, "a trailers frame");
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+
+    // GraphQL, the mutation `checkout`.
+    let response = http_client()
+        .post(envoy.url("/graphql"))
+        .header("authorization", "Bearer demo-token")
+        .json(&json!({"query": r#"mutation { checkout(cart_id: "c-1001", user_id: "u-7") { cart_id customer { name } shipping { carrier price_cents } subtotal_cents } }"#}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"data":{"checkout":{"cart_id":"c-1001","customer":{"name":"Ada Lovelace"},"shipping":{"carrier":"PostNL","price_cents":495},"subtotal_cents":5850}}}"#
+    );
+
+    // Three checkouts, each the same three calls with the caller's credentials.
+    let requests = shop.requests();
+    let mut calls: Vec<String> = requests.iter().map(call).collect();
+    calls.sort();
+    let expected_calls: Vec<&str> = ["GET /carts/c-1001", "GET /users/u-7", "POST /shipping/quotes"]
+        .iter()
+        .flat_map(|c| [*c; 3])
+        .collect();
+    assert_eq!(calls, expected_calls);
+    for request in requests.iter().filter(|r| r.method == "GET") {
+        assert_eq!(request.header("authorization"), Some("Bearer demo-token"), "{request:#?}");
+    }
+}
+
 // greeter
 
 async fn greeter() -> (Upstream, Envoy) {

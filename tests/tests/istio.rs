@@ -69,7 +69,17 @@ async fn a_post_flow_answers_through_ecds_and_istios_clusters() {
     let (envoy, clusters, bodies) =
         istio_proxy("tests/fixtures/istio/checkout.hcl", upstream.addr(), dir.path()).await;
     assert!(clusters.iter().all(|c| c == "outbound|9091||shop.shop.svc.cluster.local"), "{clusters:?}");
-    assert_eq!(bodies, ["POST /checkout"], "the EnvoyFilter, with allow_on_headers_stop_iteration");
+    assert_eq!(
+        bodies,
+        [
+            "POST /checkout",
+            "POST /checkout.Storefront/Checkout",
+            "POST /grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "POST /grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "POST /graphql"
+        ],
+        "the EnvoyFilter, with allow_on_headers_stop_iteration"
+    );
 
     let response = http_client()
         .post(envoy.url("/checkout"))

@@ -120,6 +120,7 @@ fn compose_configuration(root: &Path, target: &Path) -> Result<()> {
         upstream_overrides: [("proto.Users".to_string(), "users:9090".to_string())].into_iter().collect(),
         filter_config_file: Some(PathBuf::from("/etc/semaphore/filter/semaphore.json")),
         grpc_listen: None,
+        graphql_listen: None,
     };
     let dir = target.join("compose");
     std::fs::create_dir_all(dir.join("filter"))?;

@@ -29,7 +29,7 @@ pub enum Example {
     /// GET /user/:id from one HTTP/JSON service.
     #[default]
     Getuser,
-    /// POST /checkout fanning out to four HTTP/JSON services.
+    /// POST /checkout fanning out to four HTTP/JSON services; the same flow over gRPC and GraphQL.
     Checkout,
     /// GET /hello/:name from a gRPC service, and the same flow as a gRPC method.
     Greeter,
@@ -63,7 +63,9 @@ impl Example {
             Example::Getuser => format!("curl -s {LISTENER_ADDRESS}/user/1"),
             Example::Checkout => format!(
                 r#"curl -s {LISTENER_ADDRESS}/checkout -H 'Authorization: Bearer demo-token' \
-      -H 'Content-Type: application/json' -d '{{"cart_id":"c-1001","user_id":"u-7","coupon":"WELCOME10"}}'"#
+      -H 'Content-Type: application/json' -d '{{"cart_id":"c-1001","user_id":"u-7","coupon":"WELCOME10"}}'
+  curl -s {LISTENER_ADDRESS}/graphql -H 'Authorization: Bearer demo-token' -H 'Content-Type: application/json' \
+      -d '{{"query":"mutation {{ checkout(cart_id: \"c-1001\", user_id: \"u-7\") {{ subtotal_cents shipping {{ carrier }} }} }}"}}'"#
             ),
             Example::Greeter => format!(
                 "curl -s {LISTENER_ADDRESS}/hello/world\n  \

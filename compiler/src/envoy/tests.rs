@@ -205,6 +205,7 @@ fn the_listener_takes_tls_timeouts_and_cors_from_the_http_block() {
         read_timeout_ms: Some(2500),
         write_timeout_ms: Some(30_000),
         grpc_address: None,
+        graphql_address: None,
     };
     let yaml = read(&bootstrap(&compiled(listener), &EnvoyOptions { listen: None, ..options() }));
     let listener = &yaml["static_resources"]["listeners"][0];

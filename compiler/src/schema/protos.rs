@@ -27,9 +27,17 @@ use crate::diagnostics::{Reporter, Span};
 pub const SEMAPHORE_ANNOTATIONS: &str = "api/annotations.proto";
 const MAESTRO_API_ANNOTATIONS: &str = "maestro/api/annotations.proto";
 const MAESTRO_ANNOTATIONS: &str = "annotations.proto";
+/// Where some of Semaphore's examples import its options from (its GraphQL example's protos):
+/// the same options, re-exported.
+const SEMAPHORE_ANNOTATIONS_ALIAS: &str = "semaphore/api/annotations.proto";
 
 const SHIPPED: &[(&str, &str, &str)] = &[
     (SEMAPHORE_ANNOTATIONS, "semaphore.api", include_str!("../../proto/api/annotations.proto")),
+    (
+        SEMAPHORE_ANNOTATIONS_ALIAS,
+        "semaphore.api",
+        "syntax = \"proto3\";\nimport public \"api/annotations.proto\";\n",
+    ),
     (MAESTRO_API_ANNOTATIONS, "maestro.api", include_str!("../../proto/maestro/api/annotations.proto")),
     (MAESTRO_ANNOTATIONS, "maestro", include_str!("../../proto/annotations.proto")),
 ];

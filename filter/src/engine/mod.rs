@@ -75,6 +75,12 @@ impl Engine {
         endpoint::route(&self.plan, method, path, content_type)
     }
 
+    /// The GraphQL endpoint serving this request on the `graphql { address }` listener, which
+    /// serves nothing else, on any path.
+    pub fn route_graphql(&self, method: &str, path: &str) -> Route {
+        endpoint::route_graphql(&self.plan, method, path)
+    }
+
     /// The answer to a method no endpoint of the path serves: 405 with the methods that are.
     pub fn method_not_allowed(method: &str, path: &str, allowed: &[String]) -> Reply {
         endpoint::method_not_allowed(method, path, allowed)

@@ -17,6 +17,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
+use semaphore_plan::GRAPHQL_LISTENER_HEADER;
+
 use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
 use crate::engine::{Callout, Engine, Host, Match, Request, Route, Run, Sagas, UpstreamResponse, Wire};
@@ -481,7 +483,12 @@ impl HttpContext for Filter {
         if hopped {
             content_type = grpc_hop::CONTENT_TYPE.to_string();
         }
-        let matched = match shared.engine.route(&method, &path, &content_type) {
+        let route = if header(GRAPHQL_LISTENER_HEADER).is_some() {
+            shared.engine.route_graphql(&method, &path)
+        } else {
+            shared.engine.route(&method, &path, &content_type)
+        };
+        let matched = match route {
             Route::Endpoint(matched) => matched,
             Route::NoEndpoint => return Action::Continue,
             Route::Refused(reply) => {

@@ -141,6 +141,26 @@ pub fn route(plan: &Plan, method: &str, path: &str, content_type: &str) -> Route
     }
 }
 
+/// On the `graphql { address }` listener the schema answers on any path: the GraphQL endpoint
+/// for `method`, else 405 naming the methods it takes.
+pub fn route_graphql(plan: &Plan, method: &str, path: &str) -> Route {
+    let graphql = |e: &&Endpoint| e.kind() == EndpointKind::Graphql;
+    let query = path.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
+    match plan.endpoints.iter().enumerate().find(|(_, e)| graphql(e) && e.method.eq_ignore_ascii_case(method))
+    {
+        Some((endpoint, _)) => Route::Endpoint(Match {
+            endpoint,
+            params: Vec::new(),
+            query: query.to_string(),
+            wire: Wire::Graphql,
+        }),
+        None if plan.endpoints.iter().any(|e| graphql(&e)) => {
+            Route::MethodNotAllowed(plan.endpoints.iter().filter(graphql).map(|e| e.method.clone()).collect())
+        }
+        None => Route::NoEndpoint,
+    }
+}
+
 /// The flow's input message (of layout `layout`) from the request.
 pub(super) fn decode_input(
     plan: &Plan,

@@ -947,6 +947,9 @@ impl Reader<'_> {
                     .label("remove the label");
             }
             None
+        } else if let (true, Some(payload)) = (block.labels.is_empty(), payload(block)) {
+            // Semaphore's earlier spelling: `input { payload "<message>" {} }`.
+            Some(self.labels(payload, &["message"])?.into_iter().next()?)
         } else {
             Some(self.labels(block, &["message"])?.into_iter().next()?)
         };
@@ -956,6 +959,7 @@ impl Reader<'_> {
                 Structure::Attribute(attr) if attr.key.as_str() == "header" => {
                     input.headers = self.string_list(attr)
                 }
+                Structure::Block(inner) if inner.ident.as_str() == "payload" && !proxy => {}
                 Structure::Attribute(attr) if proxy && attr.key.as_str() == "params" => {
                     drop(self.string(attr))
                 }
@@ -1042,6 +1046,22 @@ impl Reader<'_> {
 
     /// `output "schema" { ... }`, `error "schema" { ... }`.
     fn param_map(&mut self, block: &Block) -> Option<ParamMap> {
+        // Semaphore's earlier spelling: `output { header {} payload "<schema>" { ... } }`.
+        if let (true, Some(payload)) = (block.labels.is_empty(), payload(block)) {
+            let mut map = self.param_map(payload)?;
+            for structure in block.body.iter() {
+                match structure {
+                    Structure::Block(inner) if inner.ident.as_str() == "header" => {
+                        map.headers.extend(self.pairs(inner))
+                    }
+                    Structure::Block(inner) if inner.ident.as_str() == "payload" => {}
+                    other => {
+                        self.unknown(structure_name(other), structure_span(other), &["header", "payload"])
+                    }
+                }
+            }
+            return Some(map);
+        }
         let schema = self.labels(block, &["schema"])?.into_iter().next()?;
         let mut map = ParamMap { schema, fields: Vec::new(), headers: Vec::new() };
         for structure in block.body.iter() {
@@ -1140,6 +1160,15 @@ fn structure_span(structure: &Structure) -> Option<std::ops::Range<usize>> {
         Structure::Attribute(attr) => attr.key.span(),
         Structure::Block(block) => block.ident.span(),
     }
+}
+
+/// The `payload "<message>" { ... }` block inside an `input`, `output` or `error` without a
+/// label, as Semaphore's earlier configurations wrote them.
+fn payload(block: &Block) -> Option<&Block> {
+    block.body.iter().find_map(|structure| match structure {
+        Structure::Block(inner) if inner.ident.as_str() == "payload" => Some(inner),
+        _ => None,
+    })
 }
 
 fn structure_name(structure: &Structure) -> &str {

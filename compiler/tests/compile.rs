@@ -61,6 +61,16 @@ fn the_test_fixtures_compile() {
 }
 
 #[test]
+fn semaphores_earlier_payload_spelling_compiles_to_the_same_plan() {
+    let current = compile_file(&workspace("tests/fixtures/compat/grpc/config.hcl")).unwrap();
+    let earlier = compile_file(&workspace("tests/fixtures/compat/grpc-payload/config.hcl")).unwrap();
+    assert_eq!(earlier.plan.flows, current.plan.flows);
+    assert_eq!(earlier.plan.endpoints, current.plan.endpoints);
+    assert_eq!(earlier.plan.messages, current.plan.messages);
+    assert_eq!(earlier.warnings, "", "{}", earlier.warnings);
+}
+
+#[test]
 fn a_service_without_a_host_says_where_to_set_one() {
     let config = "protobuffers = [\"./proto/*.proto\"]\nflow \"F\" {\n  resource \"u\" {\n    request \"proto.Users\" \"Get\" {}\n  }\n}\n";
     let rendered = compile_with(&[("config.hcl", config)]).unwrap_err();

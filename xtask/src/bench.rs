@@ -146,7 +146,7 @@ fn measure_endpoints(tools: &Tools, report: &mut Report) -> Result<()> {
     let workload = Workload::Profile;
     let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0], workload.small_answers())?;
     step("Measuring the profile's endpoints: starting Envoy");
-    let bootstrap = tools.bootstrap_of(PROFILE_WITH_GRPC, Scenario::Semaphore, &upstreams)?;
+    let bootstrap = tools.bootstrap_of(PROFILE_ENDPOINTS, Scenario::Semaphore, &upstreams)?;
     let envoy = EnvoyProcess::start(&tools.envoy, &bootstrap, 1)?;
     std::thread::sleep(Duration::from_secs(1));
     let body = std::env::temp_dir().join(format!("semaphore-bench-grpc-{}.bin", std::process::id()));
@@ -168,8 +168,9 @@ fn measure_endpoints(tools: &Tools, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// `bench/flow/profile.hcl`, its flow also served as the gRPC method `bench.Profiles/Get`.
-const PROFILE_WITH_GRPC: &str = "bench/flow/profile-grpc.hcl";
+/// `bench/flow/profile.hcl`, its flow also served as the gRPC method `bench.Profiles/Get` and
+/// the GraphQL field `profile`.
+const PROFILE_ENDPOINTS: &str = "bench/flow/profile-endpoints.hcl";
 
 /// How a client reaches the profile flow.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -180,10 +181,12 @@ enum Front {
     Grpc,
     /// The same method called with Connect's JSON, over HTTP/1.1.
     Connect,
+    /// The GraphQL query of the field `profile`, selecting every field of its output.
+    Graphql,
 }
 
 impl Front {
-    const ALL: [Front; 3] = [Front::Http, Front::Grpc, Front::Connect];
+    const ALL: [Front; 4] = [Front::Http, Front::Grpc, Front::Connect, Front::Graphql];
     const METHOD: &str = "/bench.Profiles/Get";
 
     fn label(self) -> &'static str {
@@ -191,6 +194,7 @@ impl Front {
             Front::Http => "HTTP endpoint, `GET /profile/user-1`",
             Front::Grpc => "gRPC method `bench.Profiles/Get` (HTTP/2)",
             Front::Connect => "the same method over Connect, JSON",
+            Front::Graphql => "GraphQL query of `profile`, all 12 fields",
         }
     }
 
@@ -217,6 +221,11 @@ impl Front {
             Front::Connect => {
                 let args = ["-m", "POST", "-H", "content-type: application/json", "-d", r#"{"id":"user-1"}"#];
                 tools.oha_raw(&format!("{base}{}", Front::METHOD), &[load, &args].concat())?
+            }
+            Front::Graphql => {
+                let query = r#"{"query":"{ profile(id: \"user-1\") { id name email country age active plan balance currency since limit account } }"}"#;
+                let args = ["-m", "POST", "-H", "content-type: application/json", "-d", query];
+                tools.oha_raw(&format!("{base}/graphql"), &[load, &args].concat())?
             }
         };
         // A gRPC failure is HTTP 200 too, without a message: every answer must carry one.
@@ -975,9 +984,10 @@ impl Report {
         let _ = writeln!(
             out,
             "## Endpoints\n\nThe profile workload's flow through each of its endpoints, on one Semaphore Envoy \
-             (`bench/flow/profile-grpc.hcl`), in turns as above; the ratio is the median of the rounds' \
-             ratios to the HTTP endpoint. A gRPC call makes one more hop inside Envoy, through an internal \
-             listener (see envoy/README.md).\n\n| | throughput (req/s) | against HTTP |\n| --- | ---: | ---: |"
+             (`bench/flow/profile-endpoints.hcl`), in turns as above; the ratio is the median of the \
+             rounds' ratios to the HTTP endpoint. A gRPC call makes one more hop inside Envoy, through an \
+             internal listener (see envoy/README.md); a GraphQL query is parsed and checked against the \
+             schema, and its flow's output projected on its selection.\n\n| | throughput (req/s) | against HTTP |\n| --- | ---: | ---: |"
         );
         for (front, throughputs) in &self.endpoints {
             let ratios: Vec<f64> = throughputs.iter().zip(http).map(|(t, h)| t / h).collect();

@@ -10,7 +10,19 @@ use anyhow::{Context, Result};
 use crate::build::Artifacts;
 use crate::process::{cargo, run, step};
 
-pub const TARGETS: &[&str] = &["plan_decode", "input_decode", "template_eval"];
+pub const TARGETS: &[&str] = &["plan_decode", "input_decode", "template_eval", "graphql_request"];
+
+/// The schema `graphql_request` runs documents against.
+const GRAPHQL_FIXTURE: &str = "tests/fixtures/graphql/config.hcl";
+
+/// Documents `graphql_request` starts from: each construct of the language once.
+const GRAPHQL_SEEDS: &[&str] = &[
+    r#"{"query":"{ user(id: \"7\") { id name visits tags role address { city } labels { key value } } }"}"#,
+    r#"{"query":"query Q($id: String!) { a: user(id: $id) { ...F @include(if: true) } accounts { ping { _empty } } } fragment F on User { __typename previous { city } }","variables":{"id":"7"},"operationName":"Q"}"#,
+    r#"{"query":"mutation { createUser(name: \"x\", role: ADMIN, address: {city: \"y\"}, tags: [\"a\"], visits: \"12\") { id position } }"}"#,
+    r#"{"query":"{ __schema { types { name kind fields { name type { kind name ofType { name } } } } } __type(name: \"User\") { name } }"}"#,
+    "{ user(id: \"7\") { name ... on User { id } } }",
+];
 
 pub fn fuzz(root: &Path, artifacts: &Artifacts, seconds: u64, only: Option<&str>) -> Result<()> {
     step("Making sure a nightly toolchain is installed");
@@ -40,10 +52,25 @@ pub fn fuzz(root: &Path, artifacts: &Artifacts, seconds: u64, only: Option<&str>
             .output();
     }
 
+    step("Seeding graphql_request with documents, and compiling the schema it runs them against");
+    let graphql_plan = fuzz_dir.join("corpus/graphql.plan");
+    run(Command::new(&artifacts.compiler)
+        .arg("compile")
+        .arg(root.join(GRAPHQL_FIXTURE))
+        .arg("-o")
+        .arg(&graphql_plan))?;
+    let graphql_seeds = fuzz_dir.join("corpus/graphql_request");
+    std::fs::create_dir_all(&graphql_seeds).context("creating the graphql_request corpus")?;
+    for (index, seed) in GRAPHQL_SEEDS.iter().enumerate() {
+        std::fs::write(graphql_seeds.join(format!("seed-{index}")), seed)
+            .context("writing a GraphQL seed")?;
+    }
+
     for target in TARGETS.iter().filter(|t| only.is_none_or(|o| o == **t)) {
         step(&format!("Fuzzing {target} for {seconds} s"));
         run(Command::new(&cargo_fuzz)
             .env("RUSTUP_TOOLCHAIN", "nightly")
+            .env("SEMAPHORE_FUZZ_GRAPHQL_PLAN", &graphql_plan)
             .args(["fuzz", "run", target, "--"])
             .arg(format!("-max_total_time={seconds}"))
             .arg("-rss_limit_mb=4096")

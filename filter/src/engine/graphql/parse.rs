@@ -135,7 +135,7 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn pos(&self) -> Pos {
-        Pos { line: self.line, column: (self.at - self.line_start + 1) as u32 }
+        Pos { line: self.line, column: (self.at.saturating_sub(self.line_start) + 1) as u32 }
     }
 
     fn error<T>(&self, message: impl Into<String>) -> Result<T, SyntaxError> {
@@ -346,14 +346,10 @@ impl<'a> Lexer<'a> {
 
     fn block_string(&mut self) -> Result<Token, SyntaxError> {
         self.at += 3;
-        let start = self.at;
         let mut raw: Vec<u8> = Vec::new();
         loop {
             match self.text.get(self.at..) {
-                None | Some([]) => {
-                    self.at = start;
-                    return self.error("Unterminated string.");
-                }
+                None | Some([]) => return self.error("Unterminated string."),
                 Some([b'"', b'"', b'"', ..]) => {
                     self.at += 3;
                     break;
@@ -780,6 +776,12 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert_eq!((error.message.as_str(), error.pos), (message, pos), "{text}");
         }
+    }
+
+    #[test]
+    fn an_unterminated_block_string_is_reported_where_the_document_ends() {
+        let error = parse("{ a(x: \"\"\"one\ntwo) }").unwrap_err();
+        assert_eq!((error.message.as_str(), error.pos), ("Unterminated string.", Pos { line: 2, column: 7 }));
     }
 
     #[test]

@@ -195,3 +195,22 @@ fn the_istio_examples_are_what_semaphore_istio_writes() {
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), yaml, "{} is stale", path.display());
     }
 }
+
+#[test]
+fn generate_graphql_prints_the_schema_or_says_there_is_none() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = root.join("tests/fixtures/graphql/config.hcl");
+    let sdl = stdout(&semaphore(&["generate", "graphql", config.to_str().unwrap()]));
+    assert!(
+        sdl.starts_with("type Query {\n  user(id: String): User\n  accounts: Query_accounts\n}\n"),
+        "{sdl}"
+    );
+    assert!(sdl.contains("type Mutation {\n  createUser(name: String, role: Created_input_Role, address: Created_input_address, tags: [String!], visits: Int64): Created\n}"), "{sdl}");
+    assert!(sdl.contains("enum User_Role {\n  GUEST\n  MEMBER\n  ADMIN\n}"), "{sdl}");
+    assert!(sdl.contains("labels: [User_labels!]"), "{sdl}");
+
+    let getuser = root.join("examples/getuser/config.hcl");
+    let output = semaphore(&["generate", "graphql", getuser.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no flow has a graphql endpoint"));
+}

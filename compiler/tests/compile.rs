@@ -241,9 +241,8 @@ flow "user" {{
 
 /// `endpoint "<flow>" "grpc" { package service method }` is the method
 /// `/<package>.<service>/<method>`, in protobuf; what is missing or malformed is named.
-#[test]
-fn grpc_endpoints_are_methods_of_a_service() {
-    let flow = r#"
+/// One flow, `user`, over the getuser proto.
+const USER_FLOW: &str = r#"
 flow "user" {
   input "proto.Query" {}
   resource "user" {
@@ -256,7 +255,10 @@ flow "user" {
   }
 }
 "#;
-    let config = |endpoints: &str| format!("{HEADER}{endpoints}{flow}");
+
+#[test]
+fn grpc_endpoints_are_methods_of_a_service() {
+    let config = |endpoints: &str| format!("{HEADER}{endpoints}{USER_FLOW}");
     let compiled = compile_with(&[(
         "config.hcl",
         &config(
@@ -348,4 +350,43 @@ endpoint "user" "grpc" {
         refused.contains("error: two endpoints serve the gRPC method /people.v1.Directory/GetUser"),
         "{refused}"
     );
+}
+
+#[test]
+fn graphql_endpoints_are_checked_where_they_are_written() {
+    let cases = [
+        ("endpoint \"user\" \"graphql\" {\n  base = \"subscription\"\n}\n", "unknown base `subscription`, expected `query` or `mutation`"),
+        ("endpoint \"user\" \"graphql\" {\n  path = \"users.2nd\"\n}\n", "`2nd` is not a GraphQL field name"),
+        ("endpoint \"user\" \"graphql\" {\n  name = \"__User\"\n}\n", "`__User` is not a GraphQL type name"),
+        (
+            "endpoint \"user\" \"graphql\" {}\nendpoint \"user\" \"graphql\" {\n  name = \"Other\"\n}\n",
+            "two endpoints are the field `Query.user`",
+        ),
+        (
+            "endpoint \"user\" \"graphql\" {\n  path = \"a.b\"\n}\nendpoint \"user\" \"graphql\" {\n  path = \"a.b.c\"\n  name = \"Other\"\n}\n",
+            "`Query_a.b` is a flow's field, not a namespace",
+        ),
+        ("graphql {\n  path = \"graphql\"\n}\nendpoint \"user\" \"graphql\" {}\n", "`graphql` is not a plain HTTP path"),
+        ("graphql {\n  max_depth = 0\n}\nendpoint \"user\" \"graphql\" {}\n", "`max_depth` must be a positive whole number"),
+    ];
+    for (endpoints, message) in cases {
+        let config = format!("{HEADER}{USER_FLOW}{endpoints}");
+        let rendered = compile_with(&[("config.hcl", &config)]).unwrap_err();
+        assert!(rendered.contains(message), "{endpoints}\n{rendered}");
+    }
+
+    // One name for two messages is refused, with what to change.
+    let clash = format!(
+        "{HEADER}{USER_FLOW}flow \"Q\" {{\n  input \"proto.Query\" {{}}\n  output \"proto.Query\" {{\n    id = \"{{{{ input:id }}}}\"\n  }}\n}}\nendpoint \"user\" \"graphql\" {{}}\nendpoint \"Q\" \"graphql\" {{\n  name = \"user\"\n}}\n"
+    );
+    let rendered = compile_with(&[("config.hcl", &clash)]).unwrap_err();
+    assert!(rendered.contains("two different GraphQL types would be named `user`"), "{rendered}");
+    assert!(rendered.contains("set the endpoint's `name`"), "{rendered}");
+
+    // One flow at two paths shares its type.
+    let twice = format!("{HEADER}{USER_FLOW}endpoint \"user\" \"graphql\" {{}}\nendpoint \"user\" \"graphql\" {{\n  path = \"again\"\n}}\n");
+    let compiled = compile_with(&[("config.hcl", &twice)]).unwrap();
+    let schema = compiled.plan.graphql.unwrap();
+    let query = &schema.objects[schema.query as usize];
+    assert_eq!(query.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["user", "again"]);
 }

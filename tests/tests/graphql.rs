@@ -369,8 +369,8 @@ assert print_schema(schema) == print_schema(from_sdl), (print_schema(schema), pr
 async fn an_introspection_query_that_grows_without_bound_is_refused() {
     let upstream = accounts();
     let envoy = start(&upstream).await;
-    let nested =
-        format!("{}name{}", "fields { type { ofType { name } } name args { type { ".repeat(1), "} } }");
+    // An introspection query of a usual size answers.
+    let nested = "name fields { name type { ofType { name } } args { type { name } } }";
     let body = query(&envoy, &format!("{{ __schema {{ types {{ {nested} }} }} }}")).await;
     assert!(body["data"]["__schema"]["types"].as_array().is_some_and(|t| t.len() > 20), "{body}");
 
@@ -384,4 +384,28 @@ async fn an_introspection_query_that_grows_without_bound_is_refused() {
     }
     let body = query(&envoy, &format!("{{ __schema {{ types {{ {exploding} }} }} }}")).await;
     assert_eq!(body["errors"][0]["message"], "The introspection answer would hold more than 100000 values.");
+}
+
+#[tokio::test]
+async fn introspection_switched_off_is_refused_and_queries_still_answer() {
+    let upstream = accounts();
+    let envoy =
+        start_semaphore("tests/fixtures/graphql/closed.hcl", &[("accounts.v1.Users", upstream.addr())])
+            .await
+            .unwrap();
+    let body = query(&envoy, "{ __schema { types { name } } }").await;
+    assert_eq!(
+        body,
+        json!({"errors": [{
+            "message": "GraphQL introspection is not allowed here: the schema turns it off.",
+            "locations": [{"line": 1, "column": 3}]
+        }]})
+    );
+    let body = query(&envoy, r#"{ __type(name: "User") { name } }"#).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "GraphQL introspection is not allowed here: the schema turns it off."
+    );
+    let body = query(&envoy, r#"{ __typename user(id: "7") { name } }"#).await;
+    assert_eq!(body, json!({"data": {"__typename": "Query", "user": {"name": "Ada"}}}));
 }

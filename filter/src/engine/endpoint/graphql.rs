@@ -134,17 +134,8 @@ impl Style {
     /// specification says; as its own media type they are 400. A request that is not one keeps
     /// its status either way.
     pub fn request_error(self, status: u16, error: &GraphqlError, document: bool) -> Reply {
-        let body = serde_json::json!({ "errors": [error_json(error)] });
+        let body = serde_json::json!({ "errors": [error.to_json()] });
         let status = if document && self == Style::Json { 200 } else { status };
         self.reply(status, &body)
     }
-}
-
-fn error_json(error: &GraphqlError) -> Value {
-    let mut out = Map::new();
-    out.insert("message".into(), Value::String(error.message.clone()));
-    if let Some(pos) = error.pos {
-        out.insert("locations".into(), serde_json::json!([{"line": pos.line, "column": pos.column}]));
-    }
-    Value::Object(out)
 }

@@ -43,7 +43,7 @@ impl GraphqlError {
         GraphqlError { pos: Some(pos), ..GraphqlError::new(message) }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut error = Map::new();
         error.insert("message".into(), Value::String(self.message.clone()));
         if let Some(pos) = self.pos {

@@ -440,16 +440,7 @@ impl Parser<'_> {
     }
 
     fn unexpected<T>(&self) -> Result<T, SyntaxError> {
-        let shown = match &self.token {
-            Token::Punct(c) => format!("\"{c}\""),
-            Token::Spread => "\"...\"".into(),
-            Token::Name(name) => format!("Name \"{name}\""),
-            Token::Int(text) => format!("Int \"{text}\""),
-            Token::Float(text) => format!("Float \"{text}\""),
-            Token::String(text) => format!("String \"{text}\""),
-            Token::End => "<EOF>".into(),
-        };
-        Err(SyntaxError { message: format!("Unexpected {shown}."), pos: self.pos })
+        Err(SyntaxError { message: format!("Unexpected {}.", describe(&self.token)), pos: self.pos })
     }
 
     fn expect(&mut self, punct: char) -> Result<(), SyntaxError> {

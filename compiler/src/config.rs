@@ -52,7 +52,7 @@ pub struct HttpDef {
     pub write_timeout: Option<Spanned<Literal>>,
 }
 
-/// `graphql { address path introspection max_depth max_fields }`. Semaphore's daemon knew
+/// `graphql { address path introspection max_depth max_fields max_flows }`. Semaphore's daemon knew
 /// `address` alone; the others are this filter's.
 #[derive(Default, Debug)]
 pub struct GraphqlDef {
@@ -62,6 +62,7 @@ pub struct GraphqlDef {
     pub introspection: Option<Spanned<Literal>>,
     pub max_depth: Option<Spanned<Literal>>,
     pub max_fields: Option<Spanned<Literal>>,
+    pub max_flows: Option<Spanned<Literal>>,
 }
 
 /// `services { select "pkg.*" { ... } }`: settings for every service the pattern matches.
@@ -600,7 +601,7 @@ impl Reader<'_> {
     }
 
     fn graphql(&mut self, block: &Block, graphql: &mut GraphqlDef) {
-        const KNOWN: &[&str] = &["address", "path", "introspection", "max_depth", "max_fields"];
+        const KNOWN: &[&str] = &["address", "path", "introspection", "max_depth", "max_fields", "max_flows"];
         for attr in block.body.attributes() {
             match attr.key.as_str() {
                 "address" => graphql.address = self.string(attr),
@@ -608,6 +609,7 @@ impl Reader<'_> {
                 "introspection" => graphql.introspection = self.literal(&attr.value),
                 "max_depth" => graphql.max_depth = self.literal(&attr.value),
                 "max_fields" => graphql.max_fields = self.literal(&attr.value),
+                "max_flows" => graphql.max_flows = self.literal(&attr.value),
                 other => self.unknown(other, attr.key.span(), KNOWN),
             }
         }

@@ -189,8 +189,8 @@ struct EnvoyArgs {
     /// gRPC is served on the first listener only).
     #[arg(long)]
     grpc_listen: Option<String>,
-    /// The GraphQL listener's address; defaults to the configuration's `graphql.address`, if any
-    /// (else the schema is served at its path on the first listener only).
+    /// The GraphQL listener's address, for a configuration with `graphql { address }`; defaults
+    /// to that address (without one, the schema is served at its path on the first listener).
     #[arg(long)]
     graphql_listen: Option<String>,
     /// Envoy admin address.

@@ -367,7 +367,7 @@ fn graphql_endpoints_are_checked_where_they_are_written() {
             "`Query_a.b` is a flow's field, not a namespace",
         ),
         ("graphql {\n  path = \"graphql\"\n}\nendpoint \"user\" \"graphql\" {}\n", "`graphql` is not a plain HTTP path"),
-        ("graphql {\n  max_depth = 0\n}\nendpoint \"user\" \"graphql\" {}\n", "`max_depth` must be a positive whole number"),
+        ("graphql {\n  max_depth = 0\n}\nendpoint \"user\" \"graphql\" {}\n", "`max_depth` must be a whole number from 1 to 64"),
     ];
     for (endpoints, message) in cases {
         let config = format!("{HEADER}{USER_FLOW}{endpoints}");

@@ -122,6 +122,13 @@ pub struct Graphql {
     pub max_depth: u32,
     #[prost(uint32, tag = "6")]
     pub max_fields: u32,
+    /// The most flows one request may run.
+    #[prost(uint32, tag = "7")]
+    pub max_flows: u32,
+    /// `graphql { address }` gives the schema a listener of its own, whose requests carry
+    /// `GRAPHQL_LISTENER_HEADER`; without one, the filter ignores that header.
+    #[prost(bool, tag = "8")]
+    pub own_listener: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -897,6 +904,8 @@ mod tests {
                 introspection: b"{}".to_vec(),
                 max_depth: 15,
                 max_fields: 500,
+                max_flows: 50,
+                own_listener: true,
             }),
         }
     }

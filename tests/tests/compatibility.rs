@@ -216,8 +216,17 @@ async fn semaphores_graphql_example_answers_on_any_path_of_its_listener() {
         assert_eq!(response.status(), 200, "{url}");
         assert_eq!(response.text().await.unwrap(), expected, "{url}");
     }
-    // Elsewhere on the first listener, paths are Envoy's router's.
+    // Elsewhere on the first listener, paths are Envoy's router's, even for a client that
+    // marks its request as the GraphQL listener does.
     let response = http_client().post(envoy.url("/")).json(&query).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let response = http_client()
+        .post(envoy.url("/"))
+        .header("x-semaphore-graphql-listener", "true")
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     // The GraphQL listener takes GET and POST.
     let response = http_client().delete(envoy.listener_url("graphql", "/")).send().await.unwrap();

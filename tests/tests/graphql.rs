@@ -409,3 +409,52 @@ async fn introspection_switched_off_is_refused_and_queries_still_answer() {
     let body = query(&envoy, r#"{ __typename user(id: "7") { name } }"#).await;
     assert_eq!(body, json!({"data": {"__typename": "Query", "user": {"name": "Ada"}}}));
 }
+
+#[tokio::test]
+async fn documents_built_to_cost_more_than_their_size_are_cut_short() {
+    let upstream = accounts();
+    let envoy = start(&upstream).await;
+
+    // Each fragment spreads the one before twice: spread once per selection set, as the
+    // specification collects fields, this is n fragments' worth of work, not 2^n; and more
+    // than 32 are more than a chain may hold.
+    let chain = |n: usize| {
+        let mut document =
+            format!("{{ accounts {{ ...F{} }} }} fragment F0 on Query_accounts {{ __typename }}", n - 1);
+        for i in 1..n {
+            document.push_str(&format!(" fragment F{i} on Query_accounts {{ ...F{} ...F{} }}", i - 1, i - 1));
+        }
+        document
+    };
+    let body = query(&envoy, &chain(32)).await;
+    assert_eq!(body, json!({"data": {"accounts": {"__typename": "Query_accounts"}}}));
+    let body = query(&envoy, &chain(33)).await;
+    assert_eq!(body["errors"][0]["message"], "Fragments spread more than 32 deep.");
+
+    // A fragment that spreads itself inside a field of its own is a cycle too.
+    let cycle = r#"{ __type(name: "__Type") { ...F } } fragment F on __Type { name fields { type { ...F } } ofType { ...F } }"#;
+    let body = query(&envoy, cycle).await;
+    assert_eq!(body["errors"][0]["message"], "Cannot spread fragment \"F\" within itself.");
+
+    // The fixture lets one request run 5 flows.
+    let six: String = (0..6).map(|i| format!("u{i}: user(id: \"7\") {{ id }} ")).collect();
+    let body = query(&envoy, &format!("{{ {six} }}")).await;
+    assert_eq!(body["errors"][0]["message"], "The query runs more than 5 flows.");
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_cannot_mark_its_request_as_the_graphql_listeners() {
+    let upstream = accounts();
+    let envoy = start(&upstream).await;
+    // The fixture has no `graphql { address }`: the mark means nothing, and the path is the
+    // router's (which has no route for it).
+    let response = http_client()
+        .post(envoy.url("/users/7"))
+        .header("x-semaphore-graphql-listener", "true")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405, "the HTTP endpoint's GET route, not GraphQL");
+}

@@ -28,6 +28,9 @@ use crate::graphql::{self as document, TypeRef};
 pub const DEFAULT_PATH: &str = "/graphql";
 pub const DEFAULT_MAX_DEPTH: u32 = 15;
 pub const DEFAULT_MAX_FIELDS: u32 = 500;
+pub const DEFAULT_MAX_FLOWS: u32 = 50;
+/// The deepest `max_depth` may allow: the filter checks queries recursively.
+pub const MAX_DEPTH: u32 = 64;
 
 /// What the GraphQL endpoints come to: the schema the filter runs, the endpoints that serve it,
 /// and its `__schema` document.
@@ -45,6 +48,8 @@ enum Named {
     Enum(String),
     Namespace,
     Root,
+    /// The built-in scalars' names, and `Int64`.
+    Scalar,
 }
 
 struct Builder {
@@ -80,6 +85,10 @@ impl Lowering<'_> {
             named: HashMap::new(),
             uses_int64: false,
         };
+        for scalar in ["String", "Int", "Float", "Boolean", "ID", document::INT64, "Mutation"] {
+            let named = if scalar == "Mutation" { Named::Root } else { Named::Scalar };
+            builder.named.insert(scalar.to_string(), (named, usize::MAX));
+        }
         let query = builder.object("Query", Named::Root);
         let mut mutation: Option<u32> = None;
         for endpoint in endpoints {
@@ -159,8 +168,9 @@ impl Lowering<'_> {
         }
         builder.fill_empty(query);
         let introspection = self.graphql_option_bool("introspection", true)?;
-        let max_depth = self.graphql_option_u32("max_depth", DEFAULT_MAX_DEPTH)?;
-        let max_fields = self.graphql_option_u32("max_fields", DEFAULT_MAX_FIELDS)?;
+        let max_depth = self.graphql_option_u32("max_depth", DEFAULT_MAX_DEPTH, MAX_DEPTH)?;
+        let max_fields = self.graphql_option_u32("max_fields", DEFAULT_MAX_FIELDS, u32::MAX)?;
+        let max_flows = self.graphql_option_u32("max_flows", DEFAULT_MAX_FLOWS, u32::MAX)?;
         let path = self.config.graphql.path.as_ref().map(|p| p.value.clone()).unwrap_or(DEFAULT_PATH.into());
         if !path.starts_with('/') || path.contains(['?', '#', ':', '*']) {
             if let Some(spanned) = &self.config.graphql.path {
@@ -183,6 +193,8 @@ impl Lowering<'_> {
             introspection: if introspection { document.to_string().into_bytes() } else { Vec::new() },
             max_depth,
             max_fields,
+            max_flows,
+            own_listener: self.config.graphql.address.is_some(),
         };
         let endpoints = ["POST", "GET"]
             .map(|method| plan::Endpoint {
@@ -221,18 +233,19 @@ impl Lowering<'_> {
         }
     }
 
-    fn graphql_option_u32(&mut self, name: &str, default: u32) -> Option<u32> {
-        let literal = if name == "max_depth" {
-            &self.config.graphql.max_depth
-        } else {
-            &self.config.graphql.max_fields
+    fn graphql_option_u32(&mut self, name: &str, default: u32, most: u32) -> Option<u32> {
+        let literal = match name {
+            "max_depth" => &self.config.graphql.max_depth,
+            "max_fields" => &self.config.graphql.max_fields,
+            _ => &self.config.graphql.max_flows,
         };
         match literal {
             None => Some(default),
             Some(spanned) => match &spanned.value {
-                Literal::Int(value) if *value > 0 && *value <= i64::from(u32::MAX) => Some(*value as u32),
+                Literal::Int(value) if *value > 0 && *value <= i64::from(most) => Some(*value as u32),
                 _ => {
-                    self.reporter.error(&spanned.span, format!("`{name}` must be a positive whole number"));
+                    self.reporter
+                        .error(&spanned.span, format!("`{name}` must be a whole number from 1 to {most}"));
                     None
                 }
             },
@@ -347,6 +360,7 @@ impl Builder {
                 (TypeRef::object(&name), Some(object))
             }
             Kind::Enum(descriptor) => (self.enum_type(parent, &descriptor)?, None),
+            _ if is_map_key(field) => (TypeRef::named("SCALAR", "String"), None),
             kind => (self.scalar(&kind), None),
         };
         let type_ref =
@@ -392,6 +406,7 @@ impl Builder {
                 TypeRef::named("INPUT_OBJECT", &self.input_object(&name, &message, ancestors)?)
             }
             Kind::Enum(descriptor) => self.enum_type(parent, &descriptor)?,
+            _ if is_map_key(field) => TypeRef::named("SCALAR", "String"),
             kind => self.scalar(&kind),
         };
         let type_ref =
@@ -445,7 +460,9 @@ impl Builder {
                 Some(_) => return Err(format!("`{parent}.{segment}` is a flow's field, not a namespace")),
                 None => {
                     let name = format!("{parent}_{segment}");
-                    self.claim(&name, &Named::Namespace)?;
+                    if self.claim(&name, &Named::Namespace)?.is_some() {
+                        return Err(format!("two different GraphQL types would be named `{name}`"));
+                    }
                     let inner = self.object(&name, Named::Namespace);
                     self.add_field(
                         object,
@@ -473,6 +490,11 @@ impl Builder {
 struct OutputType {
     type_ref: TypeRef,
     object_index: Option<u32>,
+}
+
+/// A map entry's key: a string in GraphQL whatever its protobuf type, as JSON keys are.
+fn is_map_key(field: &FieldDescriptor) -> bool {
+    field.parent_message().is_map_entry() && field.number() == 1
 }
 
 /// A GraphQL name, not one of introspection's (`__`).

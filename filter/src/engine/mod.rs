@@ -42,7 +42,7 @@ pub struct Engine {
     /// regex. Refused rules fail the requests of their proxy.
     rewrites: Vec<Result<Vec<forward::Rule>, String>>,
     /// The GraphQL schema's `__schema` document, read once; `None` when introspection is off.
-    graphql_introspection: Option<serde_json::Value>,
+    graphql_introspection: Option<graphql::Introspection>,
 }
 
 impl Engine {
@@ -61,6 +61,7 @@ impl Engine {
         let graphql_introspection =
             plan.graphql.as_ref().filter(|g| !g.introspection.is_empty()).and_then(|g| {
                 serde_json::from_slice(&g.introspection)
+                    .map(graphql::Introspection::new)
                     .map_err(|e| {
                         error!("the plan's GraphQL introspection does not read, introspection is off: {e}")
                     })
@@ -79,6 +80,12 @@ impl Engine {
     /// serves nothing else, on any path.
     pub fn route_graphql(&self, method: &str, path: &str) -> Route {
         endpoint::route_graphql(&self.plan, method, path)
+    }
+
+    /// Whether the GraphQL schema has a listener of its own, whose requests are marked: only
+    /// then does the mark mean anything.
+    pub fn graphql_has_own_listener(&self) -> bool {
+        self.plan.graphql.as_ref().is_some_and(|g| g.own_listener)
     }
 
     /// The answer to a method no endpoint of the path serves: 405 with the methods that are.

@@ -483,7 +483,8 @@ impl HttpContext for Filter {
         if hopped {
             content_type = grpc_hop::CONTENT_TYPE.to_string();
         }
-        let route = if header(GRAPHQL_LISTENER_HEADER).is_some() {
+        // The GraphQL listener marks its requests; elsewhere a client's mark means nothing.
+        let route = if header(GRAPHQL_LISTENER_HEADER).is_some() && shared.engine.graphql_has_own_listener() {
             shared.engine.route_graphql(&method, &path)
         } else {
             shared.engine.route(&method, &path, &content_type)

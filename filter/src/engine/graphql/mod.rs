@@ -22,6 +22,7 @@ use super::host::{Callout, Event, Forwarding, Host, Reply, Request, UpstreamResp
 use super::saga::{Compensation, SagaEvent};
 use super::Engine;
 pub use parse::Pos;
+pub use prepare::Introspection;
 use prepare::Prepared;
 
 /// An error of the GraphQL response: where in the document, and for a field, where in the

@@ -3,6 +3,8 @@
 //! typed into flow inputs, introspection answered. What is left to do at run time is to run
 //! the flows and project their outputs (`respond.rs`).
 
+use std::collections::{HashMap, HashSet};
+
 use semaphore_plan::{FieldLayout, Graphql, GraphqlSource, Kind, Plan};
 use serde_json::{Map, Value};
 
@@ -57,24 +59,66 @@ pub struct Prepared {
     pub runs: Vec<Run>,
 }
 
+/// The compiler's `__schema` document, with its types indexed by name once per plan.
+pub struct Introspection {
+    pub document: Value,
+    types: HashMap<String, usize>,
+}
+
+impl Introspection {
+    pub fn new(document: Value) -> Introspection {
+        let types = document
+            .get("types")
+            .and_then(Value::as_array)
+            .map(|types| {
+                types
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| Some((t.get("name")?.as_str()?.to_string(), i)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Introspection { document, types }
+    }
+
+    fn type_named(&self, name: &str) -> Option<&Value> {
+        let index = *self.types.get(name)?;
+        self.document.get("types")?.as_array()?.get(index)
+    }
+}
+
 struct Context<'a> {
     plan: &'a Plan,
     schema: &'a Graphql,
-    introspection: Option<&'a Value>,
-    document: &'a Document,
+    introspection: Option<&'a Introspection>,
+    fragments: HashMap<&'a str, &'a parse::Fragment>,
     variables: Map<String, Value>,
     runs: Vec<Run>,
     fields: u32,
     /// Values the introspection answers hold so far.
     introspected: u32,
-    /// Fragments being spread, innermost last: a fragment spreading itself is refused.
-    spreading: Vec<String>,
+    /// Selections looked at so far, fragments' as often as they are spread.
+    visited: u32,
 }
 
 type Checked<T> = Result<T, GraphqlError>;
 
+/// A selection set's fields by response key, as they are collected.
+struct Grouped<'a> {
+    keys: HashMap<&'a str, usize>,
+    fields: Vec<(String, Vec<&'a parse::Field>)>,
+    /// Fragments spread in this selection set already.
+    spread: HashSet<&'a str>,
+}
+
 /// How many fragments may spread one inside the other.
 const MAX_SPREAD_CHAIN: usize = 32;
+/// How deep a query may nest, whatever the schema allows: bounds the checker's recursion.
+const MAX_DEPTH: u32 = 64;
+/// How deep an introspection query may nest: the usual ones (`ofType` seven times) take 14.
+const MAX_INTROSPECTION_DEPTH: u32 = 32;
+/// Selections the checker looks at in one request: bounds its work whatever the document.
+const MAX_VISITED: u32 = 200_000;
 /// The most values an introspection answer may hold. Introspection is not bound by the
 /// schema's limits, as clients' own introspection queries nest deeply, but a query that
 /// selects `fields { type { fields ... } }` over and over grows its answer exponentially.
@@ -88,11 +132,12 @@ fn error<T>(message: impl Into<String>, pos: Pos) -> Checked<T> {
 pub fn prepare(
     plan: &Plan,
     schema: &Graphql,
-    introspection: Option<&Value>,
+    introspection: Option<&Introspection>,
     document: &Document,
     operation_name: Option<&str>,
     variables: Map<String, Value>,
 ) -> Checked<Prepared> {
+    let fragments = check_fragments(document)?;
     let operation = match operation_name {
         Some(name) => document
             .operations
@@ -123,17 +168,100 @@ pub fn prepare(
         plan,
         schema,
         introspection,
-        document,
+        fragments,
         variables: Map::new(),
         runs: Vec::new(),
         fields: 0,
         introspected: 0,
-        spreading: Vec::new(),
+        visited: 0,
     };
     context.variables = coerce_variables(operation, variables)?;
     let top: Vec<&Selection> = operation.selection.iter().collect();
     let selection = context.object(root, &top, &[], 1, operation.pos)?;
     Ok(Prepared { mutation: operation.kind == OperationKind::Mutation, selection, runs: context.runs })
+}
+
+/// The document's fragments by name, each defined once, none spreading itself (directly or
+/// through others, anywhere in its selection), no chain of them longer than
+/// `MAX_SPREAD_CHAIN`; operations named once each.
+fn check_fragments(document: &Document) -> Checked<HashMap<&str, &parse::Fragment>> {
+    let mut names = HashSet::new();
+    for operation in &document.operations {
+        if let Some(name) = &operation.name {
+            if !names.insert(name.as_str()) {
+                return error(format!("There can be only one operation named \"{name}\"."), operation.pos);
+            }
+        }
+    }
+    let mut fragments: HashMap<&str, &parse::Fragment> = HashMap::new();
+    for fragment in &document.fragments {
+        if fragments.insert(&fragment.name, fragment).is_some() {
+            return Err(GraphqlError::new(format!(
+                "There can be only one fragment named \"{}\".",
+                fragment.name
+            )));
+        }
+    }
+    let spreads: HashMap<&str, Vec<(&str, Pos)>> = document
+        .fragments
+        .iter()
+        .map(|f| {
+            let mut found = Vec::new();
+            spreads_in(&f.selection, &mut found);
+            (f.name.as_str(), found)
+        })
+        .collect();
+    let mut heights: HashMap<&str, usize> = HashMap::new();
+    for fragment in &document.fragments {
+        let mut path = Vec::new();
+        chain_height(&fragment.name, &spreads, &mut path, &mut heights)?;
+    }
+    Ok(fragments)
+}
+
+/// The fragments a selection set spreads, at any depth.
+fn spreads_in<'d>(selection: &'d [Selection], found: &mut Vec<(&'d str, Pos)>) {
+    for item in selection {
+        match item {
+            Selection::Field(field) => spreads_in(&field.selection, found),
+            Selection::Inline { selection, .. } => spreads_in(selection, found),
+            Selection::Spread { name, pos, .. } => found.push((name, *pos)),
+        }
+    }
+}
+
+/// The longest chain of spreads from fragment `name`, itself included; a cycle, or a chain
+/// longer than `MAX_SPREAD_CHAIN`, is refused. `heights` keeps each fragment's, so that each
+/// is walked once.
+fn chain_height<'d>(
+    name: &'d str,
+    spreads: &HashMap<&'d str, Vec<(&'d str, Pos)>>,
+    path: &mut Vec<&'d str>,
+    heights: &mut HashMap<&'d str, usize>,
+) -> Checked<usize> {
+    if let Some(&height) = heights.get(name) {
+        return Ok(height);
+    }
+    path.push(name);
+    let mut height = 1;
+    for (inner, pos) in spreads.get(name).map(Vec::as_slice).unwrap_or_default() {
+        if path.contains(inner) {
+            return error(format!("Cannot spread fragment \"{inner}\" within itself."), *pos);
+        }
+        // Bounds the recursion too, whatever order the fragments are met in.
+        if path.len() >= MAX_SPREAD_CHAIN {
+            return error(format!("Fragments spread more than {MAX_SPREAD_CHAIN} deep."), *pos);
+        }
+        let below =
+            if spreads.contains_key(inner) { chain_height(inner, spreads, path, heights)? } else { 0 };
+        height = height.max(below + 1);
+        if height > MAX_SPREAD_CHAIN {
+            return error(format!("Fragments spread more than {MAX_SPREAD_CHAIN} deep."), *pos);
+        }
+    }
+    path.pop();
+    heights.insert(name, height);
+    Ok(height)
 }
 
 /// The request's variables, with the operation's defaults; a required one must be there.
@@ -243,23 +371,54 @@ impl<'a> Context<'a> {
         Ok(true)
     }
 
-    /// The fields a selection set selects on an object named `type_name`, fragments spread,
-    /// grouped by response key in the order they first appear.
+    /// The fields a selection set selects on an object named `type_name`, fragments spread
+    /// (each once, as the specification's CollectFields does), grouped by response key in the
+    /// order they first appear.
     fn collect(
         &mut self,
         type_name: &str,
         selection: &[&'a Selection],
-        into: &mut Vec<(String, Vec<&'a parse::Field>)>,
+    ) -> Checked<Vec<(String, Vec<&'a parse::Field>)>> {
+        let mut grouped = Grouped { keys: HashMap::new(), fields: Vec::new(), spread: HashSet::new() };
+        self.collect_into(type_name, selection.iter().copied(), &mut grouped)?;
+        Ok(grouped.fields)
+    }
+
+    fn collect_into(
+        &mut self,
+        type_name: &str,
+        selection: impl Iterator<Item = &'a Selection>,
+        into: &mut Grouped<'a>,
     ) -> Checked<()> {
-        for &item in selection {
+        for item in selection {
+            self.visited += 1;
+            if self.visited > MAX_VISITED {
+                return Err(GraphqlError::new(format!(
+                    "The query is too large to check: it selects more than {MAX_VISITED} times."
+                )));
+            }
             match item {
                 Selection::Field(field) => {
                     if !self.included(&field.directives)? {
                         continue;
                     }
-                    match into.iter_mut().find(|(key, _)| key == field.key()) {
-                        Some((_, fields)) => fields.push(field),
-                        None => into.push((field.key().to_string(), vec![field])),
+                    match into.keys.get(field.key()) {
+                        Some(&index) => {
+                            if let Some((_, fields)) = into.fields.get_mut(index) {
+                                fields.push(field);
+                            }
+                        }
+                        None => {
+                            if into.fields.len() >= self.schema.max_fields as usize {
+                                let max = self.schema.max_fields;
+                                return error(
+                                    format!("The query selects more than {max} fields."),
+                                    field.pos,
+                                );
+                            }
+                            into.keys.insert(field.key(), into.fields.len());
+                            into.fields.push((field.key().to_string(), vec![field]));
+                        }
                     }
                 }
                 Selection::Inline { type_condition, directives, selection, pos } => {
@@ -267,28 +426,19 @@ impl<'a> Context<'a> {
                         self.check_condition(type_name, condition, None, *pos)?;
                     }
                     if self.included(directives)? {
-                        self.collect(type_name, &selection.iter().collect::<Vec<_>>(), into)?;
+                        self.collect_into(type_name, selection.iter(), into)?;
                     }
                 }
                 Selection::Spread { name, directives, pos } => {
-                    let document = self.document;
-                    let Some(fragment) = document.fragments.iter().find(|f| &f.name == name) else {
+                    let Some(&fragment) = self.fragments.get(name.as_str()) else {
                         return error(format!("Unknown fragment \"{name}\"."), *pos);
                     };
-                    if self.spreading.contains(name) {
-                        return error(format!("Cannot spread fragment \"{name}\" within itself."), *pos);
-                    }
-                    // A chain of fragments nests no selection set: bounded on its own.
-                    if self.spreading.len() >= MAX_SPREAD_CHAIN {
-                        return error(format!("Fragments spread more than {MAX_SPREAD_CHAIN} deep."), *pos);
-                    }
                     self.check_condition(type_name, &fragment.type_condition, Some(name), *pos)?;
+                    if !into.spread.insert(&fragment.name) {
+                        continue;
+                    }
                     if self.included(directives)? && self.included(&fragment.directives)? {
-                        self.spreading.push(name.clone());
-                        let inner: Vec<&'a Selection> = fragment.selection.iter().collect();
-                        let collected = self.collect(type_name, &inner, into);
-                        self.spreading.pop();
-                        collected?;
+                        self.collect_into(type_name, fragment.selection.iter(), into)?;
                     }
                 }
             }
@@ -324,8 +474,9 @@ impl<'a> Context<'a> {
         if self.fields > self.schema.max_fields {
             return error(format!("The query selects more than {} fields.", self.schema.max_fields), pos);
         }
-        if depth > self.schema.max_depth {
-            return error(format!("The query nests deeper than {} levels.", self.schema.max_depth), pos);
+        let max_depth = self.schema.max_depth.min(MAX_DEPTH);
+        if depth > max_depth {
+            return error(format!("The query nests deeper than {max_depth} levels."), pos);
         }
         Ok(())
     }
@@ -343,8 +494,7 @@ impl<'a> Context<'a> {
         let Some(definition) = schema.objects.get(object as usize) else {
             return error("the plan's GraphQL schema is inconsistent", pos);
         };
-        let mut grouped = Vec::new();
-        self.collect(&definition.name, selection, &mut grouped)?;
+        let grouped = self.collect(&definition.name, selection)?;
         let root = object == schema.query || Some(object) == schema.mutation;
         let mut out = Vec::new();
         for (key, fields) in grouped {
@@ -427,6 +577,9 @@ impl<'a> Context<'a> {
         needs_selection(field, &object_name, children)?;
         let output_layout = definition.output.as_ref().map(|o| o.message);
         let run = self.runs.len();
+        if run >= self.schema.max_flows as usize {
+            return error(format!("The query runs more than {} flows.", self.schema.max_flows), field.pos);
+        }
         self.runs.push(Run { flow, input, path, pos: field.pos });
         let children = self.message(output, output_layout, children, depth + 1, field.pos)?;
         Ok(Source::Flow { run, children })
@@ -523,8 +676,7 @@ impl<'a> Context<'a> {
         let Some(definition) = schema.objects.get(object as usize) else {
             return error("the plan's GraphQL schema is inconsistent", pos);
         };
-        let mut grouped = Vec::new();
-        self.collect(&definition.name, selection, &mut grouped)?;
+        let grouped = self.collect(&definition.name, selection)?;
         let message = layout.and_then(|l| codec::message(plan, l));
         let mut out = Vec::new();
         for (key, fields) in grouped {
@@ -576,23 +728,19 @@ impl<'a> Context<'a> {
     }
 
     fn introspection_type(&self, name: &str) -> Option<&'a Value> {
-        let document: &'a Value = self.introspection?;
-        document
-            .get("types")?
-            .as_array()?
-            .iter()
-            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+        let introspection: &'a Introspection = self.introspection?;
+        introspection.type_named(name)
     }
 
     /// `__schema` and `__type(name:)`, answered from the compiler's `__schema` document.
     fn introspect(&mut self, field: &parse::Field, fields: &[&'a parse::Field]) -> Checked<Source> {
-        let Some(document) = self.introspection else {
+        let Some(document) = self.introspection.map(|i| &i.document) else {
             return error("GraphQL introspection is not allowed here: the schema turns it off.", field.pos);
         };
         let selection: Vec<&'a Selection> = fields.iter().flat_map(|f| &f.selection).collect();
         if field.name == "__schema" {
             no_arguments(field)?;
-            return self.meta(document, "__Schema", &selection, field.pos).map(Source::Known);
+            return self.meta(document, "__Schema", &selection, field.pos, 1).map(Source::Known);
         }
         let name = field
             .arguments
@@ -603,7 +751,7 @@ impl<'a> Context<'a> {
             return error("Field \"__type\" argument \"name\" of type \"String!\" is required.", field.pos);
         };
         match self.introspection_type(&name) {
-            Some(found) => self.meta(found, "__Type", &selection, field.pos).map(Source::Known),
+            Some(found) => self.meta(found, "__Type", &selection, field.pos, 1).map(Source::Known),
             None => Ok(Source::Known(Value::Null)),
         }
     }
@@ -611,19 +759,25 @@ impl<'a> Context<'a> {
     /// `node`, a value of introspection's type `type_name`, projected on a selection set.
     fn meta(
         &mut self,
-        node: &Value,
+        node: &'a Value,
         type_name: &str,
         selection: &[&'a Selection],
         pos: Pos,
+        depth: u32,
     ) -> Checked<Value> {
+        if depth > MAX_INTROSPECTION_DEPTH {
+            return error(
+                format!("The introspection query nests deeper than {MAX_INTROSPECTION_DEPTH} levels."),
+                pos,
+            );
+        }
         let Some(definition) = self.introspection_type(type_name) else {
             return error(format!("Unknown type \"{type_name}\"."), pos);
         };
         if selection.is_empty() {
             return error(format!("Field of type \"{type_name}\" must have a selection of subfields."), pos);
         }
-        let mut grouped = Vec::new();
-        self.collect(type_name, selection, &mut grouped)?;
+        let grouped = self.collect(type_name, selection)?;
         // A type referred to (`{kind, name, ofType}`) is completed from `types` when more is
         // selected.
         let full = match node.get("name").and_then(Value::as_str) {
@@ -663,13 +817,15 @@ impl<'a> Context<'a> {
                     first.pos,
                 );
             };
-            let value = node.get(&first.name).or_else(|| full.and_then(|f| f.get(&first.name))).cloned();
-            let value = value.unwrap_or(Value::Null);
+            let value: &'a Value = node
+                .get(&first.name)
+                .or_else(|| full.and_then(|f| f.get(&first.name)))
+                .unwrap_or(&Value::Null);
             let named = named_type(field_type);
             let children: Vec<&'a Selection> = fields.iter().flat_map(|f| &f.selection).collect();
             let projected = match named {
                 Some(inner) if inner.starts_with("__") && field_type_is_object(field_type) => {
-                    self.meta_value(&value, &inner, &children, first.pos)?
+                    self.meta_value(value, &inner, &children, first.pos, depth + 1)?
                 }
                 _ if !children.is_empty() => {
                     return error(
@@ -680,7 +836,7 @@ impl<'a> Context<'a> {
                         first.pos,
                     )
                 }
-                _ => value,
+                _ => value.clone(),
             };
             out.insert(key, projected);
         }
@@ -689,19 +845,20 @@ impl<'a> Context<'a> {
 
     fn meta_value(
         &mut self,
-        value: &Value,
+        value: &'a Value,
         type_name: &str,
         selection: &[&'a Selection],
         pos: Pos,
+        depth: u32,
     ) -> Checked<Value> {
         match value {
             Value::Array(items) => items
                 .iter()
-                .map(|item| self.meta_value(item, type_name, selection, pos))
+                .map(|item| self.meta_value(item, type_name, selection, pos, depth))
                 .collect::<Checked<_>>()
                 .map(Value::Array),
             Value::Null => Ok(Value::Null),
-            node => self.meta(node, type_name, selection, pos),
+            node => self.meta(node, type_name, selection, pos, depth),
         }
     }
 }
@@ -739,7 +896,7 @@ fn is_int64(kind: Kind) -> bool {
 fn same_field<'f>(fields: &[&'f parse::Field]) -> Checked<Option<&'f parse::Field>> {
     let Some((&first, others)) = fields.split_first() else { return Ok(None) };
     for other in others {
-        if other.name != first.name || other.arguments != first.arguments {
+        if other.name != first.name || !same_arguments(&other.arguments, &first.arguments) {
             return error(
                 format!(
                     "Fields \"{}\" conflict because they are different fields or have different arguments. Use different aliases on the fields to fetch both if this was intentional.",
@@ -750,6 +907,11 @@ fn same_field<'f>(fields: &[&'f parse::Field]) -> Checked<Option<&'f parse::Fiel
         }
     }
     Ok(Some(first))
+}
+
+/// Arguments are the same whatever order they are written in.
+fn same_arguments(a: &[(String, parse::Value)], b: &[(String, parse::Value)]) -> bool {
+    a.len() == b.len() && a.iter().all(|(name, value)| b.iter().any(|(n, v)| n == name && v == value))
 }
 
 fn no_arguments(field: &parse::Field) -> Checked<()> {

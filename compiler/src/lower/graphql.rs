@@ -20,7 +20,7 @@ use semaphore_plan as plan;
 use serde_json::Value;
 
 use super::Lowering;
-use crate::config::{EndpointDef, Literal};
+use crate::config::{EndpointDef, Literal, Spanned};
 use crate::diagnostics::Span;
 use crate::graphql::{self as document, TypeRef};
 
@@ -167,10 +167,11 @@ impl Lowering<'_> {
             }
         }
         builder.fill_empty(query);
-        let introspection = self.graphql_option_bool("introspection", true)?;
-        let max_depth = self.graphql_option_u32("max_depth", DEFAULT_MAX_DEPTH, MAX_DEPTH)?;
-        let max_fields = self.graphql_option_u32("max_fields", DEFAULT_MAX_FIELDS, u32::MAX)?;
-        let max_flows = self.graphql_option_u32("max_flows", DEFAULT_MAX_FLOWS, u32::MAX)?;
+        let options = &self.config.graphql;
+        let introspection = self.option_bool(&options.introspection, "introspection", true)?;
+        let max_depth = self.option_u32(&options.max_depth, "max_depth", DEFAULT_MAX_DEPTH, MAX_DEPTH)?;
+        let max_fields = self.option_u32(&options.max_fields, "max_fields", DEFAULT_MAX_FIELDS, u32::MAX)?;
+        let max_flows = self.option_u32(&options.max_flows, "max_flows", DEFAULT_MAX_FLOWS, u32::MAX)?;
         let path = self.config.graphql.path.as_ref().map(|p| p.value.clone()).unwrap_or(DEFAULT_PATH.into());
         if !path.starts_with('/') || path.contains(['?', '#', ':', '*']) {
             if let Some(spanned) = &self.config.graphql.path {
@@ -219,8 +220,8 @@ impl Lowering<'_> {
         );
     }
 
-    fn graphql_option_bool(&mut self, name: &str, default: bool) -> Option<bool> {
-        let literal = if name == "introspection" { &self.config.graphql.introspection } else { &None };
+    /// A `graphql { }` setting that is true or false.
+    fn option_bool(&mut self, literal: &Option<Spanned<Literal>>, name: &str, default: bool) -> Option<bool> {
         match literal {
             None => Some(default),
             Some(spanned) => match &spanned.value {
@@ -233,12 +234,14 @@ impl Lowering<'_> {
         }
     }
 
-    fn graphql_option_u32(&mut self, name: &str, default: u32, most: u32) -> Option<u32> {
-        let literal = match name {
-            "max_depth" => &self.config.graphql.max_depth,
-            "max_fields" => &self.config.graphql.max_fields,
-            _ => &self.config.graphql.max_flows,
-        };
+    /// A `graphql { }` setting that is a whole number from 1 to `most`.
+    fn option_u32(
+        &mut self,
+        literal: &Option<Spanned<Literal>>,
+        name: &str,
+        default: u32,
+        most: u32,
+    ) -> Option<u32> {
         match literal {
             None => Some(default),
             Some(spanned) => match &spanned.value {
@@ -254,7 +257,7 @@ impl Lowering<'_> {
 }
 
 impl Builder {
-    /// A new object type without fields; its `__schema` entry is written by `finish_object`.
+    /// A new object type without fields; `add_field` fills it and its `__schema` entry.
     fn object(&mut self, name: &str, named: Named) -> u32 {
         let index = self.objects.len() as u32;
         self.objects.push(plan::GraphqlObject { name: name.to_string(), fields: Vec::new() });

@@ -86,7 +86,7 @@ impl Operation {
     /// Reads and checks the request, then starts its flows (a mutation's first).
     pub fn start(engine: Rc<Engine>, matched: &Match, request: Request, host: &mut dyn Host) -> Operation {
         let style = http::Style::of(&request.headers);
-        let prepared = Self::prepare(&engine, matched, &request);
+        let prepared = Self::prepare(&engine, matched, &request, style);
         let mut operation = Operation {
             engine,
             endpoint: matched.endpoint,
@@ -114,8 +114,12 @@ impl Operation {
         operation
     }
 
-    fn prepare(engine: &Engine, matched: &Match, request: &Request) -> Result<Prepared, Reply> {
-        let style = http::Style::of(&request.headers);
+    fn prepare(
+        engine: &Engine,
+        matched: &Match,
+        request: &Request,
+        style: http::Style,
+    ) -> Result<Prepared, Reply> {
         let method =
             request.headers.iter().find(|(n, _)| n == ":method").map(|(_, v)| v.as_str()).unwrap_or("");
         let read = http::read_request(method, &matched.query, &request.headers, &request.body)

@@ -142,6 +142,11 @@ impl<'a> Lexer<'a> {
         Err(SyntaxError { message: message.into(), pos: self.pos() })
     }
 
+    /// The text from `start` to where the lexer is.
+    fn since(&self, start: usize) -> String {
+        String::from_utf8_lossy(self.text.get(start..self.at).unwrap_or_default()).into_owned()
+    }
+
     fn peek_byte(&self, ahead: usize) -> Option<u8> {
         self.text.get(self.at + ahead).copied()
     }
@@ -200,13 +205,13 @@ impl<'a> Lexer<'a> {
                 while matches!(self.peek_byte(0), Some(b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9')) {
                     self.at += 1;
                 }
-                Token::Name(String::from_utf8_lossy(&self.text[start..self.at]).into_owned())
+                Token::Name(self.since(start))
             }
             b'-' | b'0'..=b'9' => self.number()?,
             b'"' if self.text.get(self.at..self.at + 3) == Some(b"\"\"\"") => self.block_string()?,
             b'"' => self.string()?,
             other => {
-                let shown = std::str::from_utf8(&self.text[self.at..])
+                let shown = std::str::from_utf8(self.text.get(self.at..).unwrap_or_default())
                     .ok()
                     .and_then(|rest| rest.chars().next())
                     .unwrap_or(other as char);
@@ -257,7 +262,7 @@ impl<'a> Lexer<'a> {
         if matches!(self.peek_byte(0), Some(b'.' | b'_' | b'a'..=b'z' | b'A'..=b'Z')) {
             return self.error("Invalid number, expected digit.");
         }
-        let text = String::from_utf8_lossy(&self.text[start..self.at]).into_owned();
+        let text = self.since(start);
         Ok(if float { Token::Float(text) } else { Token::Int(text) })
     }
 
@@ -319,9 +324,10 @@ impl<'a> Lexer<'a> {
     /// `\uXXXX`, a surrogate pair of them, or `\u{X...}`.
     fn unicode_escape(&mut self) -> Result<char, SyntaxError> {
         if self.peek_byte(0) == Some(b'{') {
-            let end = self.text[self.at..].iter().position(|b| *b == b'}').map(|i| self.at + i);
+            let rest = self.text.get(self.at..).unwrap_or_default();
+            let end = rest.iter().position(|b| *b == b'}').map(|i| self.at + i);
             let code = end
-                .and_then(|end| std::str::from_utf8(&self.text[self.at + 1..end]).ok())
+                .and_then(|end| std::str::from_utf8(self.text.get(self.at + 1..end)?).ok())
                 .and_then(|d| u32::from_str_radix(d, 16).ok())
                 .and_then(char::from_u32);
             return match (code, end) {

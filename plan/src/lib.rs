@@ -549,6 +549,10 @@ pub struct Call {
     /// decodes only these. `None` when a template reads the whole response.
     #[prost(message, optional, tag = "13")]
     pub response_fields: Option<FieldSet>,
+    /// No template reads the headers of this call's answer (`{{ node.header:name }}`), so the
+    /// filter reads only its status. False in plans that do not say: the filter reads them all.
+    #[prost(bool, tag = "14")]
+    pub response_headers_unread: bool,
 }
 
 /// Fields of a message, by index in its layout.

@@ -231,7 +231,7 @@ impl Lowering<'_> {
             timeout_ms,
             forward,
         };
-        reads::set_response_fields(&mut lowered, &self.layouts.messages);
+        reads::set_response_reads(&mut lowered, &self.layouts.messages);
         Some(lowered)
     }
 
@@ -641,6 +641,7 @@ impl Lowering<'_> {
             retry_unsafe: options.retry_unsafe,
             // Set once the whole flow is lowered: see `reads`.
             response_fields: None,
+            response_headers_unread: false,
         })
     }
 

@@ -1,5 +1,6 @@
-//! Which fields of each call's answer the flow's templates read, so that the filter decodes
-//! only those: an upstream's answer often carries far more than a flow uses.
+//! What of each call's answer the flow's templates read, so that the filter decodes only those
+//! fields, and reads the answer's headers only when some template does: an upstream's answer
+//! often carries far more than a flow uses.
 
 use std::collections::BTreeSet;
 
@@ -7,17 +8,26 @@ use plan::visit;
 use semaphore_plan as plan;
 
 /// Sets each call's `response_fields`: the top-level fields of its response that some
-/// reference reads (`{{ node:field... }}`), or `None` when one reads the whole response.
-pub(super) fn set_response_fields(flow: &mut plan::Flow, messages: &[plan::MessageLayout]) {
+/// reference reads (`{{ node:field... }}`), or `None` when one reads the whole response; and
+/// `response_headers_unread` when no reference reads its headers (`{{ node.header:name }}`).
+pub(super) fn set_response_reads(flow: &mut plan::Flow, messages: &[plan::MessageLayout]) {
     let mut read: Vec<Option<BTreeSet<String>>> = vec![Some(BTreeSet::new()); flow.nodes.len()];
+    let mut headers_read = vec![false; flow.nodes.len()];
     visit::references(flow, &mut |reference| {
-        if reference.property() != plan::Property::Response
-            || matches!(reference.slot, plan::INPUT_SLOT | plan::ERROR_SLOT | plan::ITEM_SLOT)
-        {
+        if matches!(reference.slot, plan::INPUT_SLOT | plan::ERROR_SLOT | plan::ITEM_SLOT) {
             return;
         }
-        let Some(node) = (reference.slot as usize).checked_sub(1).and_then(|index| read.get_mut(index))
-        else {
+        let index = (reference.slot as usize).checked_sub(1);
+        if reference.property() == plan::Property::Header {
+            if let Some(read) = index.and_then(|index| headers_read.get_mut(index)) {
+                *read = true;
+            }
+            return;
+        }
+        if reference.property() != plan::Property::Response {
+            return;
+        }
+        let Some(node) = index.and_then(|index| read.get_mut(index)) else {
             return;
         };
         match (node.as_mut(), reference.path.first()) {
@@ -28,8 +38,9 @@ pub(super) fn set_response_fields(flow: &mut plan::Flow, messages: &[plan::Messa
             (None, _) => {}
         }
     });
-    for (node, read) in flow.nodes.iter_mut().zip(read) {
+    for ((node, read), headers_read) in flow.nodes.iter_mut().zip(read).zip(headers_read) {
         let Some(call) = node.call.as_mut() else { continue };
+        call.response_headers_unread = !headers_read;
         let Some(layout) = messages.get(call.response_message as usize) else { continue };
         call.response_fields = read.map(|names| plan::FieldSet {
             fields: (0..layout.fields.len() as u32)
@@ -44,10 +55,14 @@ mod tests {
     use super::*;
 
     fn reference(slot: u32, path: &[&str]) -> plan::Value {
+        reference_to(plan::Property::Response, slot, path)
+    }
+
+    fn reference_to(property: plan::Property, slot: u32, path: &[&str]) -> plan::Value {
         plan::Value {
             kind: Some(plan::ValueKind::Reference(plan::Reference {
                 slot,
-                property: plan::Property::Response as i32,
+                property: property as i32,
                 path: path.iter().map(|p| p.to_string()).collect(),
                 absent: None,
             })),
@@ -63,7 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn a_call_is_read_for_the_fields_templates_name_and_whole_when_one_names_none() {
+    fn a_call_is_read_for_the_fields_and_headers_templates_name_and_whole_when_one_names_none() {
         let layout = |names: &[&str]| plan::MessageLayout {
             name: "M".into(),
             fields: names
@@ -95,16 +110,23 @@ mod tests {
             output: Some(plan::Output {
                 message: 1,
                 body: Some(plan::MessageTemplate { fields: vec![field(0, reference(3, &[]))] }),
-                headers: vec![],
+                // `b`'s answer is read for a header, not for a field.
+                headers: vec![plan::HeaderTemplate {
+                    name: "etag".into(),
+                    value: Some(reference_to(plan::Property::Header, 2, &["etag"])),
+                }],
             }),
             ..Default::default()
         };
-        set_response_fields(&mut flow, &messages);
+        set_response_reads(&mut flow, &messages);
         let read: Vec<_> = flow
             .nodes
             .iter()
             .map(|node| node.call.as_ref().and_then(|c| c.response_fields.as_ref()).map(|f| f.fields.clone()))
             .collect();
         assert_eq!(read, [Some(vec![0, 2]), Some(vec![]), None, Some(vec![])]);
+        let headers_unread: Vec<_> =
+            flow.nodes.iter().map(|node| node.call.as_ref().map(|c| c.response_headers_unread)).collect();
+        assert_eq!(headers_unread, [Some(true), Some(false), Some(true), Some(true)]);
     }
 }

@@ -160,6 +160,14 @@ impl Execution {
         self.scope.running(token).is_some()
     }
 
+    /// Whether the answer to call `token` must come with its headers: some template reads
+    /// them. Otherwise the host reads only its status.
+    pub fn reads_response_headers(&self, token: u32) -> bool {
+        let Some(index) = self.scope.running(token) else { return false };
+        let node = self.engine.plan.flows.get(self.flow).and_then(|flow| flow.nodes.get(index));
+        node.and_then(|node| node.call.as_ref()).is_some_and(|call| !call.response_headers_unread)
+    }
+
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
         let Some(index) = self.scope.running(token) else {
             debug!("response for unknown call {token} ignored");
@@ -292,6 +300,8 @@ impl Execution {
     }
 
     /// Every node has settled: the output, or a proxy's request sent on.
+    // Apart from its one caller: see "Small functions" in the crate's documentation.
+    #[inline(never)]
     fn settled_answer(&mut self, host: &mut dyn Host) -> Result<Answer, Failure> {
         let engine = Rc::clone(&self.engine);
         let Some(flow) = engine.plan.flows.get(self.flow) else {
@@ -482,6 +492,8 @@ impl Execution {
 
     /// A node's call failed: its `on_error` (else the flow's) decides the status, message and
     /// params; its error object (else the flow's) answers the client.
+    // Apart from its one caller: see "Small functions" in the crate's documentation.
+    #[inline(never)]
     fn node_failed(&mut self, index: usize, failure: Failure, body: &[u8], host: &mut dyn Host) {
         let engine = Rc::clone(&self.engine);
         let flow = engine.plan.flows.get(self.flow);

@@ -165,6 +165,15 @@ impl Run {
         }
     }
 
+    /// Whether the answer to call `token` must come with its headers (see
+    /// [`Execution::reads_response_headers`]).
+    pub fn reads_response_headers(&self, token: u32) -> bool {
+        match self {
+            Run::Flow(execution) => execution.reads_response_headers(token),
+            Run::Graphql(operation) => operation.reads_response_headers(token),
+        }
+    }
+
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {
         match self {
             Run::Flow(execution) => execution.on_response(token, response, host),

@@ -75,14 +75,22 @@ fn grpc_service(cluster: &str, authority: &str) -> String {
     String::from_utf8(encoded).unwrap_or_else(|_| cluster.to_string())
 }
 
-/// An HTTP callout's answer. Envoy answers for an upstream it could not reach with a 503 of its
-/// own; that is no answer from the upstream, which the engine reports as 502. Whether the
-/// upstream may have performed a call that got no answer is read from Envoy's words: a timeout
-/// or a reset after connecting may have; a connection that never opened has not.
-pub(super) fn read_http_response(body_size: usize) -> UpstreamResponse {
-    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let status =
-        headers.iter().find(|(name, _)| name == ":status").and_then(|(_, value)| value.parse::<u16>().ok());
+/// An HTTP callout's answer, with its headers when the flow reads them (else its status alone:
+/// one value instead of every header, each copied out of Envoy). Envoy answers for an upstream
+/// it could not reach with a 503 of its own; that is no answer from the upstream, which the
+/// engine reports as 502. Whether the upstream may have performed a call that got no answer is
+/// read from Envoy's words: a timeout or a reset after connecting may have; a connection that
+/// never opened has not.
+pub(super) fn read_http_response(body_size: usize, with_headers: bool) -> UpstreamResponse {
+    let (status, headers) = if with_headers {
+        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let status = headers.iter().find(|(name, _)| name == ":status").map(|(_, value)| value.clone());
+        (status, headers)
+    } else {
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        (status, Vec::new())
+    };
+    let status = status.and_then(|value| value.parse::<u16>().ok());
     let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
         Ok(body) => body.unwrap_or_default(),
         Err(_) => Vec::new(),

@@ -123,6 +123,18 @@ impl Root {
         }
     }
 
+    /// Whether a template of the flow that made call `token` reads its answer's headers. A
+    /// compensation's answer is read for its status alone.
+    fn reads_response_headers(&self, token: u32) -> bool {
+        let shared = self.shared.iter().chain(&self.retired);
+        shared.into_iter().any(|shared| {
+            let Some(context_id) = shared.owners.borrow().get(&token).copied() else { return false };
+            let streams = shared.streams.borrow();
+            let stage = streams.get(&context_id).map(|stream| &stream.stage);
+            matches!(stage, Some(Stage::Running(run)) if run.reads_response_headers(token))
+        })
+    }
+
     /// An answer to a root-owned call: a flow's, or a compensation's.
     fn answered(&mut self, token: u32, response: UpstreamResponse) {
         let now = now_ms();
@@ -189,7 +201,7 @@ fn settle(shared: &Shared, stream: &mut Stream, forwarded: bool) {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let response = read_http_response(body_size);
+        let response = read_http_response(body_size, self.reads_response_headers(token));
         self.answered(token, response);
     }
 

@@ -114,6 +114,8 @@ impl Operation {
         operation
     }
 
+    // Apart from its one caller: see "Small functions" in the crate's documentation.
+    #[inline(never)]
     fn prepare(
         engine: &Engine,
         matched: &Match,
@@ -157,6 +159,10 @@ impl Operation {
 
     pub fn owns(&self, token: u32) -> bool {
         self.runs.iter().any(|r| r.execution.as_ref().is_some_and(|e| e.owns(token)))
+    }
+
+    pub fn reads_response_headers(&self, token: u32) -> bool {
+        self.runs.iter().filter_map(|r| r.execution.as_ref()).any(|e| e.reads_response_headers(token))
     }
 
     pub fn on_response(&mut self, token: u32, response: UpstreamResponse, host: &mut dyn Host) {

@@ -129,6 +129,8 @@ fn error<T>(message: impl Into<String>, pos: Pos) -> Checked<T> {
 }
 
 /// Checks and prepares the operation `operation_name` (the only one, when `None`).
+// Apart from its one caller: see "Small functions" in the crate's documentation.
+#[inline(never)]
 pub fn prepare(
     plan: &Plan,
     schema: &Graphql,

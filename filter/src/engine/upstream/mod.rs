@@ -75,14 +75,17 @@ fn headers(
     Ok(headers)
 }
 
-/// A call's answer: its decoded response and headers when its status is one the node expects
-/// (any 2xx unless it lists its own), else why not, with the body the upstream sent.
+/// A call's decoded response, and the headers it came with.
+pub(super) type Answer = (Value, Vec<(String, String)>);
+
+/// A call's answer when its status is one the node expects (any 2xx unless it lists its own),
+/// else why not, with the body the upstream sent.
 pub(super) fn read_response(
     plan: &Plan,
     call: &Call,
     expect_status: &[u32],
     response: UpstreamResponse,
-) -> Result<(Value, Vec<(String, String)>), (Failure, Vec<u8>)> {
+) -> Result<Answer, (Failure, Vec<u8>)> {
     let Some(status) = response.status else {
         return Err((Failure::new(502, "the upstream could not be reached"), response.body));
     };

@@ -115,10 +115,15 @@ function deserializeMap(bytes) {
  * A header map, its serialized form kept until it changes: the host's own cost per request stays
  * small next to the module's, which is what is measured.
  */
+/**
+ * A header map, its serialized form and its values' encodings kept until it changes: the
+ * driver stands for Envoy's C++, and its own costs should not weigh on the module's.
+ */
 class HeaderMap {
   constructor(pairs, serialized = null) {
     this.pairs = pairs;
     this.serialized = serialized;
+    this.encoded = new Map();
   }
   copy() {
     return new HeaderMap(this.pairs.map(([k, v]) => [k, v]), this.bytes());
@@ -126,15 +131,25 @@ class HeaderMap {
   get(key) {
     return this.pairs.find(([name]) => name === key)?.[1];
   }
+  /** A value's UTF-8 bytes, or undefined when the map lacks the key. */
+  valueBytes(key) {
+    if (!this.encoded.has(key)) {
+      const value = this.get(key);
+      this.encoded.set(key, value === undefined ? undefined : encoder.encode(value));
+    }
+    return this.encoded.get(key);
+  }
   set(key, value) {
     const pair = this.pairs.find(([name]) => name === key);
     if (pair) pair[1] = value;
     else this.pairs.push([key, value]);
     this.serialized = null;
+    this.encoded.clear();
   }
   remove(key) {
     this.pairs = this.pairs.filter(([name]) => name !== key);
     this.serialized = null;
+    this.encoded.clear();
   }
   bytes() {
     return (this.serialized ??= serializeMap(this.pairs));
@@ -225,8 +240,8 @@ class Host {
       proxy_get_header_map_pairs: (type, ptrPtr, sizePtr) =>
         this.give(this.headerMap(type).bytes(), ptrPtr, sizePtr),
       proxy_get_header_map_value: (type, keyPtr, keySize, ptrPtr, sizePtr) => {
-        const value = this.headerMap(type).get(this.string(keyPtr, keySize).toLowerCase());
-        return value === undefined ? Status.NotFound : this.give(encoder.encode(value), ptrPtr, sizePtr);
+        const value = this.headerMap(type).valueBytes(this.string(keyPtr, keySize).toLowerCase());
+        return value === undefined ? Status.NotFound : this.give(value, ptrPtr, sizePtr);
       },
       proxy_replace_header_map_value: (type, keyPtr, keySize, valuePtr, valueSize) => {
         this.headerMap(type).set(this.string(keyPtr, keySize).toLowerCase(), this.string(valuePtr, valueSize));

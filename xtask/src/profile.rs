@@ -41,6 +41,7 @@ pub fn profile(root: &Path) -> Result<()> {
     print_times(&profile.semaphore, &profile.baseline);
     print_hostcalls(&profile.semaphore, &profile.baseline);
     print_functions(&profile.functions);
+    print_phases(&profile.phases, &profile.functions);
     let shown = profile.cpuprofile.strip_prefix(root).unwrap_or(&profile.cpuprofile);
     println!("\nProfile: {} (Chrome DevTools, Performance, Load profile)", shown.display());
     Ok(())
@@ -51,6 +52,8 @@ pub struct Profile {
     semaphore: Outcome,
     baseline: Outcome,
     functions: Vec<FunctionTime>,
+    /// The profile's time by what the request was doing, in `PHASES` order, then the rest.
+    phases: Vec<(&'static str, f64)>,
     cpuprofile: PathBuf,
 }
 
@@ -81,8 +84,10 @@ pub fn measure(root: &Path) -> Result<Profile> {
         baseline_runs.push(baseline_drive.run(&node, root, &dir.join("baseline.json"), None)?);
     }
     let (semaphore, baseline) = (Outcome::median(semaphore_runs), Outcome::median(baseline_runs));
-    let functions = function_times(&read_json(&cpuprofile)?)?;
-    Ok(Profile { semaphore, baseline, functions, cpuprofile })
+    let recorded = read_json(&cpuprofile)?;
+    let functions = function_times(&recorded)?;
+    let phases = phase_times(&recorded)?;
+    Ok(Profile { semaphore, baseline, functions, phases, cpuprofile })
 }
 
 impl Profile {
@@ -111,6 +116,23 @@ impl Profile {
         let per_request =
             |micros: f64| if total > 0.0 { micros / total * semaphore.micros_per_request } else { 0.0 };
         let percent = |micros: f64| if total > 0.0 { 100.0 * micros / total } else { 0.0 };
+        let _ = writeln!(
+            out,
+            "\nWhat the Semaphore filter's time per request goes to: each sample in the module counts for the \
+             outermost of these steps on its stack, so that a step's own allocations, and the freeing of its \
+             temporaries, count for it; the host's side of the hostcalls, and V8's own work, count apart.\n\n| µs | % | step |\n| ---: | ---: | --- |"
+        );
+        for (phase, micros) in &self.phases {
+            let _ = writeln!(out, "| {:.1} | {:.1} | {phase} |", per_request(*micros), percent(*micros));
+        }
+        let allocator = allocator_micros(&self.functions);
+        let _ = writeln!(
+            out,
+            "\nAcross these steps, {:.1} µs per request ({:.1}%) run in the allocator itself (`malloc`, \
+             `free` and the glue around them): the cost of building and freeing value trees.",
+            per_request(allocator),
+            percent(allocator)
+        );
         let _ = writeln!(
             out,
             "\nThe Semaphore filter's own functions by total time (self and callees), per request:\n\n\
@@ -342,8 +364,10 @@ struct FunctionTime {
     total_micros: f64,
 }
 
-/// Each function's times in a `.cpuprofile`, most self time first.
-fn function_times(profile: &Value) -> Result<Vec<FunctionTime>> {
+/// A profile's call tree: each node's frame, and each node's parent.
+type Stacks = (BTreeMap<u64, (String, Kind)>, BTreeMap<u64, u64>);
+
+fn stacks(profile: &Value) -> Result<Stacks> {
     let nodes = profile.get("nodes").and_then(Value::as_array).context("no nodes")?;
     let mut frames: BTreeMap<u64, (String, Kind)> = BTreeMap::new();
     let mut parents: BTreeMap<u64, u64> = BTreeMap::new();
@@ -356,6 +380,12 @@ fn function_times(profile: &Value) -> Result<Vec<FunctionTime>> {
             parents.extend(child.as_u64().map(|child| (child, id)));
         }
     }
+    Ok((frames, parents))
+}
+
+/// Each function's times in a `.cpuprofile`, most self time first.
+fn function_times(profile: &Value) -> Result<Vec<FunctionTime>> {
+    let (frames, parents) = stacks(profile)?;
     let mut by_function: BTreeMap<&(String, Kind), (f64, f64)> = BTreeMap::new();
     for (node, micros) in node_times(profile)? {
         let Some(frame) = frames.get(&node) else { continue };
@@ -381,6 +411,84 @@ fn function_times(profile: &Value) -> Result<Vec<FunctionTime>> {
         .collect();
     functions.sort_by(|a, b| b.self_micros.total_cmp(&a.self_micros));
     Ok(functions)
+}
+
+/// The steps of a request, each named by the functions whose calls, callees included, make it
+/// up (by the start of their demangled names).
+const PHASES: &[(&str, &[&str])] = &[
+    (
+        "decoding bodies (the input, the calls' answers) into values",
+        &["semaphore_filter::engine::codec::decode_", "semaphore_filter::engine::endpoint::decode_input"],
+    ),
+    ("building messages from templates", &["semaphore_filter::engine::eval::Env::build_"]),
+    ("encoding values into bodies (the calls, the answer)", &["semaphore_filter::engine::codec::encode_"]),
+    (
+        "freeing a finished request's values",
+        &[
+            "core::ptr::drop_in_place<semaphore_filter::proxy::Stage>",
+            "core::ptr::drop_in_place<semaphore_filter::engine::execution::Execution>",
+        ],
+    ),
+    ("dispatching callouts (the module's side)", &["semaphore_filter::proxy::callouts::dispatch"]),
+    ("reading requests and answers out of the host (the module's side)", &["proxy_wasm::hostcalls::get_"]),
+    ("recording metrics", &["semaphore_filter::proxy::metrics::"]),
+];
+
+/// The module's time by step of a request (`PHASES`): a sample of the module counts for the
+/// outermost step on its stack, or else as the rest of the module's work; a sample of the host
+/// or of V8 counts as theirs, whatever step called them.
+fn phase_times(profile: &Value) -> Result<Vec<(&'static str, f64)>> {
+    let (frames, parents) = stacks(profile)?;
+    let rest = [
+        "the rest of the module's work",
+        "the host's side of every hostcall (the driver here; in Envoy, its C++)",
+        "V8 itself",
+    ];
+    let mut times = vec![0.0; PHASES.len() + rest.len()];
+    for (node, micros) in node_times(profile)? {
+        let kind = frames.get(&node).map(|(_, kind)| *kind);
+        let mut phase = None;
+        let mut at = Some(node);
+        while let Some(id) = at {
+            let name = frames.get(&id).map(|(name, _)| name.trim_start_matches('<')).unwrap_or("");
+            if let Some(index) =
+                PHASES.iter().position(|(_, starts)| starts.iter().any(|s| name.starts_with(s)))
+            {
+                phase = Some(index);
+            }
+            at = parents.get(&id).copied();
+        }
+        let index = match kind {
+            Some(Kind::Wasm) => phase.unwrap_or(PHASES.len()),
+            Some(Kind::Host) => PHASES.len() + 1,
+            _ => PHASES.len() + 2,
+        };
+        if let Some(time) = times.get_mut(index) {
+            *time += micros;
+        }
+    }
+    let names = PHASES.iter().map(|(name, _)| *name).chain(rest);
+    Ok(names.zip(times).collect())
+}
+
+/// The self time of the allocator's functions.
+fn allocator_micros(functions: &[FunctionTime]) -> f64 {
+    let allocator = |name: &str| {
+        name.contains("dlmalloc") || name.starts_with("alloc::raw_vec::") || name.starts_with("__rust_")
+    };
+    functions.iter().filter(|f| f.kind == Kind::Wasm && allocator(&f.name)).map(|f| f.self_micros).sum()
+}
+
+fn print_phases(phases: &[(&str, f64)], functions: &[FunctionTime]) {
+    let total: f64 = phases.iter().map(|(_, micros)| micros).sum();
+    let percent = |micros: f64| if total > 0.0 { 100.0 * micros / total } else { 0.0 };
+    println!("\nBy step of a request (the module's samples by the outermost step on their stack):\n");
+    println!("  {:>9} {:>7}  step", "ms", "%");
+    for (phase, micros) in phases {
+        println!("  {:>9.1} {:>6.1}%  {phase}", micros / 1000.0, percent(*micros));
+    }
+    let allocator = allocator_micros(functions);
+    println!("  of all of it, in the allocator: {:.1} ms ({:.1}%)", allocator / 1000.0, percent(allocator));
 }
 
 /// The time of the samples of each profile node: a sample lasts until the next one (the last

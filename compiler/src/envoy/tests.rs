@@ -48,6 +48,14 @@ const JWT_AUTHN_AND_LUA: &str = "
 ";
 
 #[test]
+fn every_bootstrap_gives_the_memory_envoy_freed_back_to_the_system() {
+    let release = json!({ "bytes_to_release": 8 << 20, "memory_release_interval": "1s" });
+    let plain = read(&plain_proxy_bootstrap("127.0.0.1:0", "127.0.0.1:9902", "127.0.0.1:7000"));
+    assert_eq!(plain["memory_allocator_manager"], release);
+    assert_eq!(read(&with_cors())["memory_allocator_manager"], release);
+}
+
+#[test]
 fn a_plain_proxy_sends_every_request_to_one_upstream_without_a_filter() {
     let yaml = read(&plain_proxy_bootstrap("127.0.0.1:0", "127.0.0.1:9902", "127.0.0.1:7000"));
     assert_eq!(http_filter_names(&yaml), [ROUTER_FILTER]);

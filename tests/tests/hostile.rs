@@ -1,8 +1,16 @@
 //! Hostile input from clients and upstreams: each gets a clear error with the right status,
 //! the next request is served normally, and the VM never traps.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::routing;
+use axum::Router;
+use http_body_util::BodyExt as _;
+use http_body_util::Full;
 use semaphore_e2e::{http_client, start_semaphore, Envoy, Reply, Upstream};
 use serde_json::{json, Value};
 
@@ -30,8 +38,12 @@ async fn post(envoy: &Envoy, body: impl Into<reqwest::Body>) -> (u16, String) {
 async fn served_normally(envoy: &Envoy, next: &Arc<Mutex<Reply>>) {
     *next.lock().unwrap() = Reply::json(200, json!({"id": "fine"}));
     assert_eq!(post(envoy, "{}").await, (200, r#"{"a":"fine"}"#.to_string()), "the next request is served");
+    assert_no_trap(envoy);
+}
+
+fn assert_no_trap(envoy: &Envoy) {
     let log = envoy.log();
-    for sign in ["panicked", "Wasm VM failed", "wasm trap"] {
+    for sign in ["panicked", "Wasm VM failed", "wasm trap", "Uncaught RuntimeError"] {
         assert!(!log.contains(sign), "the log shows `{sign}`:\n{log}");
     }
 }
@@ -64,6 +76,22 @@ async fn hostile_client_input() {
 
     let (status, _) = post(&envoy, format!(r#"{{"ref": "{}"}}"#, "x".repeat(2 << 20))).await;
     assert_eq!(status, 413, "over Envoy's buffer limit");
+    served_normally(&envoy, &next).await;
+
+    // HTTP lets a header value carry bytes that are not UTF-8, and Envoy passes them on: the
+    // flow reads them with each stray byte replaced.
+    let response = http_client()
+        .post(envoy.url("/echo/1"))
+        .header("content-type", "application/json")
+        .header("x-note", reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"a":"fine"}"#);
+    let sent = upstream.requests().last().cloned().unwrap();
+    assert_eq!(sent.header("x-note"), Some("caf\u{fffd}"));
     served_normally(&envoy, &next).await;
 
     let before = upstream.requests().len();
@@ -110,4 +138,69 @@ async fn hostile_upstream_answers() {
         &body[..body.len().min(200)]
     );
     served_normally(&envoy, &next).await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_hangs_up_mid_answer_is_a_502_and_the_vm_lives_on() {
+    let hang_up = Arc::new(AtomicBool::new(true));
+    let hangs_up = Arc::clone(&hang_up);
+    let upstream = Upstream::serve(Router::new().route(
+        "/a",
+        routing::post(move || {
+            let hang_up = hangs_up.load(Ordering::SeqCst);
+            async move {
+                if !hang_up {
+                    return Body::from(r#"{"id": "fine"}"#);
+                }
+                // The answer's status and first bytes, a moment for them to reach Envoy, then
+                // the connection ends: Envoy reports the call failed, with no answer to read.
+                let (parts, stream) = tokio::sync::mpsc::channel(2);
+                tokio::spawn(async move {
+                    let _ = parts.send(Ok(Bytes::from_static(b"{\"id\""))).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = parts.send(Err(std::io::Error::other("hung up"))).await;
+                });
+                Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(stream))
+            }
+        }),
+    ));
+    let envoy = start_semaphore(HOSTILE, &[("saga.A", upstream.addr())]).await.unwrap();
+
+    let (status, body) = post(&envoy, "{}").await;
+    assert_eq!((status, message(&body).as_str()), (502, "resource `a`: the upstream could not be reached"));
+
+    hang_up.store(false, Ordering::SeqCst);
+    assert_eq!(post(&envoy, "{}").await, (200, r#"{"a":"fine"}"#.to_string()), "the next request is served");
+    assert_no_trap(&envoy);
+}
+
+#[tokio::test]
+async fn a_grpc_status_message_that_is_not_utf8_reaches_the_client_as_text() {
+    // `grpc-message` is percent-encoded UTF-8, which can decode to any bytes; and an upstream
+    // can send other bytes than ASCII as they are, which Envoy passes on.
+    let messages = [&b"caf%C3%A9 %E9 failed"[..], b"caf\xe9 failed"];
+    let sent = Arc::new(Mutex::new(messages.into_iter()));
+    let greeter = Upstream::serve(Router::new().route(
+        "/rt.Greeter/Hello",
+        routing::post(move || {
+            let message = sent.lock().unwrap().next().unwrap_or_default();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("13"));
+            trailers.insert("grpc-message", HeaderValue::from_bytes(message).unwrap());
+            async move {
+                let body = Full::new(Bytes::new()).with_trailers(async move { Some(Ok(trailers)) });
+                ([("content-type", "application/grpc")], Body::new(body))
+            }
+        }),
+    ));
+    let envoy =
+        start_semaphore("tests/fixtures/runtime/grpc.hcl", &[("rt.Greeter", greeter.addr())]).await.unwrap();
+
+    for expected in ["café \u{fffd} failed", "caf\u{fffd} failed"] {
+        let response = http_client().get(envoy.url("/greet/7")).send().await.unwrap();
+        assert_eq!(response.status(), 500, "INTERNAL");
+        let message = format!("resource `hello`: upstream answered 500: {expected}");
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({"message": message, "status": 500}));
+    }
+    assert_no_trap(&envoy);
 }

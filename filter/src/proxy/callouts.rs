@@ -7,7 +7,7 @@ use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use super::Shared;
+use super::{abi, Shared};
 use crate::engine::{http_status_of_grpc, Callout, UpstreamResponse};
 
 // The SDK's entry point for a root context's queue. Called from an HTTP context, it makes the
@@ -81,14 +81,21 @@ fn grpc_service(cluster: &str, authority: &str) -> String {
 /// engine reports as 502. Whether the upstream may have performed a call that got no answer is
 /// read from Envoy's words: a timeout or a reset after connecting may have; a connection that
 /// never opened has not.
-pub(super) fn read_http_response(body_size: usize, with_headers: bool) -> UpstreamResponse {
-    let (status, headers) = if with_headers {
-        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+/// A call that failed before its answer was whole (a reset, an answer over Envoy's buffer limit)
+/// has no headers (`header_count` 0), and no status.
+pub(super) fn read_http_response(
+    header_count: usize,
+    body_size: usize,
+    with_headers: bool,
+) -> UpstreamResponse {
+    let (status, headers) = if header_count == 0 {
+        (None, Vec::new())
+    } else if with_headers {
+        let headers = abi::header_map(MapType::HttpCallResponseHeaders);
         let status = headers.iter().find(|(name, _)| name == ":status").map(|(_, value)| value.clone());
         (status, headers)
     } else {
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
-        (status, Vec::new())
+        (abi::header_value(MapType::HttpCallResponseHeaders, ":status"), Vec::new())
     };
     let status = status.and_then(|value| value.parse::<u16>().ok());
     let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
@@ -106,9 +113,11 @@ pub(super) fn read_http_response(body_size: usize, with_headers: bool) -> Upstre
 
 /// A gRPC callout's answer, as the engine reads answers.
 pub(super) fn read_grpc_response(status_code: u32, response_size: usize) -> UpstreamResponse {
-    let message = hostcalls::get_grpc_status().ok().and_then(|(_, message)| message).unwrap_or_default();
-    // Envoy appends where the status came from; the client wants the upstream's words.
-    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message).to_string();
+    let message = abi::grpc_status_message().unwrap_or_default();
+    // Envoy appends where the status came from; the client wants the upstream's words, which
+    // gRPC percent-encodes and Envoy hands over as they came.
+    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message);
+    let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy().into_owned();
     let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
         Ok(body) => body.unwrap_or_default(),
         Err(_) => Vec::new(),

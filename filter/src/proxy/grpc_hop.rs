@@ -15,6 +15,7 @@ use proxy_wasm::types::{MapType, Status};
 
 use semaphore_plan::{FORWARD_CLUSTER_HEADER, GRPC_HOP_CLUSTER};
 
+use super::abi;
 use super::host::{refresh_route, set_request_header};
 
 /// The content type a gRPC request carries on its hop; the internal listener's filter serves
@@ -62,7 +63,7 @@ pub(super) fn with_trailers_as_headers<'a>(
 /// failed), which goes on as it is. Without a message to follow (`end_of_stream`), the
 /// trailers join the headers: a trailers-only answer.
 pub(super) fn answer_headers(end_of_stream: bool) -> Option<Vec<(String, String)>> {
-    let headers = hostcalls::get_map(MapType::HttpResponseHeaders).ok()?;
+    let headers = abi::header_map(MapType::HttpResponseHeaders);
     let trailers: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| Some((name.strip_prefix(TRAILER_PREFIX)?.to_string(), value.clone())))

@@ -2,6 +2,7 @@
 //! map from each call in flight to the stream it belongs to, and the hostcalls (`callouts.rs`,
 //! `host.rs`, `metrics.rs`); what a flow does is the engine's.
 
+mod abi;
 mod callouts;
 mod grpc_hop;
 mod host;
@@ -200,8 +201,8 @@ fn settle(shared: &Shared, stream: &mut Stream, forwarded: bool) {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let response = read_http_response(body_size, self.reads_response_headers(token));
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        let response = read_http_response(headers, body_size, self.reads_response_headers(token));
         self.answered(token, response);
     }
 
@@ -481,7 +482,7 @@ impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         // Read once: the route, the flow's headers and the forward cluster's check all come
         // from this one copy.
-        let mut headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
+        let mut headers = abi::header_map(MapType::HttpRequestHeaders);
         // Every request, even with no plan loaded: the forward route must stay out of reach.
         remove_client_forward_cluster(&mut headers);
         let Some(shared) = self.shared.clone() else { return Action::Continue };

@@ -430,7 +430,10 @@ const PHASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("dispatching callouts (the module's side)", &["semaphore_filter::proxy::callouts::dispatch"]),
-    ("reading requests and answers out of the host (the module's side)", &["proxy_wasm::hostcalls::get_"]),
+    (
+        "reading requests and answers out of the host (the module's side)",
+        &["proxy_wasm::hostcalls::get_", "semaphore_filter::proxy::abi::"],
+    ),
     ("recording metrics", &["semaphore_filter::proxy::metrics::"]),
 ];
 

@@ -138,6 +138,13 @@ async fn hostile_upstream_answers() {
         &body[..body.len().min(200)]
     );
     served_normally(&envoy, &next).await;
+
+    // A gRPC service behind a transcoder explains its error in a header, which the flow reads
+    // although none of its templates reads the answer's headers.
+    *next.lock().unwrap() = Reply::json(400, json!({})).header("grpc-message", "no such step");
+    let (status, body) = post(&envoy, "{}").await;
+    assert_eq!((status, message(&body).as_str()), (400, "resource `a`: upstream answered 400: no such step"));
+    served_normally(&envoy, &next).await;
 }
 
 #[tokio::test]

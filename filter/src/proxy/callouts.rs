@@ -75,29 +75,38 @@ fn grpc_service(cluster: &str, authority: &str) -> String {
     String::from_utf8(encoded).unwrap_or_else(|_| cluster.to_string())
 }
 
-/// An HTTP callout's answer, with its headers when the flow reads them (else its status alone:
-/// one value instead of every header, each copied out of Envoy). Envoy answers for an upstream
-/// it could not reach with a 503 of its own; that is no answer from the upstream, which the
-/// engine reports as 502. Whether the upstream may have performed a call that got no answer is
-/// read from Envoy's words: a timeout or a reset after connecting may have; a connection that
-/// never opened has not.
-/// A call that failed before its answer was whole (a reset, an answer over Envoy's buffer limit)
-/// has no headers (`header_count` 0), and no status.
+/// An HTTP callout's answer, with its headers when the flow reads them or the answer is no
+/// success (an error may explain itself in one, such as a transcoded gRPC upstream's
+/// `grpc-message`); else its status alone: one value instead of every header, each copied out
+/// of Envoy. A call that failed before its answer was whole (a reset, an answer over Envoy's
+/// buffer limit) has no headers (`header_count` 0), and no status.
+///
+/// Envoy answers for an upstream it could not reach with a 503 of its own; that is no answer
+/// from the upstream, which the engine reports as 502. Whether the upstream may have performed
+/// a call that got no answer is read from Envoy's words: a timeout or a reset after connecting
+/// may have; a connection that never opened has not.
 pub(super) fn read_http_response(
     header_count: usize,
     body_size: usize,
     with_headers: bool,
 ) -> UpstreamResponse {
+    let status_of = |value: &str| value.parse::<u16>().ok();
     let (status, headers) = if header_count == 0 {
         (None, Vec::new())
-    } else if with_headers {
-        let headers = abi::header_map(MapType::HttpCallResponseHeaders);
-        let status = headers.iter().find(|(name, _)| name == ":status").map(|(_, value)| value.clone());
-        (status, headers)
     } else {
-        (abi::header_value(MapType::HttpCallResponseHeaders, ":status"), Vec::new())
+        let alone = (!with_headers).then(|| {
+            abi::header_value(MapType::HttpCallResponseHeaders, ":status").and_then(|v| status_of(&v))
+        });
+        match alone {
+            Some(Some(status)) if (200..300).contains(&status) => (Some(status), Vec::new()),
+            _ => {
+                let headers = abi::header_map(MapType::HttpCallResponseHeaders);
+                let status =
+                    headers.iter().find(|(name, _)| name == ":status").and_then(|(_, v)| status_of(v));
+                (status, headers)
+            }
+        }
     };
-    let status = status.and_then(|value| value.parse::<u16>().ok());
     let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
         Ok(body) => body.unwrap_or_default(),
         Err(_) => Vec::new(),

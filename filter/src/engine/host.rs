@@ -86,7 +86,7 @@ pub struct Reply {
 
 /// An upstream's answer; `status` is `None` when no response arrived (reset, refused, timeout).
 /// A gRPC answer carries its status as the HTTP status it stands for, with `grpc-status` and
-/// `grpc-message` among the headers.
+/// `grpc-message` (percent-encoded, as it came) among the headers.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamResponse {
     pub status: Option<u16>,

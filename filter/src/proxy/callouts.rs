@@ -123,10 +123,13 @@ pub(super) fn read_http_response(
 /// A gRPC callout's answer, as the engine reads answers.
 pub(super) fn read_grpc_response(status_code: u32, response_size: usize) -> UpstreamResponse {
     let message = abi::grpc_status_message().unwrap_or_default();
-    // Envoy appends where the status came from; the client wants the upstream's words, which
-    // gRPC percent-encodes and Envoy hands over as they came.
-    let message = message.strip_suffix("{via_upstream}").unwrap_or(&message);
-    let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy().into_owned();
+    // Envoy appends where the status came from, or gives only that when the upstream said
+    // nothing; the client wants the upstream's words.
+    let message = match message.strip_suffix("{via_upstream}") {
+        Some(words) => words.to_string(),
+        None if message == "via_upstream" => String::new(),
+        None => message,
+    };
     let body = match hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
         Ok(body) => body.unwrap_or_default(),
         Err(_) => Vec::new(),

@@ -107,13 +107,14 @@ pub(super) fn read_response(
 }
 
 /// `upstream answered <status>`, with the upstream's own words when it gave any: a gRPC
-/// message, or a JSON body's `message`.
+/// message (percent-encoded, as gRPC sends it, whether from a gRPC call or a transcoded one), or
+/// a JSON body's `message`.
 fn unexpected_status(status: u16, response: &UpstreamResponse) -> String {
     let grpc_message = response
         .headers
         .iter()
         .find(|(n, _)| n == "grpc-message")
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
         .filter(|m| !m.is_empty());
     let detail = grpc_message.or_else(|| {
         serde_json::from_slice::<Value>(&response.body)

@@ -1,7 +1,7 @@
 //! The hostcalls that hand the filter text from clients and upstreams: header maps, one header,
 //! a gRPC status message. The SDK's readers panic, which stops the VM, on text that is not
-//! UTF-8 (HTTP lets header values carry other bytes, and a `grpc-message` is percent-decoded
-//! into any bytes) and on a map Envoy does not have (an HTTP call that failed has no answer).
+//! UTF-8 (HTTP lets header values, a `grpc-message` among them, carry other bytes) and on a map
+//! Envoy does not have (an HTTP call that failed has no answer).
 //! Read here instead: a map that is not there is empty, and stray bytes become U+FFFD.
 
 use std::ptr::null_mut;

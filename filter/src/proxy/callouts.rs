@@ -91,20 +91,18 @@ pub(super) fn read_http_response(
     with_headers: bool,
 ) -> UpstreamResponse {
     let status_of = |value: &str| value.parse::<u16>().ok();
-    let (status, headers) = if header_count == 0 {
-        (None, Vec::new())
-    } else {
-        let alone = (!with_headers).then(|| {
-            abi::header_value(MapType::HttpCallResponseHeaders, ":status").and_then(|v| status_of(&v))
-        });
-        match alone {
-            Some(Some(status)) if (200..300).contains(&status) => (Some(status), Vec::new()),
-            _ => {
-                let headers = abi::header_map(MapType::HttpCallResponseHeaders);
-                let status =
-                    headers.iter().find(|(name, _)| name == ":status").and_then(|(_, v)| status_of(v));
-                (status, headers)
-            }
+    let status_alone = match header_count {
+        0 => None,
+        _ if with_headers => None,
+        _ => abi::header_value(MapType::HttpCallResponseHeaders, ":status").and_then(|v| status_of(&v)),
+    };
+    let (status, headers) = match status_alone {
+        Some(status) if (200..300).contains(&status) => (Some(status), Vec::new()),
+        _ if header_count == 0 => (None, Vec::new()),
+        _ => {
+            let headers = abi::header_map(MapType::HttpCallResponseHeaders);
+            let status = headers.iter().find(|(name, _)| name == ":status").and_then(|(_, v)| status_of(v));
+            (status, headers)
         }
     };
     let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {

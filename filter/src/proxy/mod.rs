@@ -1,6 +1,6 @@
 //! The proxy-wasm adapter: Envoy's callbacks in, engine calls out. It holds the contexts, the
-//! map from each call in flight to the stream it belongs to, and the hostcalls (`callouts.rs`,
-//! `host.rs`, `metrics.rs`); what a flow does is the engine's.
+//! map from each call in flight to the stream it belongs to, and the hostcalls (`abi.rs`,
+//! `callouts.rs`, `host.rs`, `metrics.rs`); what a flow does is the engine's.
 
 mod abi;
 mod callouts;
@@ -127,8 +127,7 @@ impl Root {
     /// Whether a template of the flow that made call `token` reads its answer's headers. A
     /// compensation's answer is read for its status alone.
     fn reads_response_headers(&self, token: u32) -> bool {
-        let shared = self.shared.iter().chain(&self.retired);
-        shared.into_iter().any(|shared| {
+        self.shared.iter().chain(&self.retired).any(|shared| {
             let Some(context_id) = shared.owners.borrow().get(&token).copied() else { return false };
             let streams = shared.streams.borrow();
             let stage = streams.get(&context_id).map(|stream| &stream.stage);

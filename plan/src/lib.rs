@@ -553,6 +553,12 @@ pub struct Call {
     /// filter reads only its status. False in plans that do not say: the filter reads them all.
     #[prost(bool, tag = "14")]
     pub response_headers_unread: bool,
+    /// Nothing reads the request this call sent once it is sent: no template reads it
+    /// (`{{ node.request:path }}`) and the node has no rollback, whose operator message quotes
+    /// it. The filter then encodes it from the values it takes, where they are held, and keeps
+    /// no copy. False in plans that do not say: the filter keeps it.
+    #[prost(bool, tag = "15")]
+    pub request_unread: bool,
 }
 
 /// Fields of a message, by index in its layout.

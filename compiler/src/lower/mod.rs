@@ -231,7 +231,7 @@ impl Lowering<'_> {
             timeout_ms,
             forward,
         };
-        reads::set_response_reads(&mut lowered, &self.layouts.messages);
+        reads::set_reads(&mut lowered, &self.layouts.messages);
         Some(lowered)
     }
 
@@ -642,6 +642,7 @@ impl Lowering<'_> {
             // Set once the whole flow is lowered: see `reads`.
             response_fields: None,
             response_headers_unread: false,
+            request_unread: false,
         })
     }
 

@@ -399,15 +399,20 @@ impl Execution {
         let Some(timeout_ms) = schedule::call_timeout_ms(call, self.deadline_ms, now) else {
             return Err(Failure::new(504, "the flow's deadline passed"));
         };
-        let request = self.build_message(call.request_message, call.request.as_ref())?;
+        let request = self.build_request(call)?;
         let mut built = self.callout(call, &request)?;
         built.callout.timeout = Duration::from_millis(timeout_ms);
         let token = host
             .dispatch(&built.callout)
             .map_err(|e| Failure::new(502, format!("cannot call upstream: {e}")))?;
+        // Copied in only when something reads it later: the compiler says whether anything does.
+        let request = match call.request_unread {
+            true => Value::Null,
+            false => Value::Object(request.into_map(&self.engine.plan, call.request_message)),
+        };
         Ok(Running {
             token,
-            request: Value::Object(request),
+            request,
             params: Value::Object(built.params),
             callout: built.callout,
             attempt: 0,
@@ -416,7 +421,7 @@ impl Execution {
     }
 
     /// A call, or a rollback, ready to send: it carries the execution's id.
-    fn callout(&self, call: &Call, request: &Map<String, Value>) -> Result<Built, Failure> {
+    fn callout(&self, call: &Call, request: &codec::Outgoing) -> Result<Built, Failure> {
         let mut built =
             upstream::build_callout(&self.engine.plan, call, request, &self.scope.headers, |value| {
                 self.evaluate(value)
@@ -605,10 +610,8 @@ impl Execution {
     fn compensation(&self, flow: &Flow, index: usize) -> Result<Compensation, (usize, String)> {
         let node = flow.nodes.get(index).ok_or((index, "the plan names a node it lacks".to_string()))?;
         let call = node.rollback.as_ref().ok_or((index, format!("`{}` has no rollback", node.name)))?;
-        let built = self
-            .build_message(call.request_message, call.request.as_ref())
-            .and_then(|request| self.callout(call, &request))
-            .map_err(|failure| {
+        let built =
+            self.build_request(call).and_then(|request| self.callout(call, &request)).map_err(|failure| {
                 (index, format!("cannot build the rollback of `{}`: {}", node.name, failure.message))
             })?;
         Ok(Compensation {
@@ -664,13 +667,13 @@ impl Execution {
     }
 
     /// Builds a message from its template, typing every value by the field it lands in.
-    fn build_message(
-        &self,
-        layout: u32,
-        template: Option<&MessageTemplate>,
-    ) -> Result<Map<String, Value>, Failure> {
+    /// A call's request message; values it takes whole from the scope are left where they are.
+    fn build_request(&self, call: &Call) -> Result<codec::Outgoing<'_>, Failure> {
         let lookup = |reference: &Reference| self.scope.resolve(reference);
-        self.env(&lookup).build_message(layout, template).map_err(|message| Failure::new(500, message))
+        let held = |reference: &Reference| self.scope.get(reference);
+        self.env(&lookup)
+            .build_outgoing(call.request_message, call.request.as_ref(), &held)
+            .map_err(|message| Failure::new(500, message))
     }
 
     /// The value of a template; `None` when it refers to something absent.

@@ -448,7 +448,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use semaphore_plan::FieldLayout;
+    use semaphore_plan::{Codec, FieldLayout};
     use serde_json::json;
 
     #[cfg(target_arch = "wasm32")]
@@ -586,9 +586,23 @@ mod tests {
         };
         let outgoing = Outgoing { built, held: vec![(4, &friend), (3, &tags)] };
         let written = encode_json_outgoing(&plan, 0, &outgoing, Int64Json::Number);
-        let copied = encode_json(&plan, 0, &outgoing.into_map(&plan, 0), Int64Json::Number);
+        let copied = encode_json(&plan, 0, &outgoing.clone().into_map(&plan, 0), Int64Json::Number);
         assert_eq!(String::from_utf8(written.clone()).ok(), String::from_utf8(copied).ok());
         let expected = r#"{"id":"1","age":3,"tags":["a","b"],"friend":{"id":"2","tags":["x"]}}"#;
         assert_eq!(String::from_utf8(written).ok().as_deref(), Some(expected));
+        // Every codec: as if copied in.
+        let whole = outgoing.clone().into_map(&plan, 0);
+        for codec in [Codec::Proto, Codec::FormUrlencoded, Codec::Xml] {
+            let written =
+                crate::engine::codec::encode_outgoing(&plan, 0, codec, Int64Json::Number, &outgoing);
+            let copied = crate::engine::codec::encode_body(&plan, 0, codec, Int64Json::Number, &whole);
+            assert_eq!(written, copied, "{codec:?}");
+        }
+        // Read and left out by name, built or held.
+        assert_eq!(outgoing.get(&plan, 0, "tags"), Some(&tags));
+        assert_eq!(outgoing.get(&plan, 0, "age"), Some(&json!(3)));
+        assert_eq!(outgoing.get(&plan, 0, "nothing"), None);
+        let rest = outgoing.without(&plan, 0, &["tags", "id"]).into_map(&plan, 0);
+        assert_eq!(Value::Object(rest), json!({"age": 3, "friend": {"id": "2", "tags": ["x"]}}));
     }
 }

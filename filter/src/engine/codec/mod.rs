@@ -8,6 +8,8 @@ pub mod proto;
 mod typing;
 pub mod xml;
 
+use std::borrow::Cow;
+
 use semaphore_plan::{Codec, FieldLayout, Plan};
 use serde_json::{Map, Value};
 
@@ -74,9 +76,9 @@ pub fn encode_body(
 }
 
 /// A message about to be encoded: the values built for it, and those it takes as they are held
-/// elsewhere (a reference to a value of the field's own type), by field index. The JSON codec
-/// writes the held values where they are; the others copy them in first.
-#[derive(Debug, Default)]
+/// elsewhere (a reference to a value of the field's own type), by field index. The JSON and
+/// protobuf codecs write the held values where they are; the others copy them in first.
+#[derive(Debug, Default, Clone)]
 pub struct Outgoing<'v> {
     pub built: Map<String, Value>,
     pub held: Vec<(u32, &'v Value)>,
@@ -88,6 +90,39 @@ impl<'v> Outgoing<'v> {
             Some((_, value)) => Some(*value),
             None => self.built.get(&field.name),
         }
+    }
+
+    /// The value of the field named `name` (its proto name), built or held.
+    pub fn get(&self, plan: &Plan, layout: u32, name: &str) -> Option<&Value> {
+        if let Some(value) = self.built.get(name) {
+            return Some(value);
+        }
+        let fields = message(plan, layout).map(|m| m.fields.as_slice()).unwrap_or_default();
+        let index = fields.iter().position(|f| f.name == name)?;
+        self.field(index, fields.get(index)?)
+    }
+
+    /// The message without the fields named in `names` (proto names).
+    pub fn without(&self, plan: &Plan, layout: u32, names: &[&str]) -> Outgoing<'v> {
+        let fields = message(plan, layout).map(|m| m.fields.as_slice()).unwrap_or_default();
+        let kept = |index: u32| fields.get(index as usize).is_some_and(|f| !names.contains(&f.name.as_str()));
+        Outgoing {
+            built: self
+                .built
+                .iter()
+                .filter(|(name, _)| !names.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            held: self.held.iter().filter(|(index, _)| kept(*index)).copied().collect(),
+        }
+    }
+
+    /// The whole message as one map, copied only where values are held elsewhere.
+    pub fn to_map(&self, plan: &Plan, layout: u32) -> Cow<'_, Map<String, Value>> {
+        if self.held.is_empty() {
+            return Cow::Borrowed(&self.built);
+        }
+        Cow::Owned(self.clone().into_map(plan, layout))
     }
 
     /// The whole message as one map.
@@ -109,10 +144,12 @@ pub fn encode_outgoing(
     layout: u32,
     codec: Codec,
     int64: Int64Json,
-    message: Outgoing,
+    message: &Outgoing,
 ) -> (&'static str, Vec<u8>) {
-    match codec {
-        Codec::Json => (codec.content_type(), encode_json_outgoing(plan, layout, &message, int64)),
-        _ => encode_body(plan, layout, codec, int64, &message.into_map(plan, layout)),
-    }
+    let body = match codec {
+        Codec::Json => encode_json_outgoing(plan, layout, message, int64),
+        Codec::Proto => proto::encode_outgoing(plan, layout, message),
+        _ => return encode_body(plan, layout, codec, int64, &message.to_map(plan, layout)),
+    };
+    (codec.content_type(), body)
 }

@@ -8,6 +8,7 @@ use semaphore_plan::{FieldLayout, Kind, Plan};
 use serde_json::{Map, Number, Value};
 
 use super::typing::{self, float_from_text, CodecError, MAX_DEPTH};
+use super::Outgoing;
 
 pub fn decode(plan: &Plan, layout: u32, bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     decode_message(plan, layout, bytes, 0)
@@ -193,12 +194,30 @@ fn encodable(number: u32) -> bool {
 }
 
 fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+    encode_fields(plan, layout, &|_, field| message.get(&field.name), out, depth);
+}
+
+/// As [`encode`], for a message some of whose fields are held elsewhere.
+pub fn encode_outgoing(plan: &Plan, layout: u32, message: &Outgoing) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_fields(plan, layout, &|index, field| message.field(index, field), &mut out, 0);
+    out
+}
+
+/// The fields in the layout's order; `value` gives each field's value by its index and layout.
+fn encode_fields<'v>(
+    plan: &Plan,
+    layout: u32,
+    value: &dyn Fn(usize, &FieldLayout) -> Option<&'v Value>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) {
     let Some(layout) = typing::message(plan, layout) else { return };
     if depth > MAX_DEPTH {
         return;
     }
-    for field in layout.fields.iter().filter(|f| encodable(f.number)) {
-        let Some(value) = message.get(&field.name) else { continue };
+    for (index, field) in layout.fields.iter().enumerate().filter(|(_, f)| encodable(f.number)) {
+        let Some(value) = value(index, field) else { continue };
         match value {
             Value::Object(entries) if field.map => {
                 let (Some(key_field), Some(value_field)) =

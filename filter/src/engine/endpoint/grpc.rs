@@ -143,7 +143,7 @@ pub(super) fn reply(
         Wire::Connect { json: true } => (Codec::Json, Int64Json::String),
         _ => (Codec::Proto, Int64Json::Number),
     };
-    let (_, body) = codec::encode_outgoing(plan, layout, codec, int64, message);
+    let (_, body) = codec::encode_outgoing(plan, layout, codec, int64, &message);
     answer(wire, body, metadata)
 }
 

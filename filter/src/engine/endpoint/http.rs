@@ -95,7 +95,7 @@ pub(super) fn reply(
 ) -> Reply {
     let int64 = Int64Json::strings_if(endpoint.int64_as_string);
     let (content_type, body) =
-        codec::encode_outgoing(plan, layout, endpoint.response_codec(), int64, message);
+        codec::encode_outgoing(plan, layout, endpoint.response_codec(), int64, &message);
     let mut all = vec![("content-type".to_string(), content_type.to_string())];
     all.extend(headers);
     Reply { status, headers: all, body, trailers: Vec::new() }

@@ -35,15 +35,7 @@ impl Env<'_> {
         self.evaluate_in(value, Item(None))
     }
 
-    pub fn build_message(
-        &self,
-        layout: u32,
-        template: Option<&MessageTemplate>,
-    ) -> Result<Map<String, Value>, String> {
-        self.build_in(layout, template, Item(None), 0)
-    }
-
-    /// As [`Env::build_message`], but a field whose value is a reference to a value of its own
+    /// The message a template builds. A field whose value is a reference to a value of its own
     /// type, which `held` finds where it is, is taken from there rather than copied in.
     pub fn build_outgoing<'v>(
         &self,

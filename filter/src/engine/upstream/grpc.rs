@@ -2,9 +2,8 @@
 //! answer's status read as the HTTP status it stands for.
 
 use semaphore_plan::{Call, Plan, Service};
-use serde_json::{Map, Value};
 
-use crate::engine::codec::proto;
+use crate::engine::codec::{proto, Outgoing};
 use crate::engine::host::{Callout, GrpcMethod};
 
 /// The callout of a unary call: the metadata is the call's headers, the body the request
@@ -13,14 +12,14 @@ pub(super) fn callout(
     plan: &Plan,
     service: &Service,
     call: &Call,
-    request: &Map<String, Value>,
+    request: &Outgoing,
     headers: Vec<(String, String)>,
 ) -> Callout {
     Callout {
         cluster: service.cluster.clone(),
         authority: service.authority.clone(),
         headers,
-        body: Some(proto::encode(plan, call.request_message, request)),
+        body: Some(proto::encode_outgoing(plan, call.request_message, request)),
         timeout: Default::default(),
         grpc: Some(GrpcMethod { service: service.name.clone(), method: call.method.clone() }),
     }

@@ -8,7 +8,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use semaphore_plan::{Call, Plan, Segment, Service};
 use serde_json::{Map, Value};
 
-use crate::engine::codec::{self, Int64Json};
+use crate::engine::codec::{self, Int64Json, Outgoing};
 use crate::engine::host::Callout;
 use crate::engine::Failure;
 
@@ -24,15 +24,15 @@ pub(super) fn callout(
     plan: &Plan,
     service: &Service,
     call: &Call,
-    request: &Map<String, Value>,
+    request: &Outgoing,
     params: &Map<String, Value>,
     headers: Vec<(String, String)>,
 ) -> Result<Callout, Failure> {
-    let (mut path, bound) = path(service, call, request, params)?;
+    let layout = call.request_message;
+    let (mut path, bound) = path(plan, service, call, request, params)?;
     // What the path did not take goes in the body or the query; most often that is all of it.
-    let remaining: Cow<Map<String, Value>> = if request.keys().any(|k| bound.contains(&k.as_str())) {
-        let rest = request.iter().filter(|(k, _)| !bound.contains(&k.as_str()));
-        Cow::Owned(rest.map(|(k, v)| (k.clone(), v.clone())).collect())
+    let remaining: Cow<Outgoing> = if bound.iter().any(|name| request.get(plan, layout, name).is_some()) {
+        Cow::Owned(request.without(plan, layout, &bound))
     } else {
         Cow::Borrowed(request)
     };
@@ -40,10 +40,10 @@ pub(super) fn callout(
     let (body, content_type) = if has_body(&method) {
         let int64 = Int64Json::strings_if(service.int64_as_string);
         let (content_type, body) =
-            codec::encode_body(plan, call.request_message, service.request_codec(), int64, &remaining);
+            codec::encode_outgoing(plan, layout, service.request_codec(), int64, &remaining);
         (Some(body), Some(content_type))
     } else {
-        let query = codec::encode_form(plan, call.request_message, &remaining);
+        let query = codec::encode_form(plan, layout, &remaining.to_map(plan, layout));
         if !query.is_empty() {
             path.push('?');
             path.push_str(&query);
@@ -73,12 +73,13 @@ pub(super) fn callout(
 /// The service's base path and the call's path template, each `:name` from the params, else
 /// from the request field of that name; with the fields the path used, which the body or query
 /// then leaves out.
-fn path<'r>(
+fn path<'c>(
+    plan: &Plan,
     service: &Service,
-    call: &Call,
-    request: &'r Map<String, Value>,
-    params: &'r Map<String, Value>,
-) -> Result<(String, Vec<&'r str>), Failure> {
+    call: &'c Call,
+    request: &Outgoing,
+    params: &Map<String, Value>,
+) -> Result<(String, Vec<&'c str>), Failure> {
     let mut path = service.base_path.clone();
     let mut bound: Vec<&str> = Vec::new();
     for segment in call.path.iter().filter_map(|s| s.segment.as_ref()) {
@@ -91,15 +92,15 @@ fn path<'r>(
             Segment::Param(name) => (name.as_str(), false),
             Segment::Wildcard(name) => (name.as_str(), true),
         };
-        let (key, value) = params
-            .get_key_value(name)
-            .or_else(|| request.get_key_value(name))
-            .map(|(key, value)| (key.as_str(), codec::to_text(value)))
-            .filter(|(_, v)| !v.is_empty())
+        let value = params
+            .get(name)
+            .or_else(|| request.get(plan, call.request_message, name))
+            .map(codec::to_text)
+            .filter(|v| !v.is_empty())
             .ok_or_else(|| {
                 Failure::new(400, format!("no value for the path parameter `:{name}` of {}", call.method))
             })?;
-        bound.push(key);
+        bound.push(name);
         path.push('/');
         if wildcard {
             let parts: Vec<String> =

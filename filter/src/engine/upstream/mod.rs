@@ -39,7 +39,7 @@ pub(super) struct Built {
 pub(super) fn build_callout(
     plan: &Plan,
     call: &Call,
-    request: &Map<String, Value>,
+    request: &codec::Outgoing,
     incoming: &[(String, String)],
     evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
 ) -> Result<Built, Failure> {

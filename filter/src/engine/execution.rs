@@ -426,7 +426,7 @@ impl Execution {
             upstream::build_callout(&self.engine.plan, call, request, &self.scope.headers, |value| {
                 self.evaluate(value)
             })?;
-        built.callout.headers.push((EXECUTION_ID_HEADER.to_string(), self.id.clone()));
+        built.callout.headers.push((EXECUTION_ID_HEADER.into(), self.id.clone().into()));
         Ok(built)
     }
 

@@ -1,6 +1,7 @@
 //! What crosses between the engine and its host (the proxy-wasm adapter in Envoy, a fake in
 //! tests): the [`Host`] trait, and the requests, calls and answers it carries.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// What the engine asks of its host (the proxy-wasm adapter in Envoy, a fake in tests).
@@ -32,13 +33,17 @@ pub enum Event {
     Call { flow: usize, node: usize, failed: bool, duration_ms: u64 },
 }
 
+/// A callout's header name or value: most names, and some values, are the filter's own
+/// constants, which a callout borrows rather than copies.
+pub type HeaderText = Cow<'static, str>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Callout {
     pub cluster: String,
     pub authority: String,
     /// HTTP: including the `:method`, `:path` and `:authority` pseudo-headers. gRPC: the initial
     /// metadata.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderText, HeaderText)>,
     /// HTTP: the body, if any. gRPC: the encoded request message.
     pub body: Option<Vec<u8>>,
     pub timeout: Duration,
@@ -55,7 +60,7 @@ pub struct GrpcMethod {
 
 impl Callout {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_ref())
     }
 }
 

@@ -43,7 +43,7 @@ impl Compensation {
             .headers
             .iter()
             .filter(|(name, _)| !name.starts_with(':'))
-            .map(|(name, value)| (name.clone(), json!(value)))
+            .map(|(name, value)| (name.to_string(), json!(value)))
             .collect();
         let body = self.callout.body.as_deref().unwrap_or_default();
         let body = match std::str::from_utf8(body) {
@@ -358,7 +358,7 @@ mod tests {
                 authority: "payments".into(),
                 headers: vec![
                     (":method".into(), "POST".into()),
-                    (":path".into(), format!("/undo/{node}")),
+                    (":path".into(), format!("/undo/{node}").into()),
                     (EXECUTION_ID_HEADER.into(), "exec-1".into()),
                 ],
                 body: Some(br#"{"id":"c-1"}"#.to_vec()),

@@ -35,7 +35,7 @@ pub(super) fn dispatch(callout: &Callout) -> Result<u32, String> {
     let refused = |status| format!("Envoy refused the call to cluster `{}` ({status:?})", callout.cluster);
     if let Some(grpc) = &callout.grpc {
         let metadata: Vec<(&str, &[u8])> =
-            callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+            callout.headers.iter().map(|(n, v)| (n.as_ref(), v.as_bytes())).collect();
         return hostcalls::dispatch_grpc_call(
             &grpc_service(&callout.cluster, &callout.authority),
             &grpc.service,
@@ -46,7 +46,7 @@ pub(super) fn dispatch(callout: &Callout) -> Result<u32, String> {
         )
         .map_err(refused);
     }
-    let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let headers: Vec<(&str, &str)> = callout.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).collect();
     hostcalls::dispatch_http_call(&callout.cluster, headers, callout.body.as_deref(), vec![], callout.timeout)
         .map_err(refused)
 }

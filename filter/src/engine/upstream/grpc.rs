@@ -4,7 +4,7 @@
 use semaphore_plan::{Call, Plan, Service};
 
 use crate::engine::codec::{proto, Outgoing};
-use crate::engine::host::{Callout, GrpcMethod};
+use crate::engine::host::{Callout, GrpcMethod, HeaderText};
 
 /// The callout of a unary call: the metadata is the call's headers, the body the request
 /// message, framed by Envoy.
@@ -13,7 +13,7 @@ pub(super) fn callout(
     service: &Service,
     call: &Call,
     request: &Outgoing,
-    headers: Vec<(String, String)>,
+    headers: Vec<(HeaderText, HeaderText)>,
 ) -> Callout {
     Callout {
         cluster: service.cluster.clone(),

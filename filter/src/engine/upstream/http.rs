@@ -9,12 +9,21 @@ use semaphore_plan::{Call, Plan, Segment, Service};
 use serde_json::{Map, Value};
 
 use crate::engine::codec::{self, Int64Json, Outgoing};
-use crate::engine::host::Callout;
+use crate::engine::host::{Callout, HeaderText};
 use crate::engine::Failure;
 
 /// Everything but RFC 3986 unreserved characters is escaped, so a value can never add a path
 /// segment, a query or a fragment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The method in upper case: one of the filter's constants for the usual ones.
+fn method(name: &str) -> HeaderText {
+    const USUAL: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    match USUAL.iter().find(|usual| usual.eq_ignore_ascii_case(name)) {
+        Some(usual) => (*usual).into(),
+        None => name.to_ascii_uppercase().into(),
+    }
+}
 
 fn has_body(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
@@ -26,7 +35,7 @@ pub(super) fn callout(
     call: &Call,
     request: &Outgoing,
     params: &Map<String, Value>,
-    headers: Vec<(String, String)>,
+    headers: Vec<(HeaderText, HeaderText)>,
 ) -> Result<Callout, Failure> {
     let layout = call.request_message;
     let (mut path, bound) = path(plan, service, call, request, params)?;
@@ -36,7 +45,7 @@ pub(super) fn callout(
     } else {
         Cow::Borrowed(request)
     };
-    let method = call.http_method.to_ascii_uppercase();
+    let method = method(&call.http_method);
     let (body, content_type) = if has_body(&method) {
         let int64 = Int64Json::strings_if(service.int64_as_string);
         let (content_type, body) =
@@ -50,11 +59,11 @@ pub(super) fn callout(
         }
         (None, None)
     };
-    let mut all = vec![
-        (":method".to_string(), method),
-        (":path".to_string(), path),
-        (":authority".to_string(), service.authority.clone()),
-        ("accept".to_string(), service.response_codec().content_type().to_string()),
+    let mut all: Vec<(HeaderText, HeaderText)> = vec![
+        (":method".into(), method),
+        (":path".into(), path.into()),
+        (":authority".into(), service.authority.clone().into()),
+        ("accept".into(), service.response_codec().content_type().into()),
     ];
     if let Some(content_type) = content_type {
         all.push(("content-type".into(), content_type.into()));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use semaphore_plan::{Call, Codec, Plan, Transport};
 use serde_json::{Map, Value};
 
-use super::host::{Callout, UpstreamResponse};
+use super::host::{Callout, HeaderText, UpstreamResponse};
 use super::Failure;
 use super::{codec, headers};
 
@@ -65,11 +65,15 @@ fn headers(
     call: &Call,
     incoming: &[(String, String)],
     evaluate: impl Fn(&semaphore_plan::Value) -> Option<Value>,
-) -> Result<Vec<(String, String)>, Failure> {
-    let mut headers = headers::present(&call.headers, evaluate)?;
+) -> Result<Vec<(HeaderText, HeaderText)>, Failure> {
+    let mut headers: Vec<(HeaderText, HeaderText)> = headers::present(&call.headers, evaluate)?
+        .into_iter()
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect();
     for (name, value) in incoming {
-        if TRACE_HEADERS.contains(&name.as_str()) && !headers.iter().any(|(n, _)| n == name) {
-            headers.push((name.clone(), value.clone()));
+        let Some(trace) = TRACE_HEADERS.iter().find(|trace| **trace == name) else { continue };
+        if !headers.iter().any(|(n, _)| n == name) {
+            headers.push(((*trace).into(), value.clone().into()));
         }
     }
     Ok(headers)

@@ -123,10 +123,10 @@ impl JsonWriter<'_> {
             (Kind::Message, Value::Object(nested)) => self.message(field.message, nested, out, depth + 1),
             (
                 Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64,
-                Value::Number(n),
+                Value::Number(_),
             ) if self.int64 == Int64Json::String => {
                 out.push(b'"');
-                out.extend_from_slice(n.to_string().as_bytes());
+                write_plain(value, out);
                 out.push(b'"');
             }
             // Integers are held as i64 or u64, never as floats, so they are written exactly.
@@ -137,7 +137,7 @@ impl JsonWriter<'_> {
 
 /// Most text needs no escapes, and is copied as it is.
 fn write_string(text: &str, out: &mut Vec<u8>) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(text.as_bytes()) {
         out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
@@ -146,6 +146,29 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, text);
     }
+}
+
+/// Whether any byte is a control character, `"` or `\\`: eight bytes at a time, since every
+/// string of every JSON body written passes through here.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `word` is zero exactly where the high bit of its byte in the result is set.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        // Below 0x20 when subtracting 0x20 borrows into a byte that had no high bit.
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        if control | has_zero(word ^ (ONES * u64::from(b'"'))) | has_zero(word ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn write_plain(value: &Value, out: &mut Vec<u8>) {
@@ -567,11 +590,49 @@ mod tests {
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
-        for text in ["plain", "quote \" inside", "back\\slash", "tab\tand\u{1}", "ünïcödé ✓", "del\u{7f}", ""]
-        {
+        let long = "a rather longer title, of several words";
+        let mut texts: Vec<String> =
+            ["plain", "quote \" inside", "back\\slash", "tab\tand\u{1}", "ünïcödé ✓", "del\u{7f}", ""]
+                .map(String::from)
+                .to_vec();
+        // Every special character at every place within and across eight-byte words.
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in 0..=long.len() {
+                let mut text = long.to_string();
+                text.insert(at, special);
+                texts.push(text);
+            }
+        }
+        // Bytes just past the special ones, which must not count as them.
+        let near = " !#[]^_`\u{7f}\u{80}ÿ".repeat(3);
+        assert!(!needs_escape(near.as_bytes()) && !needs_escape(long.as_bytes()));
+        texts.push(near);
+        for text in &texts {
             let mut out = Vec::new();
             write_string(text, &mut out);
             assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(text).ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn scalars_are_written_as_serde_json_writes_them() {
+        let values = [
+            json!(0),
+            json!(-1),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(9007199254740993_u64),
+            json!(12.5),
+            json!(-0.001),
+            json!(1e300),
+            json!(true),
+            json!(false),
+            Value::Null,
+        ];
+        for value in &values {
+            let mut out = Vec::new();
+            write_plain(value, &mut out);
+            assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(value).ok(), "{value}");
         }
     }
 

@@ -56,14 +56,19 @@ pub(crate) fn uuid(random: &Cell<u64>) -> String {
     let (high, low) = (next(), next());
     let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
     let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xFFFF,
-        high & 0xFFFF,
-        low >> 48,
-        low & 0xFFFF_FFFF_FFFF
-    )
+    // Written digit by digit: every execution takes an id, and `format!` takes several times
+    // as long.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    let bytes = (u128::from(high) << 64 | u128::from(low)).to_be_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xF)]));
+    }
+    text
 }
 
 /// Formats as Semaphore's `sprintf` did (see `semaphore_plan::format`). The compiler checked
@@ -169,5 +174,28 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        // As the formatting machinery writes them.
+        for seed in [0, 7, u64::MAX] {
+            let random = Cell::new(seed);
+            let mut next = || {
+                let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+                random.set(z);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            };
+            let (high, low) = (next(), next());
+            let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
+            let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+            let formatted = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                high >> 32,
+                (high >> 16) & 0xFFFF,
+                high & 0xFFFF,
+                low >> 48,
+                low & 0xFFFF_FFFF_FFFF
+            );
+            assert_eq!(uuid(&Cell::new(seed)), formatted);
+        }
     }
 }

@@ -556,17 +556,19 @@ impl Execution {
         if let Some(value) = on_error.status.as_ref().and_then(|v| self.evaluate(v)) {
             match value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok())) {
                 Some(code @ 100..=599) => status = code as u16,
-                _ => warn!("flow `{}`: on_error status {value} is not an HTTP status", self.flow_name()),
+                _ => warn!(
+                    "flow `{}`: on_error status {} is not an HTTP status",
+                    self.flow_name(),
+                    codec::json_text(&value)
+                ),
             }
         }
         if let Some(value) = on_error.message.as_ref().and_then(|v| self.evaluate(v)) {
             message = codec::to_text(&value);
         }
-        let params: Map<String, Value> = on_error
-            .params
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), self.evaluate(p.value.as_ref()?)?)))
-            .collect();
+        let params = codec::map_from(
+            on_error.params.iter().filter_map(|p| Some((p.name.clone(), self.evaluate(p.value.as_ref()?)?))),
+        );
         (status, message, Value::Object(params))
     }
 
@@ -629,7 +631,7 @@ impl Execution {
     fn needs_its_answer(&self, flow: &Flow, index: usize) -> String {
         let name = flow.nodes.get(index).map(|n| n.name.as_str()).unwrap_or("?");
         let sent = match self.scope.nodes.get(index) {
-            Some(NodeState::Unknown { request, .. }) => request.to_string(),
+            Some(NodeState::Unknown { request, .. }) => codec::json_text(request),
             _ => String::new(),
         };
         format!("`{name}` may have been performed, and its rollback needs its answer: compensate it by hand; it sent {sent}")
@@ -653,12 +655,9 @@ impl Execution {
             [single] if single.name.is_empty() => {
                 single.value.as_ref().and_then(|v| self.evaluate(v)).unwrap_or(Value::Null)
             }
-            values => Value::Object(
-                values
-                    .iter()
-                    .filter_map(|v| Some((v.name.clone(), self.evaluate(v.value.as_ref()?)?)))
-                    .collect(),
-            ),
+            values => Value::Object(codec::map_from(
+                values.iter().filter_map(|v| Some((v.name.clone(), self.evaluate(v.value.as_ref()?)?))),
+            )),
         }
     }
 

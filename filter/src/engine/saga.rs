@@ -13,6 +13,7 @@ use base64::Engine as _;
 use log::{error, info, warn};
 use serde_json::json;
 
+use super::codec;
 use super::Callout;
 
 /// The header carrying a flow execution's id, on every call and every compensation, so that
@@ -38,13 +39,13 @@ impl Compensation {
     /// Everything needed to send it again by hand, as one line of JSON.
     pub fn replay(&self) -> String {
         let header = |name: &str| self.callout.header(name).unwrap_or_default().to_string();
-        let headers: serde_json::Map<String, serde_json::Value> = self
-            .callout
-            .headers
-            .iter()
-            .filter(|(name, _)| !name.starts_with(':'))
-            .map(|(name, value)| (name.to_string(), json!(value)))
-            .collect();
+        let headers = codec::map_from(
+            self.callout
+                .headers
+                .iter()
+                .filter(|(name, _)| !name.starts_with(':'))
+                .map(|(name, value)| (name.to_string(), json!(value))),
+        );
         let body = self.callout.body.as_deref().unwrap_or_default();
         let body = match std::str::from_utf8(body) {
             Ok(text) => json!(text),
@@ -64,7 +65,7 @@ impl Compensation {
         if let Some(grpc) = &self.callout.grpc {
             replay["grpc"] = json!(format!("{}/{}", grpc.service, grpc.method));
         }
-        replay.to_string()
+        codec::json_text(&replay)
     }
 }
 

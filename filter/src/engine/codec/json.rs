@@ -171,6 +171,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
     words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
+/// Any value as compact JSON text. For values in messages and logs: serde_json's `Display`
+/// would bring a second and a third copy of its writer into the module.
+pub fn json_text(value: &Value) -> String {
+    let mut out = Vec::new();
+    write_plain(value, &mut out);
+    // serde_json writes UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn write_plain(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::String(text) => write_string(text, out),

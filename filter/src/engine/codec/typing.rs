@@ -40,6 +40,17 @@ impl std::fmt::Display for CodecError {
     }
 }
 
+/// A map of these entries, inserted one by one. `collect()` into a map sorts the entries
+/// first, with a copy of the sort for every place that collects: a few kilobytes of module
+/// each, for maps of a handful of entries.
+pub fn map_from(entries: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (key, value) in entries {
+        map.insert(key, value);
+    }
+    map
+}
+
 pub fn message(plan: &Plan, index: u32) -> Option<&MessageLayout> {
     plan.messages.get(index as usize)
 }
@@ -246,7 +257,8 @@ pub(super) fn float_from_text(s: &str) -> Option<f64> {
         Some(rest) => rest,
         None => s,
     };
-    serde_json::from_str(unsigned).ok()
+    // From bytes, as bodies are read: each way of reading brings its own copy of the parser.
+    serde_json::from_slice(unsigned.as_bytes()).ok()
 }
 
 fn number_as_i128(n: &Number) -> Option<i128> {
@@ -323,7 +335,9 @@ pub fn to_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => super::json::json_text(other),
     }
 }
 

@@ -6,6 +6,7 @@
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+use crate::engine::codec;
 use crate::engine::graphql::GraphqlError;
 use crate::engine::host::Reply;
 
@@ -35,7 +36,9 @@ pub fn read_request(
             let parsed = if variables.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(variables).map_err(|e| (400, format!("`variables` is not JSON: {e}")))?
+                // From bytes, as bodies are read: each way of reading brings its own parser.
+                serde_json::from_slice(variables.as_bytes())
+                    .map_err(|e| (400, format!("`variables` is not JSON: {e}")))?
             };
             fields.insert("variables".into(), parsed);
         }
@@ -115,7 +118,7 @@ impl Style {
     }
 
     pub fn reply(self, status: u16, body: &Value) -> Reply {
-        self.reply_text(status, body.to_string())
+        self.reply_text(status, codec::json_text(body))
     }
 
     pub fn reply_text(self, status: u16, body: String) -> Reply {

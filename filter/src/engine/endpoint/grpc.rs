@@ -214,7 +214,7 @@ pub(super) fn error_reply(wire: Wire, status: u16, message: &str) -> Reply {
             Reply {
                 status: http,
                 headers: vec![("content-type".into(), "application/json".into())],
-                body: json!({ "code": name, "message": message }).to_string().into_bytes(),
+                body: codec::json_text(&json!({ "code": name, "message": message })).into_bytes(),
                 trailers: Vec::new(),
             }
         }

@@ -106,7 +106,7 @@ pub(super) fn error_reply(status: u16, message: &str) -> Reply {
     Reply {
         status,
         headers: vec![("content-type".to_string(), Codec::Json.content_type().to_string())],
-        body: json!({ "message": message, "status": status }).to_string().into_bytes(),
+        body: codec::json_text(&json!({ "message": message, "status": status })).into_bytes(),
         trailers: Vec::new(),
     }
 }

@@ -9,7 +9,7 @@ use semaphore_plan::format::{self, Piece, Verb, VerbKind};
 use semaphore_plan::Function;
 use serde_json::Value;
 
-use crate::engine::codec::to_text;
+use crate::engine::codec::{json_text, to_text};
 
 /// A built-in function on its evaluated arguments; `None` when an argument it needs is absent
 /// or of no use to it.
@@ -35,7 +35,7 @@ pub(super) fn call(
             let bytes = base64::engine::general_purpose::STANDARD.decode(text(0)?.trim()).ok()?;
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         }
-        Function::Json => Value::String(args.first()?.as_ref()?.to_string()),
+        Function::Json => Value::String(json_text(args.first()?.as_ref()?)),
         Function::Now => Value::from(now_unix_ms / 1000),
         Function::Uuid => Value::String(uuid(random)),
         Function::Lower => Value::String(text(0)?.to_lowercase()),
@@ -95,7 +95,7 @@ fn sprintf(format: &str, args: &[Option<Value>]) -> String {
 
 fn format_verb(verb: Verb, value: &Value, out: &mut String) {
     match (verb.kind, value) {
-        (VerbKind::Json, value) => out.push_str(&value.to_string()),
+        (VerbKind::Json, value) => out.push_str(&json_text(value)),
         (VerbKind::Integer, Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
             (Some(i), _) => out.push_str(&i.to_string()),
             (None, Some(u)) => out.push_str(&u.to_string()),
@@ -177,7 +177,7 @@ mod tests {
         // As the formatting machinery writes them.
         for seed in [0, 7, u64::MAX] {
             let random = Cell::new(seed);
-            let mut next = || {
+            let next = || {
                 let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
                 random.set(z);
                 z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -20,7 +20,7 @@ use super::endpoint::{graphql as http, Match};
 use super::execution::Execution;
 use super::host::{Callout, Event, Forwarding, Host, Reply, Request, UpstreamResponse};
 use super::saga::{Compensation, SagaEvent};
-use super::Engine;
+use super::{codec, Engine};
 pub use parse::Pos;
 pub use prepare::Introspection;
 use prepare::Prepared;
@@ -291,7 +291,7 @@ impl Operation {
         let mut body = String::from("{");
         if !errors.is_empty() {
             body.push_str("\"errors\":");
-            body.push_str(&Value::Array(errors).to_string());
+            body.push_str(&codec::json_text(&Value::Array(errors)));
             body.push(',');
         }
         body.push_str("\"data\":");

@@ -330,12 +330,13 @@ fn to_json(value: &parse::Value, variables: &Map<String, Value>, pos: Pos) -> Ch
         parse::Value::List(items) => {
             Value::Array(items.iter().map(|item| to_json(item, variables, pos)).collect::<Checked<_>>()?)
         }
-        parse::Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), to_json(v, variables, pos)?)))
-                .collect::<Checked<_>>()?,
-        ),
+        parse::Value::Object(fields) => {
+            let mut object = Map::new();
+            for (key, value) in fields {
+                object.insert(key.clone(), to_json(value, variables, pos)?);
+            }
+            Value::Object(object)
+        }
     })
 }
 
@@ -364,7 +365,7 @@ impl<'a> Context<'a> {
                 Value::Bool(_) => {}
                 other => {
                     return error(
-                        format!("Boolean cannot represent a non boolean value: {other}"),
+                        format!("Boolean cannot represent a non boolean value: {}", codec::json_text(&other)),
                         directive.pos,
                     )
                 }
@@ -605,7 +606,7 @@ impl<'a> Context<'a> {
                 for item in items {
                     let key = item.get("key").map(|k| match k {
                         Value::String(s) => s.clone(),
-                        other => other.to_string(),
+                        other => codec::json_text(other),
                     });
                     let (Some(key), Some(value_field)) = (key, entries) else {
                         return error(
@@ -628,8 +629,10 @@ impl<'a> Context<'a> {
     }
 
     fn single(&self, field: &FieldLayout, value: Value, pos: Pos, name: &str) -> Checked<Value> {
-        let refuse =
-            |what: &str| error(format!("Argument \"{name}\": {what} cannot represent {value}."), pos);
+        let refuse = |what: &str| {
+            let value = codec::json_text(&value);
+            error(format!("Argument \"{name}\": {what} cannot represent {value}."), pos)
+        };
         match (field.kind(), &value) {
             (_, Value::Null) => Ok(value),
             (Kind::Message, Value::Object(object)) => {

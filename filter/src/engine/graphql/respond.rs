@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::prepare::{Leaf, Selected, Source};
+use crate::engine::codec;
 
 /// An object of the response; `results` holds each run's output, `None` for a run that failed.
 pub fn object(selection: &[Selected], results: &[Option<&Value>], out: &mut String) {
@@ -34,7 +35,7 @@ fn key(index: usize, name: &str, out: &mut String) {
 }
 
 fn leaf(value: &Value, out: &mut String) {
-    out.push_str(&value.to_string());
+    out.push_str(&codec::json_text(value));
 }
 
 /// A message of a flow's output (as its JSON), projected on its selection set.

@@ -19,8 +19,8 @@ pub use json::{
     Int64Json,
 };
 pub use typing::{
-    field_by_name, from_text, map_from, map_key_field, map_value_field, message, normalize_field,
-    normalize_message, to_text, CodecError, MAX_DEPTH,
+    field_by_name, float_from_text, from_text, map_from, map_key_field, map_value_field, message,
+    normalize_field, normalize_message, to_text, CodecError, MAX_DEPTH,
 };
 
 /// A body in the given codec into a message.

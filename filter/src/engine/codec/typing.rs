@@ -250,7 +250,7 @@ fn parse_bool(s: &str) -> Option<bool> {
 /// reads a body's numbers, to the same precision: `str::parse::<f64>` would bring core's 20 KiB
 /// table of powers of five into the module for these rare strings. A leading `+` is taken, as
 /// Go's `strconv.ParseFloat` takes it.
-pub(super) fn float_from_text(s: &str) -> Option<f64> {
+pub fn float_from_text(s: &str) -> Option<f64> {
     let s = s.trim();
     let unsigned = match s.strip_prefix('+') {
         Some(rest) if rest.starts_with('-') => return None,

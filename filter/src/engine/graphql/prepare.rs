@@ -317,9 +317,9 @@ fn to_json(value: &parse::Value, variables: &Map<String, Value>, pos: Pos) -> Ch
                 Err(_) => Value::String(text.clone()),
             },
         },
-        parse::Value::Float(text) => text
-            .parse::<f64>()
-            .ok()
+        // As a JSON variable's number is read, which `str::parse` would not always agree with in
+        // the last digit.
+        parse::Value::Float(text) => codec::float_from_text(text)
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
             .unwrap_or(Value::Null),
@@ -946,4 +946,23 @@ fn needs_selection(field: &parse::Field, type_name: &str, selection: &[&Selectio
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn float_literals_are_read_as_json_numbers_are() {
+        let read = |text: &str| to_json(&parse::Value::Float(text.into()), &Map::new(), Pos::default()).ok();
+        assert_eq!(read("-1.5e3"), Some(json!(-1500.0)));
+        assert_eq!(read("0.1"), Some(json!(0.1)));
+        assert_eq!(read("2.5E-3"), Some(json!(0.0025)));
+        // Beyond a double: no value, which the field's type then refuses or leaves absent.
+        assert_eq!(read("1e400"), Some(Value::Null));
+    }
 }

@@ -14,8 +14,15 @@
 //! keeps the cases of a large dispatch apart. `node --no-liftoff --no-wasm-lazy-compilation
 //! --trace-wasm-compilation-times` lists each function's peak ("max bytes").
 
+#[cfg(any(test, all(target_arch = "wasm32", feature = "proxy-wasm")))]
+mod alloc;
 pub mod config;
 pub mod engine;
 
 #[cfg(feature = "proxy-wasm")]
 mod proxy;
+
+// The module's: the engine's tests keep the standard allocator.
+#[cfg(all(target_arch = "wasm32", feature = "proxy-wasm"))]
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();

@@ -46,16 +46,7 @@ pub(super) fn call(
 /// A version 4 UUID from a splitmix64 stream seeded by the host per request. Unique, not
 /// unpredictable: do not use it as a secret.
 pub(crate) fn uuid(random: &Cell<u64>) -> String {
-    let next = || {
-        let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        random.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let (high, low) = (next(), next());
-    let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-    let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+    let (high, low) = uuid_bits(random);
     // Written digit by digit: every execution takes an id, and `format!` takes several times
     // as long.
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -69,6 +60,22 @@ pub(crate) fn uuid(random: &Cell<u64>) -> String {
         text.push(char::from(HEX[usize::from(byte & 0xF)]));
     }
     text
+}
+
+/// The 128 bits of the next UUID, its version and variant set.
+fn uuid_bits(random: &Cell<u64>) -> (u64, u64) {
+    let next = || {
+        let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        random.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (high, low) = (next(), next());
+    (
+        (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000,
+        (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000,
+    )
 }
 
 /// Formats as Semaphore's `sprintf` did (see `semaphore_plan::format`). The compiler checked
@@ -176,17 +183,7 @@ mod tests {
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
         // As the formatting machinery writes them.
         for seed in [0, 7, u64::MAX] {
-            let random = Cell::new(seed);
-            let next = || {
-                let mut z = random.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-                random.set(z);
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^ (z >> 31)
-            };
-            let (high, low) = (next(), next());
-            let high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-            let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+            let (high, low) = uuid_bits(&Cell::new(seed));
             let formatted = format!(
                 "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
                 high >> 32,

@@ -128,8 +128,8 @@ impl Profile {
         let allocator = allocator_micros(&self.functions);
         let _ = writeln!(
             out,
-            "\nAcross these steps, {:.1} µs per request ({:.1}%) run in the allocator itself (`malloc`, \
-             `free` and the glue around them): the cost of building and freeing value trees.",
+            "\nAcross these steps, {:.1} µs per request ({:.1}%) run in the allocator itself (its free \
+             lists, dlmalloc, and the glue around them): the cost of building and freeing value trees.",
             per_request(allocator),
             percent(allocator)
         );
@@ -474,10 +474,16 @@ fn phase_times(profile: &Value) -> Result<Vec<(&'static str, f64)>> {
     Ok(names.zip(times).collect())
 }
 
-/// The self time of the allocator's functions.
+/// The self time of the allocator's functions: the module's free lists (`filter/src/alloc.rs`),
+/// dlmalloc behind them, and the standard library's glue (`__rust_alloc`, `__rustc::__rdl_*`,
+/// `RawVec`'s).
 fn allocator_micros(functions: &[FunctionTime]) -> f64 {
     let allocator = |name: &str| {
-        name.contains("dlmalloc") || name.starts_with("alloc::raw_vec::") || name.starts_with("__rust_")
+        name.contains("dlmalloc")
+            || name.contains("semaphore_filter::alloc::")
+            || name.starts_with("alloc::raw_vec::")
+            || name.starts_with("__rust")
+            || name.contains("__rdl_")
     };
     functions.iter().filter(|f| f.kind == Kind::Wasm && allocator(&f.name)).map(|f| f.self_micros).sum()
 }

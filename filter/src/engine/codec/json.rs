@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::typing::{map_value_field, message, normalize_message, normalize_single, CodecError, MAX_DEPTH};
@@ -151,24 +149,7 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
 /// Whether any byte is a control character, `"` or `\\`: eight bytes at a time, since every
 /// string of every JSON body written passes through here.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // A byte of `word` is zero exactly where the high bit of its byte in the result is set.
-    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word);
-        // Below 0x20 when subtracting 0x20 borrows into a byte that had no high bit.
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-        if control | has_zero(word ^ (ONES * u64::from(b'"'))) | has_zero(word ^ (ONES * u64::from(b'\\')))
-            != 0
-        {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    string_length(bytes) < bytes.len()
 }
 
 /// Any value as compact JSON text. For values in messages and logs: serde_json's `Display`
@@ -202,16 +183,18 @@ pub fn decode_json_fields(
     body: &[u8],
     fields: Option<&[u32]>,
 ) -> Result<Map<String, Value>, CodecError> {
-    if let Some(message) = message(plan, layout) {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let typed = TypedMessage { plan, message, fields, depth: 0 }
-            .deserialize(&mut deserializer)
-            .and_then(|typed| deserializer.end().map(|()| typed));
-        if let Ok(typed) = typed {
-            return Ok(typed);
-        }
+    match in_one_pass(plan, layout, body, fields) {
+        Some(typed) => Ok(typed),
+        None => decode_json_plainly(plan, layout, body, fields),
     }
-    decode_json_plainly(plan, layout, body, fields)
+}
+
+/// The body's message read in one pass (see [`OnePass`]), or `None` when the reader refuses it.
+fn in_one_pass(plan: &Plan, layout: u32, body: &[u8], fields: Option<&[u32]>) -> Option<Map<String, Value>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut reader = OnePass { plan, text, body, at: 0, nesting: 0 };
+    let typed = reader.message(message(plan, layout)?, fields, 0)?;
+    reader.peek().is_none().then_some(typed)
 }
 
 /// Parsed whole, the fields not read dropped, then typed: the reference the one-pass decoder
@@ -240,241 +223,399 @@ pub fn decode_json_plainly(
     }
 }
 
-/// Anything the one-pass decoder does not take: the plain decoder says what is wrong.
-fn refused<E: serde::de::Error>() -> E {
-    E::custom("not of the field's type")
-}
-
-/// A JSON object typed as a message, its unread fields skipped.
-struct TypedMessage<'p> {
+/// A JSON body read once, each value typed as it is read by the field it lands in, and the
+/// values of fields not read checked but not built. `None` refuses the body, for the plain
+/// decoder to say why: the reader gives up on anything the plain decoder might refuse (the
+/// parser's nesting limit, a malformed or out-of-range number, invalid UTF-8, a lone
+/// surrogate) and on anything not of its field's type, and otherwise builds what it builds.
+struct OnePass<'b, 'p> {
     plan: &'p Plan,
-    message: &'p MessageLayout,
-    fields: Option<&'p [u32]>,
-    depth: usize,
+    /// The body, which the reader refuses unless it is UTF-8, as JSON is: its strings are
+    /// then slices of it, with no check of their own.
+    text: &'b str,
+    body: &'b [u8],
+    at: usize,
+    /// Arrays and objects open around the reader, which serde_json's parser bounds.
+    nesting: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for TypedMessage<'_> {
-    type Value = Map<String, Value>;
+/// serde_json refuses a document nested this deep.
+const PARSER_NESTING_LIMIT: usize = 128;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+impl<'b> OnePass<'b, '_> {
+    /// The next byte that is not whitespace, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&byte) = self.body.get(self.at) {
+            if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(byte);
+            }
+            self.at += 1;
+        }
+        None
     }
-}
 
-impl<'de> Visitor<'de> for TypedMessage<'_> {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("an object")
+    #[inline]
+    fn eat(&mut self, expected: u8) -> Option<()> {
+        (self.peek()? == expected).then(|| self.at += 1)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        if self.depth > MAX_DEPTH {
-            return Err(refused());
+    /// Past the end of an array or an object, or past the comma before its next member.
+    /// `Some(true)` when there is a next member.
+    #[inline]
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        let byte = self.peek()?;
+        self.at += 1;
+        match byte {
+            b',' => Some(true),
+            _ if byte == close => {
+                self.nesting = self.nesting.saturating_sub(1);
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Into an array or an object, whose first byte is next. `Some(true)` when it has members.
+    fn open(&mut self, open: u8, close: u8) -> Option<bool> {
+        self.eat(open)?;
+        self.nesting += 1;
+        if self.nesting >= PARSER_NESTING_LIMIT {
+            return None;
+        }
+        if self.peek()? == close {
+            self.at += 1;
+            self.nesting = self.nesting.saturating_sub(1);
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    #[inline]
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(text.len())?;
+        (self.body.get(self.at..end)? == text).then(|| self.at = end)
+    }
+
+    /// The typed message of an object, its fields outside `fields` (when given) skipped.
+    fn message(
+        &mut self,
+        message: &MessageLayout,
+        fields: Option<&[u32]>,
+        depth: usize,
+    ) -> Option<Map<String, Value>> {
+        if depth > MAX_DEPTH {
+            return None;
         }
         let mut typed = Map::new();
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let found =
-                self.message.fields.iter().enumerate().find(|(_, f)| f.name == key || f.json_name == key);
-            let read = |index: usize| self.fields.is_none_or(|fields| fields.contains(&(index as u32)));
+        let mut more = self.open(b'{', b'}')?;
+        // Keys mostly come in the schema's order: the field after the last one found is tried
+        // first.
+        let mut next = 0;
+        while more {
+            let key = self.string()?;
+            self.eat(b':')?;
+            let named = |field: &FieldLayout| field.name == key || field.json_name == key;
+            let found = match message.fields.get(next) {
+                Some(field) if named(field) => Some((next, field)),
+                _ => message.fields.iter().enumerate().find(|(_, field)| named(field)),
+            };
             match found {
-                Some((index, field)) if read(index) => {
-                    let seed = TypedField { plan: self.plan, field, depth: self.depth, element: false };
-                    match map.next_value_seed(seed)? {
+                Some((index, field)) if fields.is_none_or(|fields| fields.contains(&(index as u32))) => {
+                    next = index + 1;
+                    match self.field(field, depth, false)? {
                         Some(value) => typed.insert(field.name.clone(), value),
                         None => typed.remove(&field.name),
                     };
                 }
-                _ => map.next_value_seed(Skipped)?,
+                _ => self.skip()?,
+            }
+            more = self.next_member(b'}')?;
+        }
+        Some(typed)
+    }
+
+    /// The value of `field`, or one element of it (`element`); `Some(None)` for a null, which
+    /// leaves the field absent.
+    fn field(&mut self, field: &FieldLayout, depth: usize, element: bool) -> Option<Option<Value>> {
+        let single = element || !(field.map || field.repeated);
+        match self.peek()? {
+            b'n' if !element => self.literal(b"null").map(|()| None),
+            b'[' if !single && !field.map => {
+                let mut items = Vec::new();
+                let mut more = self.open(b'[', b']')?;
+                while more {
+                    items.push(self.field(field, depth + 1, true)??);
+                    more = self.next_member(b']')?;
+                }
+                Some(Some(Value::Array(items)))
+            }
+            b'{' if field.map && !element => {
+                let value_field = map_value_field(self.plan, field)?;
+                let mut entries = Map::new();
+                let mut more = self.open(b'{', b'}')?;
+                while more {
+                    let key = self.string()?.into_owned();
+                    self.eat(b':')?;
+                    match self.field(value_field, depth + 1, false)? {
+                        Some(value) => entries.insert(key, value),
+                        None => entries.remove(&key),
+                    };
+                    more = self.next_member(b'}')?;
+                }
+                Some(Some(Value::Object(entries)))
+            }
+            b'{' if single && field.kind() == Kind::Message => {
+                let nested = message(self.plan, field.message)?;
+                self.message(nested, None, depth + 1).map(|typed| Some(Value::Object(typed)))
+            }
+            b'"' | b't' | b'f' | b'-' | b'0'..=b'9' if single && field.kind() != Kind::Message => {
+                let value = self.scalar()?;
+                normalize_single(self.plan, field, value, depth).ok().map(Some)
+            }
+            _ => None,
+        }
+    }
+
+    fn scalar(&mut self) -> Option<Value> {
+        match self.peek()? {
+            b'"' => Some(Value::String(self.string()?.into_owned())),
+            b't' => self.literal(b"true").map(|()| Value::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| Value::Bool(false)),
+            _ => self.number(),
+        }
+    }
+
+    /// A value nobody reads, checked as the plain decoder's parser checks it, not built.
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'{' => {
+                let mut more = self.open(b'{', b'}')?;
+                while more {
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.skip()?;
+                    more = self.next_member(b'}')?;
+                }
+            }
+            b'[' => {
+                let mut more = self.open(b'[', b']')?;
+                while more {
+                    self.skip()?;
+                    more = self.next_member(b']')?;
+                }
+            }
+            b'n' => self.literal(b"null")?,
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'"' => {
+                self.string()?;
+            }
+            _ => self.skip_number()?,
+        }
+        Some(())
+    }
+
+    /// A number as serde_json reads it: short ones here, computed as serde_json computes them,
+    /// anything else (exponents, long integers) by serde_json itself.
+    fn number(&mut self) -> Option<Value> {
+        let number = self.scan_number()?;
+        if number.exponent || number.integer + number.fraction > 18 {
+            return match serde_json::from_slice(number.text).ok()? {
+                parsed @ Value::Number(_) => Some(parsed),
+                _ => None,
+            };
+        }
+        // At most 18 digits: no overflow, in u64 nor in i64.
+        let significand = number
+            .text
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .fold(0, |n: u64, d| n * 10 + u64::from(d - b'0'));
+        match (number.fraction, number.negative) {
+            (0, false) => return Some(Value::from(significand)),
+            // serde_json reads `-0` as a float.
+            (0, true) if significand > 0 => return Some(Value::from(-(significand as i64))),
+            _ => {}
+        }
+        // serde_json's own arithmetic (without its `float_roundtrip` feature): one division by
+        // a power of ten that a double holds exactly.
+        let magnitude = significand as f64 / EXACT_POWERS_OF_TEN.get(number.fraction)?;
+        serde_json::Number::from_f64(if number.negative { -magnitude } else { magnitude }).map(Value::Number)
+    }
+
+    /// A number nobody reads: only what serde_json might refuse as out of range (an exponent,
+    /// or more than 300 digits before the point) goes to it to check.
+    fn skip_number(&mut self) -> Option<()> {
+        let number = self.scan_number()?;
+        if number.exponent || number.integer > 300 {
+            serde_json::from_slice::<Value>(number.text).ok()?;
+        }
+        Some(())
+    }
+
+    /// Past a number of JSON's grammar, whose parts it returns.
+    fn scan_number(&mut self) -> Option<NumberText<'b>> {
+        let body = self.body;
+        let start = self.at;
+        let mut at = start;
+        let negative = body.get(at) == Some(&b'-');
+        if negative {
+            at += 1;
+        }
+        let integer = digits(body, &mut at);
+        if integer == 0 || (integer > 1 && body.get(at - integer) == Some(&b'0')) {
+            return None;
+        }
+        let mut fraction = 0;
+        if body.get(at) == Some(&b'.') {
+            at += 1;
+            fraction = digits(body, &mut at);
+            if fraction == 0 {
+                return None;
             }
         }
-        Ok(typed)
-    }
-}
-
-/// A value nobody reads, parsed but not built. Through `deserialize_any`, as a value is parsed,
-/// so that it meets the parser's nesting limit as it does there.
-struct Skipped;
-
-impl<'de> DeserializeSeed<'de> for Skipped {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(Skipped)
-    }
-}
-
-impl<'de> Visitor<'de> for Skipped {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("any value")
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Skipped)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Skipped)?.is_some() {
-            map.next_value_seed(Skipped)?;
-        }
-        Ok(())
-    }
-}
-
-/// A JSON value typed by the field it lands in: the whole field (`None` for a null, which
-/// leaves it absent), or one element of a list.
-#[derive(Clone, Copy)]
-struct TypedField<'p> {
-    plan: &'p Plan,
-    field: &'p FieldLayout,
-    depth: usize,
-    element: bool,
-}
-
-impl TypedField<'_> {
-    fn single(&self) -> bool {
-        self.element || !(self.field.map || self.field.repeated)
-    }
-
-    fn scalar<E: serde::de::Error>(self, value: Value) -> Result<Option<Value>, E> {
-        if !self.single() || self.field.kind() == Kind::Message {
-            return Err(refused());
-        }
-        normalize_single(self.plan, self.field, value, self.depth).map(Some).map_err(|_| refused())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for TypedField<'_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TypedField<'_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("a value of the field's type")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        if self.element {
-            return Err(refused());
-        }
-        Ok(None)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        self.scalar(Value::Bool(v))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        self.scalar(Value::from(v))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        self.scalar(Value::from(v))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        self.scalar(serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(refused)?)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        self.scalar(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-        self.scalar(Value::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        if self.single() || self.field.map {
-            return Err(refused());
-        }
-        let element = TypedField { element: true, depth: self.depth + 1, ..self };
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(element)? {
-            items.push(item.ok_or_else(refused)?);
-        }
-        Ok(Some(Value::Array(items)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        if self.field.map && !self.element {
-            let value_field = map_value_field(self.plan, self.field).ok_or_else(refused)?;
-            let entry =
-                TypedField { plan: self.plan, field: value_field, depth: self.depth + 1, element: false };
-            let mut entries = Map::new();
-            while let Some(key) = map.next_key::<String>()? {
-                match map.next_value_seed(entry)? {
-                    Some(value) => entries.insert(key, value),
-                    None => entries.remove(&key),
-                };
+        let exponent = matches!(body.get(at), Some(b'e' | b'E'));
+        if exponent {
+            at += 1;
+            if matches!(body.get(at), Some(b'+' | b'-')) {
+                at += 1;
             }
-            return Ok(Some(Value::Object(entries)));
-        }
-        if !self.single() || self.field.kind() != Kind::Message {
-            return Err(refused());
-        }
-        let message = message(self.plan, self.field.message).ok_or_else(refused)?;
-        let nested = TypedMessage { plan: self.plan, message, fields: None, depth: self.depth + 1 };
-        nested.visit_map(map).map(|typed| Some(Value::Object(typed)))
-    }
-}
-
-/// An object's key, borrowed from the body unless it has escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                formatter.write_str("a key")
-            }
-
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(key)))
-            }
-
-            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(key.to_string())))
+            if digits(body, &mut at) == 0 {
+                return None;
             }
         }
-        deserializer.deserialize_str(KeyVisitor)
+        self.at = at;
+        Some(NumberText { text: body.get(start..at)?, negative, integer, fraction, exponent })
     }
+
+    /// A string, borrowed from the body unless it has escapes.
+    fn string(&mut self) -> Option<Cow<'b, str>> {
+        let (text, body) = (self.text, self.text.as_bytes());
+        self.eat(b'"')?;
+        let mut owned: Option<String> = None;
+        loop {
+            let start = self.at;
+            let end = start + string_length(body.get(start..)?);
+            // Both ends are next to ASCII bytes, so on character boundaries.
+            let segment = text.get(start..end)?;
+            self.at = end + 1;
+            match body.get(end)? {
+                b'"' => {
+                    return Some(match owned {
+                        None => Cow::Borrowed(segment),
+                        Some(mut owned) => {
+                            owned.push_str(segment);
+                            Cow::Owned(owned)
+                        }
+                    })
+                }
+                b'\\' => {
+                    let owned = owned.get_or_insert_with(String::new);
+                    owned.push_str(segment);
+                    let escape = *body.get(self.at)?;
+                    self.at += 1;
+                    owned.push(match escape {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return None,
+                    });
+                }
+                // A control character, which JSON strings escape.
+                _ => return None,
+            }
+        }
+    }
+
+    /// The character of a `\u` escape, whose `u` is read: a surrogate pair makes one.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                self.literal(b"\\u")?;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return None;
+                }
+                0x1_0000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            other => other,
+        };
+        // A lone trailing surrogate is no character.
+        char::from_u32(code)
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let end = self.at.checked_add(4)?;
+        let digits = self.body.get(self.at..end)?;
+        self.at = end;
+        digits.iter().try_fold(0, |code, &digit| Some(code << 4 | char::from(digit).to_digit(16)?))
+    }
+}
+
+/// How many bytes of `bytes` come before a `"`, a `\` or a control character (all of them if
+/// none does): eight bytes at a time, as most of a JSON body is strings.
+#[inline]
+fn string_length(bytes: &[u8]) -> usize {
+    let mut words = bytes.chunks_exact(8);
+    let mut length = 0;
+    for chunk in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+        let special = special_bytes(u64::from_le_bytes(word));
+        if special != 0 {
+            // The first special byte is the lowest marked one, in little-endian order.
+            return length + (special.trailing_zeros() / 8) as usize;
+        }
+        length += 8;
+    }
+    length + words.remainder().iter().take_while(|&&b| b >= 0x20 && b != b'"' && b != b'\\').count()
+}
+
+/// A number's text and the parts the reader needs.
+struct NumberText<'b> {
+    text: &'b [u8],
+    negative: bool,
+    /// Digits before the point, and after it.
+    integer: usize,
+    fraction: usize,
+    exponent: bool,
+}
+
+/// 10^0 to 10^22: the powers of ten a double holds exactly, as serde_json's table has them.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e19, 1e20, 1e21, 1e22,
+];
+
+/// How many digits start at `at`, which it moves past them.
+#[inline]
+fn digits(body: &[u8], at: &mut usize) -> usize {
+    let from = *at;
+    while body.get(*at).is_some_and(u8::is_ascii_digit) {
+        *at += 1;
+    }
+    *at - from
+}
+
+/// The high bit of each byte of `word` that is a control character, `"` or `\\`, and
+/// perhaps of bytes after the first such one.
+#[inline]
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `word` is zero exactly where the high bit of its byte in the result is set,
+    // up to the first zero byte.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    // Below 0x20 when subtracting 0x20 borrows into a byte that had no high bit.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    control | has_zero(word ^ (ONES * u64::from(b'"'))) | has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 #[cfg(test)]
@@ -551,11 +692,12 @@ mod tests {
         let mut scores = field("scores", 6, Kind::Message);
         (scores.message, scores.repeated, scores.map) = (1, true, true);
         let mut status = field("status", 7, Kind::Enum);
+        let ratio = field("ratio", 8, Kind::Double);
         status.enum_values = vec![
             semaphore_plan::EnumValue { name: "ACTIVE".into(), number: 0 },
             semaphore_plan::EnumValue { name: "GONE".into(), number: 1 },
         ];
-        plan.messages[0].fields.extend([friend, scores, status]);
+        plan.messages[0].fields.extend([friend, scores, status, ratio]);
         let entry = vec![field("key", 1, Kind::String), field("value", 2, Kind::Int64)];
         plan.messages.push(MessageLayout { name: "ScoresEntry".into(), fields: entry });
         plan
@@ -597,6 +739,108 @@ mod tests {
         );
     }
 
+    /// Nested `depth` levels deep, the outer object counted, in a field nobody reads.
+    fn nested_unknown(depth: usize) -> String {
+        format!(r#"{{"unknown": {}1{}}}"#, "[".repeat(depth - 1), "]".repeat(depth - 1))
+    }
+
+    #[test]
+    fn the_one_pass_reader_takes_every_body_plain_decoding_takes() {
+        let plan = nested_plan();
+        let deepest = nested_unknown(127);
+        let bodies = [
+            r#"{"id": "a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\u0000", "fullName": "ünïcödé ✓ 😀"}"#,
+            " \n{ \"id\" :\t\"1\" ,\r\n \"tags\" : [ \"a\" , \"b\" ] , \"friend\" : { } } \n",
+            r#"{"tags": [], "friend": {"tags": [], "friend": {}}, "scores": {}}"#,
+            r#"{"age": 0, "scores": {"a": 1, "b": -9007199254740993, "c": "12", "d": 123456789012345678}}"#,
+            r#"{"age": -5, "ratio": 0.1}"#,
+            r#"{"age": 12.0, "ratio": -12.5}"#,
+            r#"{"ratio": -0}"#,
+            r#"{"ratio": -0.0}"#,
+            r#"{"ratio": 3}"#,
+            r#"{"ratio": 1e-7}"#,
+            r#"{"ratio": 123456789.123456789}"#,
+            r#"{"ratio": 0.30000000000000004}"#,
+            r#"{"ratio": 0.3, "unknown": [1.1, 4.35]}"#,
+            r#"{"ratio": 4.35}"#,
+            r#"{"ratio": 123.456}"#,
+            r#"{"ratio": -9.87654321}"#,
+            r#"{"ratio": 1234567890123456789.5}"#,
+            r#"{"ratio": 9007199254740993}"#,
+            r#"{"ratio": 0.0000000000000000000001}"#,
+            r#"{"ratio": 1.7976931348623157e308}"#,
+            r#"{"unknown": [0, -0, 0.1, -12.5e-3, 1E+2, 123456789012345678901234567890, true, false, null]}"#,
+            r#"{"unknown": {"a": {"b": ["\u00e9", "\ud83d\ude00", "\"", {}]}}, "id": "x"}"#,
+            r#"{"id": "1", "id": "2", "tags": null, "friend": null, "ratio": null}"#,
+            r#"{"ratio": 1, "status": "GONE", "scores": {"x": 1}, "friend": {"id": "f"}, "age": 3, "id": "i"}"#,
+            &deepest,
+        ];
+        for body in bodies {
+            for fields in [None, Some(&[0, 4, 5, 7][..])] {
+                let plain = decode_json_plainly(&plan, 0, body.as_bytes(), fields);
+                assert!(plain.is_ok(), "{body}: {plain:?}");
+                let one_pass = in_one_pass(&plan, 0, body.as_bytes(), fields);
+                // As text too, which tells -0.0 from 0.
+                let text = |message: &Option<Map<String, Value>>| {
+                    message.clone().map(|m| json_text(&Value::Object(m)))
+                };
+                assert_eq!(text(&one_pass), text(&plain.as_ref().ok().cloned()), "{body}");
+                assert_eq!(one_pass, plain.ok(), "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_reader_refuses_every_body_plain_decoding_refuses() {
+        let plan = nested_plan();
+        let mut bodies: Vec<Vec<u8>> = [
+            r#"{"id": "\ud800"}"#,
+            r#"{"id": "\udc00"}"#,
+            r#"{"id": "\ud800\u0041"}"#,
+            r#"{"id": "\ud800x"}"#,
+            r#"{"id": "\u00g0"}"#,
+            r#"{"id": "\x"}"#,
+            "{\"id\": \"a\tb\"}",
+            "{\"unknown\": \"a\u{1}b\"}",
+            r#"{"unknown": 1e400}"#,
+            r#"{"unknown": -1e400}"#,
+            r#"{"ratio": 1e400}"#,
+            r#"{"unknown": 01}"#,
+            r#"{"unknown": 1.}"#,
+            r#"{"unknown": 1.e5}"#,
+            r#"{"unknown": 1e}"#,
+            r#"{"unknown": -}"#,
+            r#"{"unknown": .5}"#,
+            r#"{"unknown": +1}"#,
+            r#"{"unknown": tru}"#,
+            r#"{"unknown": nul}"#,
+            r#"{"unknown": [1,]}"#,
+            r#"{"id": "1",}"#,
+            r#"{"id" "1"}"#,
+            r#"{"id": "1"}}"#,
+            r#"{"id": "1""#,
+            r#"{"id": "1"#,
+            r#"{id: "1"}"#,
+            "\u{feff}{}",
+        ]
+        .iter()
+        .map(|body| body.as_bytes().to_vec())
+        .collect();
+        bodies.push(nested_unknown(128).into_bytes());
+        bodies.push(format!(r#"{{"unknown": 4{}}}"#, "0".repeat(400)).into_bytes());
+        bodies.push(b"{\"unknown\": \"\xff\"}".to_vec());
+        bodies.push(b"{\"id\": \"caf\xe9\"}".to_vec());
+        for body in &bodies {
+            let shown = String::from_utf8_lossy(body);
+            for fields in [None, Some(&[0, 4, 5, 7][..])] {
+                let plain = decode_json_plainly(&plan, 0, body, fields);
+                assert!(plain.is_err(), "{shown}: {plain:?}");
+                assert_eq!(in_one_pass(&plan, 0, body, fields), None, "{shown}");
+                assert_eq!(decode_json_fields(&plan, 0, body, fields), plain, "{shown}");
+            }
+        }
+    }
+
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         let long = "a rather longer title, of several words";
@@ -617,6 +861,9 @@ mod tests {
         assert!(!needs_escape(near.as_bytes()) && !needs_escape(long.as_bytes()));
         texts.push(near);
         for text in &texts {
+            let special = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+            let first = text.bytes().position(|b| special(&b)).unwrap_or(text.len());
+            assert_eq!(string_length(text.as_bytes()), first, "{text:?}");
             let mut out = Vec::new();
             write_string(text, &mut out);
             assert_eq!(String::from_utf8(out).ok(), serde_json::to_string(text).ok(), "{text:?}");

@@ -39,14 +39,17 @@ impl Int64Json {
 /// The JSON form of a typed message: proto field names, fields in schema order, absent fields
 /// omitted.
 pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>, int64: Int64Json) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    // Most bodies fit in a KiB, which the module's allocator hands out from its largest class;
+    // a body written into a smaller start grew by copies.
+    let mut out = Vec::with_capacity(1024);
     JsonWriter { plan, int64 }.message(layout, message, &mut out, 0);
     out
 }
 
 /// As [`encode_json`], for a message some of whose fields are held elsewhere.
 pub fn encode_json_outgoing(plan: &Plan, layout: u32, message: &Outgoing, int64: Int64Json) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    // As in `encode_json`.
+    let mut out = Vec::with_capacity(1024);
     let field = |index: usize, field: &FieldLayout| message.field(index, field);
     JsonWriter { plan, int64 }.fields(layout, &field, &mut out, 0);
     out
@@ -369,6 +372,10 @@ impl<'b> OnePass<'b, '_> {
                 let nested = message(self.plan, field.message)?;
                 self.message(nested, None, depth + 1).map(|typed| Some(Value::Object(typed)))
             }
+            // What normalizing would make of it, without the detour.
+            b'"' if single && field.kind() == Kind::String => {
+                Some(Some(Value::String(self.string()?.into_owned())))
+            }
             b'"' | b't' | b'f' | b'-' | b'0'..=b'9' if single && field.kind() != Kind::Message => {
                 let value = self.scalar()?;
                 normalize_single(self.plan, field, value, depth).ok().map(Some)
@@ -392,7 +399,7 @@ impl<'b> OnePass<'b, '_> {
             b'{' => {
                 let mut more = self.open(b'{', b'}')?;
                 while more {
-                    self.string()?;
+                    self.skip_string()?;
                     self.eat(b':')?;
                     self.skip()?;
                     more = self.next_member(b'}')?;
@@ -408,9 +415,7 @@ impl<'b> OnePass<'b, '_> {
             b'n' => self.literal(b"null")?,
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
-            b'"' => {
-                self.string()?;
-            }
+            b'"' => self.skip_string()?,
             _ => self.skip_number()?,
         }
         Some(())
@@ -513,25 +518,47 @@ impl<'b> OnePass<'b, '_> {
                 b'\\' => {
                     let owned = owned.get_or_insert_with(String::new);
                     owned.push_str(segment);
-                    let escape = *body.get(self.at)?;
-                    self.at += 1;
-                    owned.push(match escape {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => self.unicode_escape()?,
-                        _ => return None,
-                    });
+                    owned.push(self.escape()?);
                 }
                 // A control character, which JSON strings escape.
                 _ => return None,
             }
         }
+    }
+
+    /// Past a string nobody reads, checked as `string` checks it.
+    fn skip_string(&mut self) -> Option<()> {
+        let body = self.body;
+        self.eat(b'"')?;
+        loop {
+            let end = self.at + string_length(body.get(self.at..)?);
+            self.at = end + 1;
+            match body.get(end)? {
+                b'"' => return Some(()),
+                b'\\' => {
+                    self.escape()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The character of an escape, whose `\` is read.
+    fn escape(&mut self) -> Option<char> {
+        let escape = *self.body.get(self.at)?;
+        self.at += 1;
+        Some(match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => self.unicode_escape()?,
+            _ => return None,
+        })
     }
 
     /// The character of a `\u` escape, whose `u` is read: a surrogate pair makes one.

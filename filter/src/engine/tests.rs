@@ -296,6 +296,19 @@ fn path_parameters_cannot_change_the_upstream_path() {
 }
 
 #[test]
+fn a_wildcard_in_the_upstream_path_keeps_its_slashes_and_escapes_each_part() {
+    let engine = plan(
+        "/files/*id",
+        "GET",
+        vec![node("file", &[], call("/store/*id", "GET", reference(INPUT_SLOT, Property::Request, &["id"])))],
+        vec![],
+    );
+    let mut host = RecordingHost::default();
+    run(&engine, "GET", "/files/a%20b/c%3Fd/%C3%A9", b"", &mut host);
+    assert_eq!(host.calls[0].1.header(":path"), Some("/store/a%20b/c%3Fd/%C3%A9"));
+}
+
+#[test]
 fn remaining_fields_go_to_the_query_string_of_a_get() {
     let mut get = call("/users", "GET", reference(INPUT_SLOT, Property::Request, &["id"]));
     get.request.as_mut().unwrap().fields.push(FieldTemplate {

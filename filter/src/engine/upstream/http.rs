@@ -111,12 +111,16 @@ fn path<'c>(
             })?;
         bound.push(name);
         path.push('/');
+        // Escaped straight into the path, without formatting machinery.
         if wildcard {
-            let parts: Vec<String> =
-                value.split('/').map(|p| utf8_percent_encode(p, SEGMENT).to_string()).collect();
-            path.push_str(&parts.join("/"));
+            for (index, part) in value.split('/').enumerate() {
+                if index > 0 {
+                    path.push('/');
+                }
+                path.extend(utf8_percent_encode(part, SEGMENT));
+            }
         } else {
-            path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
+            path.extend(utf8_percent_encode(&value, SEGMENT));
         }
     }
     if path.is_empty() {

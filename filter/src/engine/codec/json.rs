@@ -545,20 +545,12 @@ impl<'b> OnePass<'b, '_> {
 
     /// The character of an escape, whose `\` is read.
     fn escape(&mut self) -> Option<char> {
-        let escape = *self.body.get(self.at)?;
+        let letter = *self.body.get(self.at)?;
         self.at += 1;
-        Some(match escape {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => self.unicode_escape()?,
-            _ => return None,
-        })
+        match letter {
+            b'u' => self.unicode_escape(),
+            _ => escaped_char(letter),
+        }
     }
 
     /// The character of a `\u` escape, whose `u` is read: a surrogate pair makes one.
@@ -585,6 +577,22 @@ impl<'b> OnePass<'b, '_> {
         self.at = end;
         digits.iter().try_fold(0, |code, &digit| Some(code << 4 | char::from(digit).to_digit(16)?))
     }
+}
+
+/// The character a one-letter escape stands for: the same in JSON strings as in GraphQL's
+/// (`\u` aside, which each reads its own way).
+pub fn escaped_char(letter: u8) -> Option<char> {
+    Some(match letter {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        _ => return None,
+    })
 }
 
 /// How many bytes of `bytes` come before a `"`, a `\` or a control character (all of them if

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 
 pub use form::{decode_form, encode_form};
 pub use json::{
-    decode_json, decode_json_fields, decode_json_plainly, encode_json, encode_json_outgoing, json_text,
-    Int64Json,
+    decode_json, decode_json_fields, decode_json_plainly, encode_json, encode_json_outgoing, escaped_char,
+    json_text, Int64Json,
 };
 pub use typing::{
     field_by_name, float_from_text, from_text, map_from, map_key_field, map_value_field, message,

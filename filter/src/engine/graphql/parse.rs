@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::engine::codec;
+
 /// Deeper nesting than this is refused while parsing; the schema's own depth limit is checked
 /// later, on the operation that runs.
 const MAX_NESTING: usize = 64;
@@ -279,18 +281,17 @@ impl<'a> Lexer<'a> {
                 b'\n' | b'\r' => return self.error("Unterminated string."),
                 b'\\' => {
                     let Some(escaped) = self.peek_byte(1) else { return self.error("Unterminated string.") };
-                    self.at += 2;
-                    let ch = match escaped {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => self.unicode_escape()?,
-                        other => {
+                    // An escape it does not know is reported where it starts, as graphql-js does.
+                    let ch = match (escaped, codec::escaped_char(escaped)) {
+                        (b'u', _) => {
+                            self.at += 2;
+                            self.unicode_escape()?
+                        }
+                        (_, Some(ch)) => {
+                            self.at += 2;
+                            ch
+                        }
+                        (other, None) => {
                             return self.error(format!(
                                 "Invalid character escape sequence: \"\\{}\".",
                                 other as char
@@ -766,6 +767,7 @@ mod tests {
             ("{ user", "Expected Name, found <EOF>.", Pos { line: 1, column: 7 }),
             ("query { a }\n  }", "Unexpected \"}\".", Pos { line: 2, column: 3 }),
             ("{ a(x: \"open) }", "Unterminated string.", Pos { line: 1, column: 16 }),
+            (r#"{ a(x: "\q") }"#, r#"Invalid character escape sequence: "\q"."#, Pos { line: 1, column: 9 }),
             ("{ a(x: 01) }", "Invalid number, unexpected digit after 0.", Pos { line: 1, column: 9 }),
             ("{ a(x: 1.) }", "Invalid number, expected digit.", Pos { line: 1, column: 10 }),
             ("{ a % }", "Unexpected character: '%'.", Pos { line: 1, column: 5 }),

@@ -25,9 +25,9 @@ pub fn build(root: &Path) -> Result<Artifacts> {
     // Every Envoy worker loads its own copy, so the module is built small: `s` for the filter,
     // whose level link-time optimization applies to all of it, `z` for what it depends on.
     // Under V8 `s` runs a request in about three quarters of the time `z` takes, for 32 KiB
-    // (`cargo xtask profile`). serde_json's own code (its string scanning) runs on every byte
-    // of every JSON body: at level 3 it takes 4% off the module's instructions per checkout for
-    // 8 KiB (`cargo xtask bench --instructions`). Only this build does it: the rest of the
+    // (`cargo xtask profile`). serde_json writes every number and escaped string of every
+    // JSON body: at level 3 it takes 3% off the module's instructions per checkout for 7 KiB
+    // (`cargo xtask bench --instructions`). Only this build does it: the rest of the
     // workspace keeps the release profile as it is.
     run(cargo(root).args(["build", "--release", "-p", "semaphore-filter", "--target", WASM_TARGET]).args([
         "--config",

@@ -90,6 +90,19 @@ fn open_loop(seconds: u64) -> Vec<String> {
     ["-z", &seconds, "-c", &connections, "-q", &rate, "--latency-correction"].map(String::from).to_vec()
 }
 
+/// Runs `measure` on each of `count` Envoys (or front doors) in `ROUNDS` rounds, each round
+/// starting one later than the last, so that a slow spell of the machine falls on all alike;
+/// `label` names what is measured in the progress lines.
+fn in_turns(label: &str, count: usize, mut measure: impl FnMut(usize) -> Result<()>) -> Result<()> {
+    for round in 0..ROUNDS {
+        step(&format!("Measuring {label}: round {} of {ROUNDS}", round + 1));
+        for turn in 0..count {
+            measure((round + turn) % count)?;
+        }
+    }
+    Ok(())
+}
+
 /// Throughput (closed loop), latency (open loop) and RSS of every scenario, over upstreams that
 /// answer at once. The three Envoys run side by side, and the closed loop goes round them in
 /// `ROUNDS` short runs, in a rotating order: a slow spell of a shared machine falls on all of
@@ -109,21 +122,18 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
     }
     let mut throughputs = vec![Vec::new(); Scenario::ALL.len()];
     let mut opens = vec![Vec::new(); Scenario::ALL.len()];
-    for round in 0..ROUNDS {
-        step(&format!("Measuring {}: round {} of {ROUNDS}", workload.name(), round + 1));
-        for turn in 0..Scenario::ALL.len() {
-            let index = (round + turn) % Scenario::ALL.len();
-            let url = envoys[index].url(workload, Scenario::ALL[index]);
-            let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
-            throughputs[index].push(throughput(&tools.oha(workload, &url, &load)?));
-            let open_loop = open_loop(ROUND_SECONDS);
-            opens[index].push(tools.oha(
-                workload,
-                &url,
-                &open_loop.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?);
-        }
-    }
+    in_turns(workload.name(), Scenario::ALL.len(), |index| {
+        let url = envoys[index].url(workload, Scenario::ALL[index]);
+        let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
+        throughputs[index].push(throughput(&tools.oha(workload, &url, &load)?));
+        let open_loop = open_loop(ROUND_SECONDS);
+        opens[index].push(tools.oha(
+            workload,
+            &url,
+            &open_loop.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?);
+        Ok(())
+    })?;
     for (index, scenario) in Scenario::ALL.into_iter().enumerate() {
         let (idle_rss_kb, idle_allocator_kb) = idle[index];
         report.runs.push(Run {
@@ -154,14 +164,11 @@ fn measure_endpoints(tools: &Tools, report: &mut Report) -> Result<()> {
         front.oha(tools, &envoy, &body, &["-z", "2s", "-c", "8"])?;
     }
     let mut throughputs = vec![Vec::new(); Front::ALL.len()];
-    for round in 0..ROUNDS {
-        step(&format!("Measuring the profile's endpoints: round {} of {ROUNDS}", round + 1));
-        for turn in 0..Front::ALL.len() {
-            let index = (round + turn) % Front::ALL.len();
-            let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
-            throughputs[index].push(throughput(&Front::ALL[index].oha(tools, &envoy, &body, &load)?));
-        }
-    }
+    in_turns("the profile's endpoints", Front::ALL.len(), |index| {
+        let load = ["-z", &format!("{ROUND_SECONDS}s"), "-c", &CONNECTIONS.to_string()];
+        throughputs[index].push(throughput(&Front::ALL[index].oha(tools, &envoy, &body, &load)?));
+        Ok(())
+    })?;
     let _ = std::fs::remove_file(&body);
     report.endpoints = Front::ALL.into_iter().zip(throughputs).collect();
     Ok(())
@@ -267,19 +274,12 @@ fn measure_over_delayed_upstreams(tools: &Tools, report: &mut Report) -> Result<
         tools.oha(workload, &envoy.url(workload, *scenario), &["-z", "2s", "-c", "8", "-q", "100"])?;
     }
     let mut opens = vec![Vec::new(); scenarios.len()];
-    for round in 0..ROUNDS {
-        step(&format!("Measuring the checkout over delayed upstreams: round {} of {ROUNDS}", round + 1));
-        for turn in 0..scenarios.len() {
-            let index = (round + turn) % scenarios.len();
-            let url = envoys[index].url(workload, scenarios[index]);
-            let load = open_loop(ROUND_SECONDS);
-            opens[index].push(tools.oha(
-                workload,
-                &url,
-                &load.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?);
-        }
-    }
+    in_turns("the checkout over delayed upstreams", scenarios.len(), |index| {
+        let url = envoys[index].url(workload, scenarios[index]);
+        let load = open_loop(ROUND_SECONDS);
+        opens[index].push(tools.oha(workload, &url, &load.iter().map(String::as_str).collect::<Vec<_>>())?);
+        Ok(())
+    })?;
     report.delayed = scenarios.into_iter().zip(opens).collect();
     Ok(())
 }

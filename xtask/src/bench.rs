@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: the cost of orchestration, measured against Envoy itself in one run.
 //!
-//! Three Envoys run the same workload against the same upstreams: (a) plain Envoy proxying to
+//! Four Envoys run the same workload against the same upstreams: (a) plain Envoy proxying to
 //! one upstream, the floor of one hop; (b) a minimal proxy-wasm filter making the workload's
 //! calls and concatenating their bodies, the floor for any filter of this shape; (c) the
-//! Semaphore filter running the flow. Two workloads: a checkout of three calls with about 1 KB
+//! Semaphore filter running the flow; (d) the same flow written by hand in Rust for this one
+//! job, with serde, which does the flow's own JSON work and nothing more (it must answer what
+//! (c) answers, byte for byte). Two workloads: a checkout of three calls with about 1 KB
 //! of JSON each way, and a profile of two parallel GETs of small JSON. Each gets a closed loop
 //! (throughput at fixed connections) and an open loop (latency at a fixed rate), from oha; the
 //! checkout also gets Envoy's memory with two workers, and its latency over delayed upstreams;
@@ -117,6 +119,11 @@ fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mu
     std::thread::sleep(Duration::from_secs(1));
     let idle: Vec<(u64, (u64, u64))> =
         envoys.iter().map(|envoy| (envoy.rss_kb(), envoy.allocator_kb())).collect();
+    let url = |scenario: Scenario| {
+        let index = Scenario::ALL.iter().position(|s| *s == scenario).unwrap_or_default();
+        envoys[index].url(workload, scenario)
+    };
+    tools.check_same_answers(workload, &url(Scenario::Semaphore), &url(Scenario::Handwritten))?;
     for (scenario, envoy) in Scenario::ALL.iter().zip(&envoys) {
         tools.oha(workload, &envoy.url(workload, *scenario), &["-z", "2s", "-c", "8"])?;
     }
@@ -303,16 +310,19 @@ enum Scenario {
     Proxy,
     Baseline,
     Semaphore,
+    Handwritten,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [Scenario::Proxy, Scenario::Baseline, Scenario::Semaphore];
+    const ALL: [Scenario; 4] =
+        [Scenario::Proxy, Scenario::Baseline, Scenario::Semaphore, Scenario::Handwritten];
 
     fn label(self, workload: Workload) -> String {
         match self {
             Scenario::Proxy => "(a) Envoy proxying to one upstream".into(),
             Scenario::Baseline => format!("(b) minimal filter, {} fixed callouts", workload.calls()),
             Scenario::Semaphore => "(c) Semaphore running the flow".into(),
+            Scenario::Handwritten => "(d) the flow written by hand (Rust, serde)".into(),
         }
     }
 
@@ -321,6 +331,7 @@ impl Scenario {
             Scenario::Proxy => "proxy",
             Scenario::Baseline => "minimal",
             Scenario::Semaphore => "semaphore",
+            Scenario::Handwritten => "handwritten",
         }
     }
 }
@@ -406,25 +417,24 @@ struct Tools {
     oha: PathBuf,
     upstream: PathBuf,
     baseline: PathBuf,
+    handwritten: PathBuf,
     artifacts: Artifacts,
     root: PathBuf,
 }
 
 impl Tools {
-    /// Builds what the benchmark runs: the filter and compiler, the upstream, the minimal
-    /// filter, and oha.
+    /// Builds what the benchmark runs: the filter and compiler, the upstream, the minimal and
+    /// hand-written filters, and oha.
     fn prepare(root: &Path) -> Result<Tools> {
         let envoy = ensure_envoy(root)?;
         let artifacts = build(root)?;
-        step("Building the benchmark's upstream and baseline filter (release)");
+        step("Building the benchmark's upstream, and its minimal and hand-written filters (release)");
         run(cargo(root).args(["build", "--release", "-p", "bench-upstream"]))?;
-        run(cargo(root).args([
-            "build",
-            "--release",
+        run(cargo(root).args(["build", "--release", "--target", WASM_TARGET]).args([
             "-p",
             "bench-baseline-filter",
-            "--target",
-            WASM_TARGET,
+            "-p",
+            "bench-handwritten-filter",
         ]))?;
         let oha = ensure_oha(root)?;
         let target = target_dir(root);
@@ -433,21 +443,29 @@ impl Tools {
             oha,
             upstream: target.join("release/bench-upstream"),
             baseline: target.join("wasm32-unknown-unknown/release/bench_baseline_filter.wasm"),
+            handwritten: target.join("wasm32-unknown-unknown/release/bench_handwritten_filter.wasm"),
             artifacts,
             root: root.to_path_buf(),
         })
     }
 
     fn bootstrap(&self, workload: Workload, scenario: Scenario, upstreams: &Upstreams) -> Result<String> {
+        // (b) and (d): the same Envoy, clusters and listener, with their module in the filter's place.
+        let [a, b, c] = upstreams.addrs;
+        let c = if workload == Workload::Checkout { c.to_string() } else { String::new() };
+        let configuration = serde_json::json!({
+            "workload": workload.name(),
+            "a": a.to_string(),
+            "b": b.to_string(),
+            "c": c,
+        })
+        .to_string();
         self.bootstrap_of(workload.config(), scenario, upstreams).and_then(|yaml| match scenario {
             Scenario::Baseline => {
-                // The same Envoy, clusters and listener, with the minimal filter in the filter's place.
-                let [a, b, c] = upstreams.addrs;
-                let c = if workload == Workload::Checkout { c.to_string() } else { String::new() };
-                let configuration =
-                    serde_json::json!({"a": a.to_string(), "b": b.to_string(), "c": c}).to_string();
                 replace_module(&yaml, &self.baseline, &configuration).context("putting the minimal filter in")
             }
+            Scenario::Handwritten => replace_module(&yaml, &self.handwritten, &configuration)
+                .context("putting the hand-written filter in"),
             _ => Ok(yaml),
         })
     }
@@ -471,6 +489,38 @@ impl Tools {
                 .current_dir(&self.root),
         )?;
         String::from_utf8(output.stdout).context("the bootstrap is not UTF-8")
+    }
+
+    /// One answer of `url` to the workload's request, which must be a 200.
+    fn answer(&self, workload: Workload, url: &str) -> Result<String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .proxy(None)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = match workload.request() {
+            (_, Some(body)) => agent.post(url).header("content-type", "application/json").send(body.as_str()),
+            (_, None) => agent.get(url).call(),
+        }
+        .with_context(|| format!("asking {url}"))?;
+        let (status, body) = (response.status().as_u16(), response.body_mut().read_to_string()?);
+        if status != 200 {
+            bail!("{url} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// (d) stands for the flow only if it answers what (c) answers, byte for byte.
+    fn check_same_answers(&self, workload: Workload, semaphore: &str, handwritten: &str) -> Result<()> {
+        let (c, d) = (self.answer(workload, semaphore)?, self.answer(workload, handwritten)?);
+        if c != d {
+            bail!(
+                "the hand-written filter answers the {} otherwise than Semaphore:\n{d}\n{c}",
+                workload.name()
+            );
+        }
+        Ok(())
     }
 
     fn oha(&self, workload: Workload, url: &str, load: &[&str]) -> Result<Value> {
@@ -850,6 +900,16 @@ impl Report {
             (c.rss_kb as f64 - b.rss_kb as f64) / 1024.0,
             (c.idle_rss_kb as f64 - b.idle_rss_kb as f64) / 1024.0
         );
+        if let Some(d) = self.run(workload, Scenario::Handwritten) {
+            let (ratio, low, high) = round_ratios(d, c);
+            let _ = writeln!(
+                out,
+                "(c) against (d), which does the flow's own JSON work and no more: throughput {ratio:.2} ({low:.2} \
+                 to {high:.2} over the rounds); (d) against (b): {:.2}. RSS {:+.1} MiB over (d).\n",
+                round_ratios(b, d).0,
+                (c.rss_kb as f64 - d.rss_kb as f64) / 1024.0
+            );
+        }
     }
 
     /// Instructions per request in each workload's Envoys, and (c)'s against (b)'s.
@@ -896,6 +956,18 @@ impl Report {
                     thousands(c.generated - b.generated),
                     thousands(c.envoy - b.envoy),
                     thousands(c.libraries - b.libraries)
+                );
+            }
+            if let (Some(b), Some(c), Some(d)) =
+                (count(Scenario::Baseline), count(Scenario::Semaphore), count(Scenario::Handwritten))
+            {
+                let _ = writeln!(
+                    out,
+                    "(d) over (c): {:.2}. The flow's own JSON work, written by hand, costs {} per request over \
+                     (b); running it from the plan costs {} more.\n",
+                    d.total() / c.total(),
+                    thousands(d.total() - b.total()),
+                    thousands(c.total() - d.total())
                 );
             }
         }
@@ -947,6 +1019,21 @@ impl Report {
                 (count_c.envoy - count_b.envoy) / 1000.0,
                 (count_c.libraries - count_b.libraries) / 1000.0,
             );
+            if let Some(count_d) = count(Scenario::Handwritten) {
+                let own = count_d.total() - count_b.total();
+                let _ = writeln!(
+                    out,
+                    "Part of that gap is the flow's own work, which any filter doing this job does: (d), the same \
+                     flow written by hand with serde, executes {:.0} k more than (b), {:.0}% of the gap. The rest, \
+                     {:.0} k, is what running it from a plan adds: {:.0} k in generated code, {:.0} k in Envoy \
+                     (more hostcalls, and more copies into and out of the module).\n",
+                    own / 1000.0,
+                    100.0 * own / gap,
+                    (count_c.total() - count_d.total()) / 1000.0,
+                    (count_c.generated - count_d.generated) / 1000.0,
+                    (count_c.envoy - count_d.envoy) / 1000.0,
+                );
+            }
         }
         let (allocated_b, heap_b) = b.idle_allocator_kb;
         let (allocated_c, heap_c) = c.idle_allocator_kb;

@@ -48,6 +48,7 @@ pub(super) fn count(tools: &Tools, workload: Workload) -> Result<Vec<(Scenario, 
     let dir = target_dir(&tools.root).join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut counts = Vec::new();
+    let mut semaphore_answer = None;
     for scenario in Scenario::ALL {
         step(&format!(
             "Counting instructions: {} of the {} workload, Envoy under callgrind",
@@ -68,6 +69,14 @@ pub(super) fn count(tools: &Tools, workload: Workload) -> Result<Vec<(Scenario, 
         let envoy = EnvoyProcess::launch(valgrind, &bootstrap, 1, STARTUP)?;
         let url = envoy.url(workload, scenario);
         tools.oha(workload, &url, &["-n", &WARMUP.to_string(), "-c", "2"])?;
+        // (d) stands for the flow only if it answers what (c) answers, byte for byte.
+        match scenario {
+            Scenario::Semaphore => semaphore_answer = Some(tools.answer(workload, &url)?),
+            Scenario::Handwritten if semaphore_answer.as_ref() != Some(&tools.answer(workload, &url)?) => {
+                bail!("the hand-written filter answers the {} otherwise than Semaphore", workload.name())
+            }
+            _ => {}
+        }
         let pid = envoy.pid().to_string();
         callgrind_control(&["--instr=on", &pid])?;
         tools.oha(workload, &url, &["-n", &REQUESTS.to_string(), "-c", "2"])?;

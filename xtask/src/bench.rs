@@ -106,12 +106,12 @@ fn in_turns(label: &str, count: usize, mut measure: impl FnMut(usize) -> Result<
 }
 
 /// Throughput (closed loop), latency (open loop) and RSS of every scenario, over upstreams that
-/// answer at once. The three Envoys run side by side, and the closed loop goes round them in
+/// answer at once. The four Envoys run side by side, and the closed loop goes round them in
 /// `ROUNDS` short runs, in a rotating order: a slow spell of a shared machine falls on all of
 /// them alike, and the medians leave it out.
 fn measure_over_instant_upstreams(tools: &Tools, workload: Workload, report: &mut Report) -> Result<()> {
     let upstreams = Upstreams::start(&tools.upstream, [0, 0, 0], workload.small_answers())?;
-    step(&format!("Measuring {}: starting the three Envoys", workload.name()));
+    step(&format!("Measuring {}: starting the four Envoys", workload.name()));
     let mut envoys = Vec::new();
     for scenario in Scenario::ALL {
         envoys.push(EnvoyProcess::start(&tools.envoy, &tools.bootstrap(workload, scenario, &upstreams)?, 1)?);

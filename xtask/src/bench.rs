@@ -295,6 +295,7 @@ fn measure_over_delayed_upstreams(tools: &Tools, report: &mut Report) -> Result<
 fn static_figures(tools: &Tools, report: &mut Report) -> Result<()> {
     report.wasm_kb = file_kb(&tools.artifacts.filter)?;
     report.baseline_kb = file_kb(&tools.baseline)?;
+    report.handwritten_kb = file_kb(&tools.handwritten)?;
     let examples = tools.root.join("examples/*/config.hcl");
     for config in glob::glob(&examples.to_string_lossy())?.filter_map(Result::ok) {
         let plan = std::env::temp_dir().join("semaphore-bench-plan.bin");
@@ -774,6 +775,7 @@ struct Report {
     two_workers_rss_kb: Vec<(Scenario, u64)>,
     wasm_kb: f64,
     baseline_kb: f64,
+    handwritten_kb: f64,
     plans: Vec<(String, u64)>,
     criterion: Vec<(String, String)>,
     profile: Option<crate::profile::Profile>,
@@ -1124,6 +1126,7 @@ impl Report {
         let _ = writeln!(out, "| | |\n| --- | ---: |");
         let _ = writeln!(out, "| semaphore_filter.wasm | {:.1} KiB (target at most 512 KiB) |", self.wasm_kb);
         let _ = writeln!(out, "| minimal filter (b) | {:.1} KiB |", self.baseline_kb);
+        let _ = writeln!(out, "| hand-written filter (d) | {:.1} KiB |", self.handwritten_kb);
         for (example, bytes) in &self.plans {
             let _ = writeln!(out, "| plan of examples/{example} | {bytes} bytes |");
         }

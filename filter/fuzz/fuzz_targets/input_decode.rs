@@ -114,7 +114,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        let mut message = serde_json::Map::new();
+        let mut message = semaphore_filter::engine::value::Map::new();
         let _ = codec::decode_form(&plan, 0, text, &mut message);
     }
     // A gRPC method's request and a reflection request, in each protocol: one answer each.

@@ -6,11 +6,11 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::engine::value::{Map, Value};
 use log::{debug, error, warn};
 use semaphore_plan::{
     Call, Endpoint, ErrorObject, Flow, HeaderTemplate, MessageTemplate, Node, OnError, Reference,
 };
-use serde_json::{Map, Value};
 
 use super::endpoint::{self, Match, Wire};
 use super::host::{Event, Host, Reply, Request, UpstreamResponse};
@@ -90,7 +90,7 @@ impl Execution {
         engine: Rc<Engine>,
         endpoint: usize,
         flow: usize,
-        input: Map<String, Value>,
+        input: Map,
         request: Request,
         host: &mut dyn Host,
     ) -> Execution {

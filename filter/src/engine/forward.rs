@@ -1,9 +1,9 @@
 //! A proxy's forwarding: its rewrite rules, compiled once when the plan is loaded, and how its
 //! request goes on to its service.
 
+use crate::engine::value::Value;
 use regex_lite::Regex;
 use semaphore_plan::{Flow, Forward, Plan, Rewrite};
-use serde_json::Value;
 
 use super::headers;
 use super::host::Forwarding;

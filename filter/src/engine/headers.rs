@@ -1,7 +1,7 @@
 //! Headers built from templates: a call's, an answer's and a proxy's.
 
+use crate::engine::value::Value;
 use semaphore_plan::HeaderTemplate;
-use serde_json::Value;
 
 use super::codec;
 use super::Failure;

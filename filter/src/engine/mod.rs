@@ -19,6 +19,7 @@ pub mod saga;
 mod schedule;
 mod state;
 mod upstream;
+pub mod value;
 
 #[cfg(test)]
 mod tests;

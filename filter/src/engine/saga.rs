@@ -9,9 +9,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::engine::value::{json, Value};
 use base64::Engine as _;
 use log::{error, info, warn};
-use serde_json::json;
 
 use super::codec;
 use super::Callout;
@@ -62,8 +62,8 @@ impl Compensation {
             "headers": headers,
             "body": body,
         });
-        if let Some(grpc) = &self.callout.grpc {
-            replay["grpc"] = json!(format!("{}/{}", grpc.service, grpc.method));
+        if let (Some(grpc), Value::Object(members)) = (&self.callout.grpc, &mut replay) {
+            members.insert("grpc".into(), Value::String(format!("{}/{}", grpc.service, grpc.method)));
         }
         codec::json_text(&replay)
     }
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_given_up_compensation_can_be_replayed_from_its_log_line() {
-        let replay: serde_json::Value = serde_json::from_str(&compensation(3, 0).replay()).unwrap();
+        let replay: Value = serde_json::from_str(&compensation(3, 0).replay()).unwrap();
         assert_eq!(
             replay,
             json!({

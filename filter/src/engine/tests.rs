@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use crate::engine::value::json;
+use crate::engine::value::Value as Json;
 use semaphore_plan::*;
-use serde_json::{json, Value as Json};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -1,12 +1,12 @@
 //! `key=value` pairs: query strings and `application/x-www-form-urlencoded` bodies.
 
+use crate::engine::value::{Map, Value};
 use semaphore_plan::{Kind, Plan};
-use serde_json::{Map, Value};
 
 use super::typing::{field_by_name, from_text, message, to_text, CodecError, MAX_DEPTH};
 
 /// Scalars and repeated scalars as `key=value` pairs; nested messages with dotted keys.
-pub fn encode_form(plan: &Plan, layout: u32, message: &Map<String, Value>) -> String {
+pub fn encode_form(plan: &Plan, layout: u32, message: &Map) -> String {
     let mut serializer = form_urlencoded::Serializer::new(String::new());
     append_pairs(plan, layout, message, "", &mut serializer, 0);
     serializer.finish()
@@ -15,7 +15,7 @@ pub fn encode_form(plan: &Plan, layout: u32, message: &Map<String, Value>) -> St
 fn append_pairs(
     plan: &Plan,
     layout: u32,
-    message: &Map<String, Value>,
+    message: &Map,
     prefix: &str,
     out: &mut form_urlencoded::Serializer<String>,
     depth: usize,
@@ -46,12 +46,7 @@ fn append_pairs(
 
 /// `key=value` pairs (a query string or a form body) into a message: keys are field names,
 /// repeated keys fill repeated fields, values are typed by their field.
-pub fn decode_form(
-    plan: &Plan,
-    layout: u32,
-    text: &str,
-    into: &mut Map<String, Value>,
-) -> Result<(), CodecError> {
+pub fn decode_form(plan: &Plan, layout: u32, text: &str, into: &mut Map) -> Result<(), CodecError> {
     let Some(message) = message(plan, layout) else {
         return Ok(());
     };

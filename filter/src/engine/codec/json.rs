@@ -5,14 +5,14 @@
 
 use std::borrow::Cow;
 
+use crate::engine::value::{Map, Value};
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
-use serde_json::{Map, Value};
 
 use super::typing::{map_value_field, message, normalize_message, normalize_single, CodecError, MAX_DEPTH};
 use super::Outgoing;
 
 /// Parses a JSON body into a message of the given layout. Unknown fields are ignored.
-pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
+pub fn decode_json(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map, CodecError> {
     decode_json_fields(plan, layout, body, None)
 }
 
@@ -38,7 +38,7 @@ impl Int64Json {
 
 /// The JSON form of a typed message: proto field names, fields in schema order, absent fields
 /// omitted.
-pub fn encode_json(plan: &Plan, layout: u32, message: &Map<String, Value>, int64: Int64Json) -> Vec<u8> {
+pub fn encode_json(plan: &Plan, layout: u32, message: &Map, int64: Int64Json) -> Vec<u8> {
     // Most bodies fit in a KiB, which the module's allocator hands out from its largest class;
     // a body written into a smaller start grew by copies.
     let mut out = Vec::with_capacity(1024);
@@ -61,7 +61,7 @@ struct JsonWriter<'p> {
 }
 
 impl JsonWriter<'_> {
-    fn message(&self, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+    fn message(&self, layout: u32, message: &Map, out: &mut Vec<u8>, depth: usize) {
         self.fields(layout, &|_, field| message.get(&field.name), out, depth);
     }
 
@@ -185,7 +185,7 @@ pub fn decode_json_fields(
     layout: u32,
     body: &[u8],
     fields: Option<&[u32]>,
-) -> Result<Map<String, Value>, CodecError> {
+) -> Result<Map, CodecError> {
     match in_one_pass(plan, layout, body, fields) {
         Some(typed) => Ok(typed),
         None => decode_json_plainly(plan, layout, body, fields),
@@ -193,7 +193,7 @@ pub fn decode_json_fields(
 }
 
 /// The body's message read in one pass (see [`OnePass`]), or `None` when the reader refuses it.
-fn in_one_pass(plan: &Plan, layout: u32, body: &[u8], fields: Option<&[u32]>) -> Option<Map<String, Value>> {
+fn in_one_pass(plan: &Plan, layout: u32, body: &[u8], fields: Option<&[u32]>) -> Option<Map> {
     let text = std::str::from_utf8(body).ok()?;
     let mut reader = OnePass { plan, text, body, at: 0, nesting: 0 };
     let typed = reader.message(message(plan, layout)?, fields, 0)?;
@@ -207,7 +207,7 @@ pub fn decode_json_plainly(
     layout: u32,
     body: &[u8],
     fields: Option<&[u32]>,
-) -> Result<Map<String, Value>, CodecError> {
+) -> Result<Map, CodecError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -301,12 +301,7 @@ impl<'b> OnePass<'b, '_> {
     }
 
     /// The typed message of an object, its fields outside `fields` (when given) skipped.
-    fn message(
-        &mut self,
-        message: &MessageLayout,
-        fields: Option<&[u32]>,
-        depth: usize,
-    ) -> Option<Map<String, Value>> {
+    fn message(&mut self, message: &MessageLayout, fields: Option<&[u32]>, depth: usize) -> Option<Map> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -656,8 +651,8 @@ fn special_bytes(word: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::value::json;
     use semaphore_plan::{Codec, FieldLayout};
-    use serde_json::json;
 
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -816,9 +811,7 @@ mod tests {
                 assert!(plain.is_ok(), "{body}: {plain:?}");
                 let one_pass = in_one_pass(&plan, 0, body.as_bytes(), fields);
                 // As text too, which tells -0.0 from 0.
-                let text = |message: &Option<Map<String, Value>>| {
-                    message.clone().map(|m| json_text(&Value::Object(m)))
-                };
+                let text = |message: &Option<Map>| message.clone().map(|m| json_text(&Value::Object(m)));
                 assert_eq!(text(&one_pass), text(&plain.as_ref().ok().cloned()), "{body}");
                 assert_eq!(one_pass, plain.ok(), "{body}");
             }

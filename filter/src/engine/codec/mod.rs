@@ -10,8 +10,8 @@ pub mod xml;
 
 use std::borrow::Cow;
 
+use crate::engine::value::{Map, Value};
 use semaphore_plan::{Codec, FieldLayout, Plan};
-use serde_json::{Map, Value};
 
 pub use form::{decode_form, encode_form};
 pub use json::{
@@ -24,12 +24,7 @@ pub use typing::{
 };
 
 /// A body in the given codec into a message.
-pub fn decode_body(
-    plan: &Plan,
-    layout: u32,
-    codec: Codec,
-    body: &[u8],
-) -> Result<Map<String, Value>, CodecError> {
+pub fn decode_body(plan: &Plan, layout: u32, codec: Codec, body: &[u8]) -> Result<Map, CodecError> {
     match codec {
         Codec::Json => decode_json(plan, layout, body),
         Codec::Proto => proto::decode(plan, layout, body),
@@ -52,7 +47,7 @@ pub fn decode_body_fields(
     codec: Codec,
     body: &[u8],
     fields: Option<&[u32]>,
-) -> Result<Map<String, Value>, CodecError> {
+) -> Result<Map, CodecError> {
     match (codec, fields) {
         (Codec::Json, Some(fields)) => decode_json_fields(plan, layout, body, Some(fields)),
         _ => decode_body(plan, layout, codec, body),
@@ -65,7 +60,7 @@ pub fn encode_body(
     layout: u32,
     codec: Codec,
     int64: Int64Json,
-    message: &Map<String, Value>,
+    message: &Map,
 ) -> (&'static str, Vec<u8>) {
     let body = match codec {
         Codec::Json => encode_json(plan, layout, message, int64),
@@ -81,7 +76,7 @@ pub fn encode_body(
 /// protobuf codecs write the held values where they are; the others copy them in first.
 #[derive(Debug, Default, Clone)]
 pub struct Outgoing<'v> {
-    pub built: Map<String, Value>,
+    pub built: Map,
     pub held: Vec<(u32, &'v Value)>,
 }
 
@@ -119,7 +114,7 @@ impl<'v> Outgoing<'v> {
     }
 
     /// The whole message as one map, copied only where values are held elsewhere.
-    pub fn to_map(&self, plan: &Plan, layout: u32) -> Cow<'_, Map<String, Value>> {
+    pub fn to_map(&self, plan: &Plan, layout: u32) -> Cow<'_, Map> {
         if self.held.is_empty() {
             return Cow::Borrowed(&self.built);
         }
@@ -127,7 +122,7 @@ impl<'v> Outgoing<'v> {
     }
 
     /// The whole message as one map.
-    pub fn into_map(self, plan: &Plan, layout: u32) -> Map<String, Value> {
+    pub fn into_map(self, plan: &Plan, layout: u32) -> Map {
         let mut built = self.built;
         let fields = message(plan, layout).map(|m| m.fields.as_slice()).unwrap_or_default();
         for (index, value) in self.held {

@@ -1,20 +1,20 @@
 //! The protobuf binary wire format, read and written from the plan's message layouts, to and
 //! from the same typed values the JSON codec produces.
 
+use crate::engine::value::{Map, Number, Value};
 use base64::Engine as _;
 use prost::bytes::Buf;
 use prost::encoding::{decode_key, decode_varint, encode_key, encode_varint, WireType};
 use semaphore_plan::{FieldLayout, Kind, Plan};
-use serde_json::{Map, Number, Value};
 
 use super::typing::{self, float_from_text, CodecError, MAX_DEPTH};
 use super::Outgoing;
 
-pub fn decode(plan: &Plan, layout: u32, bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
+pub fn decode(plan: &Plan, layout: u32, bytes: &[u8]) -> Result<Map, CodecError> {
     decode_message(plan, layout, bytes, 0)
 }
 
-pub fn encode(plan: &Plan, layout: u32, message: &Map<String, Value>) -> Vec<u8> {
+pub fn encode(plan: &Plan, layout: u32, message: &Map) -> Vec<u8> {
     let mut out = Vec::new();
     encode_message(plan, layout, message, &mut out, 0);
     out
@@ -24,12 +24,7 @@ fn error(message: impl Into<String>) -> CodecError {
     CodecError { field: String::new(), message: message.into() }
 }
 
-fn decode_message(
-    plan: &Plan,
-    layout: u32,
-    mut buf: &[u8],
-    depth: usize,
-) -> Result<Map<String, Value>, CodecError> {
+fn decode_message(plan: &Plan, layout: u32, mut buf: &[u8], depth: usize) -> Result<Map, CodecError> {
     if depth > MAX_DEPTH {
         return Err(error(format!("nested deeper than {MAX_DEPTH} levels")));
     }
@@ -54,8 +49,8 @@ fn decode_message(
             let entry = decode_message(plan, field.message, entry, depth + 1).map_err(within)?;
             let key = entry.get("key").map(typing::to_text).unwrap_or_default();
             let value = entry.get("value").cloned().unwrap_or(Value::Null);
-            if let Value::Object(map) =
-                out.entry(field.name.clone()).or_insert_with(|| Value::Object(Map::new()))
+            if let Some(Value::Object(map)) =
+                out.get_or_insert_with(&field.name, || Value::Object(Map::new()))
             {
                 map.insert(key, value);
             }
@@ -86,8 +81,8 @@ fn decode_message(
     Ok(out)
 }
 
-fn push(out: &mut Map<String, Value>, field: &FieldLayout, value: Value) {
-    if let Value::Array(items) = out.entry(field.name.clone()).or_insert_with(|| Value::Array(Vec::new())) {
+fn push(out: &mut Map, field: &FieldLayout, value: Value) {
+    if let Some(Value::Array(items)) = out.get_or_insert_with(&field.name, || Value::Array(Vec::new())) {
         items.push(value);
     }
 }
@@ -193,7 +188,7 @@ fn encodable(number: u32) -> bool {
     (1..=0x1FFF_FFFF).contains(&number)
 }
 
-fn encode_message(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+fn encode_message(plan: &Plan, layout: u32, message: &Map, out: &mut Vec<u8>, depth: usize) {
     encode_fields(plan, layout, &|_, field| message.get(&field.name), out, depth);
 }
 

@@ -5,8 +5,8 @@
 //! already coerced to the field's type: integers and floats as numbers, enums by name, bytes as
 //! base64 text.
 
+use crate::engine::value::{Map, Number, Value};
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
-use serde_json::{Map, Number, Value};
 
 /// Deeper JSON is refused rather than walked, so hostile input cannot exhaust the stack.
 pub const MAX_DEPTH: usize = 64;
@@ -43,7 +43,7 @@ impl std::fmt::Display for CodecError {
 /// A map of these entries, inserted one by one. `collect()` into a map sorts the entries
 /// first, with a copy of the sort for every place that collects: a few kilobytes of module
 /// each, for maps of a handful of entries.
-pub fn map_from(entries: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
+pub fn map_from(entries: impl IntoIterator<Item = (String, Value)>) -> Map {
     let mut map = Map::new();
     for (key, value) in entries {
         map.insert(key, value);

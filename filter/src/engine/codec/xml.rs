@@ -22,8 +22,8 @@
 //! messages as JSON. Reading is strict where input could be hostile: no DOCTYPE (so no entity
 //! expansion), no undefined entities, elements at most `MAX_DEPTH` deep, end tags must match.
 
+use crate::engine::value::{Map, Number, Value};
 use semaphore_plan::{FieldLayout, Kind, MessageLayout, Plan};
-use serde_json::{Map, Number, Value};
 use xmlparser::{ElementEnd, Reference, StrSpan, Stream, Token, Tokenizer};
 
 use super::typing::{self, CodecError, MAX_DEPTH};
@@ -33,7 +33,7 @@ fn error(message: impl Into<String>) -> CodecError {
 }
 
 /// Parses an XML document into a message of the given layout.
-pub fn decode(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map<String, Value>, CodecError> {
+pub fn decode(plan: &Plan, layout: u32, body: &[u8]) -> Result<Map, CodecError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -155,7 +155,7 @@ impl<'x> Document<'x> {
         layout: &MessageLayout,
         name: Name<'x>,
         depth: usize,
-    ) -> Result<Map<String, Value>, CodecError> {
+    ) -> Result<Map, CodecError> {
         let mut fields = Map::new();
         let has_content = self.attributes(|prefix, local, value| {
             let declares_namespace =
@@ -205,12 +205,13 @@ impl<'x> Document<'x> {
         field: &FieldLayout,
         name: Name<'x>,
         depth: usize,
-        fields: &mut Map<String, Value>,
+        fields: &mut Map,
     ) -> Result<(), CodecError> {
         if field.map {
             let (key, value) = self.map_entry(plan, field, name, depth)?;
-            let entries = fields.entry(field.name.clone()).or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(entries) = entries {
+            if let Some(Value::Object(entries)) =
+                fields.get_or_insert_with(&field.name, || Value::Object(Map::new()))
+            {
                 entries.insert(key, value);
             }
             return Ok(());
@@ -229,9 +230,10 @@ impl<'x> Document<'x> {
             fields.insert(field.name.clone(), value);
             return Ok(());
         }
-        match fields.entry(field.name.clone()).or_insert_with(|| Value::Array(Vec::new())) {
-            Value::Array(items) => items.push(value),
-            other => *other = Value::Array(vec![value]),
+        match fields.get_or_insert_with(&field.name, || Value::Array(Vec::new())) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(other) => *other = Value::Array(vec![value]),
+            None => {}
         }
         Ok(())
     }
@@ -381,7 +383,7 @@ fn unescape(raw: &str, within: Within, out: &mut String) -> Result<(), CodecErro
 
 /// The XML form of a typed message: the root element named as the message, fields in schema
 /// order, absent fields omitted.
-pub fn encode(plan: &Plan, layout: u32, message: &Map<String, Value>) -> Vec<u8> {
+pub fn encode(plan: &Plan, layout: u32, message: &Map) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let full_name = typing::message(plan, layout).map(|m| m.name.as_str()).unwrap_or_default();
     let name = match full_name.rsplit('.').next() {
@@ -406,7 +408,7 @@ fn close(name: &str, out: &mut Vec<u8>) {
     out.push(b'>');
 }
 
-fn write_fields(plan: &Plan, layout: u32, message: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+fn write_fields(plan: &Plan, layout: u32, message: &Map, out: &mut Vec<u8>, depth: usize) {
     let layout = typing::message(plan, layout).filter(|_| depth <= MAX_DEPTH);
     for field in layout.map(|l| l.fields.as_slice()).unwrap_or_default() {
         let Some(value) = message.get(&field.name) else { continue };
@@ -478,8 +480,9 @@ fn write_text(text: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::engine::value::json;
+    use crate::engine::value::{Map, Value};
     use semaphore_plan::{EnumValue, FieldLayout, Kind, MessageLayout, Plan};
-    use serde_json::{json, Map, Value};
 
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -565,7 +568,7 @@ mod tests {
         }
     }
 
-    fn read(xml: &str) -> Map<String, Value> {
+    fn read(xml: &str) -> Map {
         decode(&plan(), COUNTRIES, xml.as_bytes()).unwrap_or_else(|e| panic!("{e}: {xml}"))
     }
 
@@ -576,7 +579,7 @@ mod tests {
         }
     }
 
-    fn typed(value: Value) -> Map<String, Value> {
+    fn typed(value: Value) -> Map {
         crate::engine::codec::decode_json(&plan(), COUNTRIES, value.to_string().as_bytes()).unwrap()
     }
 

@@ -3,8 +3,8 @@
 //! `application/graphql`), `GET` with them in the query string. The operation itself is
 //! `engine/graphql/`'s; a flow a field runs answers here in JSON, as an HTTP endpoint's would.
 
+use crate::engine::value::{json, Map, Value};
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value};
 
 use crate::engine::codec;
 use crate::engine::graphql::GraphqlError;
@@ -14,7 +14,7 @@ use crate::engine::host::Reply;
 pub struct GraphqlRequest {
     pub query: String,
     pub operation_name: Option<String>,
-    pub variables: Map<String, Value>,
+    pub variables: Map,
 }
 
 /// The request's parameters, or the HTTP status and message of a request that is not one.
@@ -139,7 +139,7 @@ impl Style {
     /// specification says; as its own media type they are 400. A request that is not one keeps
     /// its status either way.
     pub fn request_error(self, status: u16, error: &GraphqlError, document: bool) -> Reply {
-        let body = serde_json::json!({ "errors": [error.to_json()] });
+        let body = json!({ "errors": [error.to_json()] });
         let status = if document && self == Style::Json { 200 } else { status };
         self.reply(status, &body)
     }

@@ -10,9 +10,10 @@
 //! - Connect unary: the bare message in protobuf or JSON; a failure is its HTTP status and
 //!   `{"code", "message"}` in JSON.
 
+use crate::engine::value::json;
+use crate::engine::value::Map;
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use serde_json::{json, Map, Value};
 
 use semaphore_plan::{Codec, Plan};
 
@@ -38,12 +39,7 @@ pub(super) fn wire(content_type: &str) -> Option<Wire> {
 }
 
 /// The flow's input from the request's one message.
-pub(super) fn decode_input(
-    plan: &Plan,
-    wire: Wire,
-    layout: u32,
-    body: &[u8],
-) -> Result<Map<String, Value>, Failure> {
+pub(super) fn decode_input(plan: &Plan, wire: Wire, layout: u32, body: &[u8]) -> Result<Map, Failure> {
     let invalid = |e: codec::CodecError| Failure::new(400, format!("invalid request message: {e}"));
     match wire {
         Wire::Connect { json: true } => codec::decode_json(plan, layout, body).map_err(invalid),

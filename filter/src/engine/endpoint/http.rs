@@ -1,9 +1,10 @@
 //! HTTP endpoints: a method and a path template; the input from the path's params, the query
 //! string and the body in the endpoint's request codec; the answer in its response codec.
 
+use crate::engine::value::json;
+use crate::engine::value::Map;
 use percent_encoding::percent_decode_str;
 use semaphore_plan::{Codec, Endpoint, Plan, Segment};
-use serde_json::{json, Map, Value};
 
 use super::{Binding, Match, Target, Wire};
 use crate::engine::codec::{self, CodecError, Int64Json};
@@ -46,7 +47,7 @@ pub(super) fn decode_input(
     layout: u32,
     matched: &Match,
     body: &[u8],
-) -> Result<Map<String, Value>, Failure> {
+) -> Result<Map, Failure> {
     let mut input = codec::decode_body(plan, layout, endpoint.request_codec(), body)
         .map_err(|e| Failure::new(400, format!("invalid request body: {e}")))?;
     bind_input(plan, layout, matched, &mut input)
@@ -55,12 +56,7 @@ pub(super) fn decode_input(
 }
 
 /// Adds path and query parameters to the input message, typed by its fields.
-fn bind_input(
-    plan: &Plan,
-    layout: u32,
-    matched: &Match,
-    input: &mut Map<String, Value>,
-) -> Result<(), CodecError> {
+fn bind_input(plan: &Plan, layout: u32, matched: &Match, input: &mut Map) -> Result<(), CodecError> {
     let Some(message) = codec::message(plan, layout) else {
         return Ok(());
     };

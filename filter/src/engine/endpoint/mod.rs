@@ -7,8 +7,8 @@ pub mod grpc;
 mod http;
 mod reflection;
 
+use crate::engine::value::Map;
 use semaphore_plan::{Endpoint, EndpointKind, Plan};
-use serde_json::{Map, Value};
 
 use super::codec;
 use super::host::Reply;
@@ -168,7 +168,7 @@ pub(super) fn decode_input(
     layout: u32,
     matched: &Match,
     body: &[u8],
-) -> Result<Map<String, Value>, Failure> {
+) -> Result<Map, Failure> {
     match endpoint.kind() {
         EndpointKind::Http => http::decode_input(plan, endpoint, layout, matched, body),
         EndpointKind::Grpc | EndpointKind::GrpcReflection => {

@@ -4,10 +4,10 @@
 
 use std::cell::Cell;
 
+use crate::engine::value::Value;
 use base64::Engine as _;
 use semaphore_plan::format::{self, Piece, Verb, VerbKind};
 use semaphore_plan::Function;
-use serde_json::Value;
 
 use crate::engine::codec::{json_text, to_text};
 
@@ -144,7 +144,7 @@ fn jwt_claims(token: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::engine::value::json;
 
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;

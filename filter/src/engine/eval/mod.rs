@@ -6,11 +6,11 @@ mod operators;
 
 use std::cell::Cell;
 
+use crate::engine::value::{Map, Number, Value};
 use semaphore_plan::{
     Binary, Empty, FieldTemplate, FunctionCall, Literal, LiteralKind, MessageTemplate, Plan, Reference,
     RepeatedTemplate, Unary, Value as PlanValue, ValueKind, ITEM_SLOT,
 };
-use serde_json::{Map, Number, Value};
 
 use super::codec;
 
@@ -67,7 +67,7 @@ impl Env<'_> {
         template: Option<&MessageTemplate>,
         item: Item,
         depth: usize,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map, String> {
         self.build_fields(layout, template, item, depth, &mut |_| false)
     }
 
@@ -79,7 +79,7 @@ impl Env<'_> {
         item: Item,
         depth: usize,
         taken: &mut dyn FnMut(&FieldTemplate) -> bool,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map, String> {
         let mut out = Map::new();
         let (Some(template), Some(message)) = (template, codec::message(self.plan, layout)) else {
             return Ok(out);

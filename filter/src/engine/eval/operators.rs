@@ -1,8 +1,8 @@
 //! The operators of conditions and expressions: truthiness, proto3's equality of absent and
 //! default values, comparison and exact integer arithmetic.
 
+use crate::engine::value::{Number, Value};
 use semaphore_plan::{BinaryOp, UnaryOp};
-use serde_json::{Number, Value};
 
 /// `!` and unary `-`.
 pub(super) fn unary(op: UnaryOp, operand: Option<Value>) -> Option<Value> {
@@ -140,7 +140,7 @@ fn arithmetic(op: BinaryOp, a: &Number, b: &Number) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::engine::value::json;
 
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -13,8 +13,9 @@ mod respond;
 
 use std::rc::Rc;
 
+use crate::engine::value::json;
+use crate::engine::value::{Map, Value};
 use log::warn;
-use serde_json::{json, Map, Value};
 
 use super::endpoint::{graphql as http, Match};
 use super::execution::Execution;

@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::engine::value::{Map, Value};
 use semaphore_plan::{FieldLayout, Graphql, GraphqlSource, Kind, Plan};
-use serde_json::{Map, Value};
 
 use super::parse::{self, Directive, Document, OperationKind, Pos, Selection};
 use super::GraphqlError;
@@ -45,7 +45,7 @@ pub enum Leaf {
 #[derive(Debug)]
 pub struct Run {
     pub flow: usize,
-    pub input: Map<String, Value>,
+    pub input: Map,
     /// The response path of its field, for its errors.
     pub path: Vec<String>,
     pub pos: Pos,
@@ -92,7 +92,7 @@ struct Context<'a> {
     schema: &'a Graphql,
     introspection: Option<&'a Introspection>,
     fragments: HashMap<&'a str, &'a parse::Fragment>,
-    variables: Map<String, Value>,
+    variables: Map,
     runs: Vec<Run>,
     fields: u32,
     /// Values the introspection answers hold so far.
@@ -137,7 +137,7 @@ pub fn prepare(
     introspection: Option<&Introspection>,
     document: &Document,
     operation_name: Option<&str>,
-    variables: Map<String, Value>,
+    variables: Map,
 ) -> Checked<Prepared> {
     let fragments = check_fragments(document)?;
     let operation = match operation_name {
@@ -267,10 +267,7 @@ fn chain_height<'d>(
 }
 
 /// The request's variables, with the operation's defaults; a required one must be there.
-fn coerce_variables(
-    operation: &parse::OperationDef,
-    given: Map<String, Value>,
-) -> Checked<Map<String, Value>> {
+fn coerce_variables(operation: &parse::OperationDef, given: Map) -> Checked<Map> {
     let mut out = Map::new();
     for definition in &operation.variables {
         let value = match given.get(&definition.name) {
@@ -303,7 +300,7 @@ fn constant(value: &parse::Value) -> Checked<Value> {
 }
 
 /// A GraphQL value as JSON, its variables replaced; enum values become their names.
-fn to_json(value: &parse::Value, variables: &Map<String, Value>, pos: Pos) -> Checked<Value> {
+fn to_json(value: &parse::Value, variables: &Map, pos: Pos) -> Checked<Value> {
     Ok(match value {
         parse::Value::Variable(name) => match variables.get(name) {
             Some(value) => value.clone(),
@@ -951,7 +948,7 @@ fn needs_selection(field: &parse::Field, type_name: &str, selection: &[&Selectio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::engine::value::json;
 
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;

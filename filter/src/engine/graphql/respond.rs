@@ -2,7 +2,7 @@
 //! as JSON text directly, so that keys keep the order the query asked them in, as GraphQL
 //! responses do.
 
-use serde_json::Value;
+use crate::engine::value::{Map, Value};
 
 use super::prepare::{Leaf, Selected, Source};
 use crate::engine::codec;
@@ -74,7 +74,7 @@ fn field_value(kind: Leaf, children: &[Selected], value: &Value, out: &mut Strin
                 if i > 0 {
                     out.push(',');
                 }
-                let mut pair = serde_json::Map::new();
+                let mut pair = Map::new();
                 pair.insert("key".into(), Value::String(entry_key.clone()));
                 pair.insert("value".into(), entry.clone());
                 message(children, &Value::Object(pair), out);

@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
+use crate::engine::value::Map;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use semaphore_plan::{Call, Plan, Segment, Service};
-use serde_json::{Map, Value};
 
 use crate::engine::codec::{self, Int64Json, Outgoing};
 use crate::engine::host::{Callout, HeaderText};
@@ -34,7 +34,7 @@ pub(super) fn callout(
     service: &Service,
     call: &Call,
     request: &Outgoing,
-    params: &Map<String, Value>,
+    params: &Map,
     headers: Vec<(HeaderText, HeaderText)>,
 ) -> Result<Callout, Failure> {
     let layout = call.request_message;
@@ -87,7 +87,7 @@ fn path<'c>(
     service: &Service,
     call: &'c Call,
     request: &Outgoing,
-    params: &Map<String, Value>,
+    params: &Map,
 ) -> Result<(String, Vec<&'c str>), Failure> {
     let mut path = service.base_path.clone();
     let mut bound: Vec<&str> = Vec::new();

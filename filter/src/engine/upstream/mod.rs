@@ -7,8 +7,8 @@ mod http;
 
 use std::time::Duration;
 
+use crate::engine::value::{Map, Value};
 use semaphore_plan::{Call, Codec, Plan, Transport};
-use serde_json::{Map, Value};
 
 use super::host::{Callout, HeaderText, UpstreamResponse};
 use super::Failure;
@@ -33,7 +33,7 @@ const TRACE_HEADERS: &[&str] = &[
 /// A call ready to dispatch, with the params it was built with (`{{ node.params:name }}`).
 pub(super) struct Built {
     pub callout: Callout,
-    pub params: Map<String, Value>,
+    pub params: Map,
 }
 
 pub(super) fn build_callout(

@@ -4,13 +4,15 @@
 use base64::Engine as _;
 use semaphore_plan::{Plan, MAGIC};
 
+use crate::engine::value::Value;
+
 /// `{"reject_invalid": true}`: a plan the filter cannot run fails the configuration, so that
 /// Envoy keeps the one before (live updates over ECDS); by default the filter stays in place
 /// and passes every request through, so Envoy serves its other routes.
 pub fn rejects_invalid(configuration: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(configuration)
+    serde_json::from_slice::<Value>(configuration)
         .ok()
-        .and_then(|json| json.get("reject_invalid").and_then(serde_json::Value::as_bool))
+        .and_then(|json| json.get("reject_invalid").and_then(Value::as_bool))
         .unwrap_or(false)
 }
 
@@ -18,10 +20,10 @@ pub fn load_plan(configuration: &[u8]) -> Result<Plan, String> {
     if configuration.starts_with(&MAGIC) {
         return Plan::decode_from_bytes(configuration).map_err(|e| e.to_string());
     }
-    let json: serde_json::Value = serde_json::from_slice(configuration).map_err(|_| {
+    let json: Value = serde_json::from_slice(configuration).map_err(|_| {
         "the plugin configuration is neither a plan nor JSON {\"plan\": \"<base64>\"}".to_string()
     })?;
-    let Some(encoded) = json.get("plan").and_then(serde_json::Value::as_str) else {
+    let Some(encoded) = json.get("plan").and_then(Value::as_str) else {
         return Err("the plugin configuration has no \"plan\" string".into());
     };
     let bytes = base64::engine::general_purpose::STANDARD

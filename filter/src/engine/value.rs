@@ -381,39 +381,21 @@ impl From<f64> for Value {
     }
 }
 
-impl From<bool> for Value {
-    fn from(b: bool) -> Value {
-        Value::Bool(b)
-    }
+macro_rules! from_variant {
+    ($($variant:ident($t:ty)),*) => {$(
+        impl From<$t> for Value {
+            fn from(inner: $t) -> Value {
+                Value::$variant(inner)
+            }
+        }
+    )*};
 }
 
-impl From<String> for Value {
-    fn from(s: String) -> Value {
-        Value::String(s)
-    }
-}
+from_variant!(Bool(bool), String(String), Number(Number), Object(Map), Array(Vec<Value>));
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
         Value::String(s.to_string())
-    }
-}
-
-impl From<Number> for Value {
-    fn from(n: Number) -> Value {
-        Value::Number(n)
-    }
-}
-
-impl From<Map> for Value {
-    fn from(members: Map) -> Value {
-        Value::Object(members)
-    }
-}
-
-impl From<Vec<Value>> for Value {
-    fn from(items: Vec<Value>) -> Value {
-        Value::Array(items)
     }
 }
 

@@ -65,11 +65,11 @@ impl Map {
 
     pub fn get(&self, key: &str) -> Option<&Value> {
         match &self.entries {
-            Entries::Small(entries) => entries
-                .binary_search_by(|(k, _)| k.as_str().cmp(key))
-                .ok()
-                .and_then(|at| entries.get(at))
-                .map(|(_, v)| v),
+            // A scan that compares lengths first touches the text of one key or two, where a
+            // binary search compares the text of a key at each step.
+            Entries::Small(entries) => {
+                entries.iter().find(|(k, _)| k.len() == key.len() && k == key).map(|(_, v)| v)
+            }
             Entries::Large(entries) => entries.get(key),
         }
     }

@@ -566,9 +566,11 @@ impl Execution {
         if let Some(value) = on_error.message.as_ref().and_then(|v| self.evaluate(v)) {
             message = codec::to_text(&value);
         }
-        let params = codec::map_from(
-            on_error.params.iter().filter_map(|p| Some((p.name.clone(), self.evaluate(p.value.as_ref()?)?))),
-        );
+        let params: Map = on_error
+            .params
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), self.evaluate(p.value.as_ref()?)?)))
+            .collect();
         (status, message, Value::Object(params))
     }
 
@@ -655,9 +657,12 @@ impl Execution {
             [single] if single.name.is_empty() => {
                 single.value.as_ref().and_then(|v| self.evaluate(v)).unwrap_or(Value::Null)
             }
-            values => Value::Object(codec::map_from(
-                values.iter().filter_map(|v| Some((v.name.clone(), self.evaluate(v.value.as_ref()?)?))),
-            )),
+            values => Value::Object(
+                values
+                    .iter()
+                    .filter_map(|v| Some((v.name.clone(), self.evaluate(v.value.as_ref()?)?)))
+                    .collect(),
+            ),
         }
     }
 

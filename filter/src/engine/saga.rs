@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::engine::value::{json, Value};
+use crate::engine::value::{json, Map, Value};
 use base64::Engine as _;
 use log::{error, info, warn};
 
@@ -39,13 +39,13 @@ impl Compensation {
     /// Everything needed to send it again by hand, as one line of JSON.
     pub fn replay(&self) -> String {
         let header = |name: &str| self.callout.header(name).unwrap_or_default().to_string();
-        let headers = codec::map_from(
-            self.callout
-                .headers
-                .iter()
-                .filter(|(name, _)| !name.starts_with(':'))
-                .map(|(name, value)| (name.to_string(), json!(value))),
-        );
+        let headers: Map = self
+            .callout
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.starts_with(':'))
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect();
         let body = self.callout.body.as_deref().unwrap_or_default();
         let body = match std::str::from_utf8(body) {
             Ok(text) => json!(text),

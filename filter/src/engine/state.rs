@@ -1,8 +1,7 @@
 //! The data of one execution: what each node has come to, and what its templates read from
 //! it. The execution (`execution.rs`) decides; this only holds and answers.
 
-use crate::engine::value::json;
-use crate::engine::value::Value;
+use crate::engine::value::{json, Value};
 use semaphore_plan::{Property, Reference, ERROR_SLOT, INPUT_SLOT};
 
 use super::host::Callout;

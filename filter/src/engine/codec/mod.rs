@@ -19,8 +19,8 @@ pub use json::{
     json_text, Int64Json,
 };
 pub use typing::{
-    field_by_name, float_from_text, from_text, map_from, map_key_field, map_value_field, message,
-    normalize_field, normalize_message, to_text, CodecError, MAX_DEPTH,
+    field_by_name, float_from_text, from_text, map_key_field, map_value_field, message, normalize_field,
+    normalize_message, to_text, CodecError, MAX_DEPTH,
 };
 
 /// A body in the given codec into a message.
@@ -103,12 +103,12 @@ impl<'v> Outgoing<'v> {
         let fields = message(plan, layout).map(|m| m.fields.as_slice()).unwrap_or_default();
         let kept = |index: u32| fields.get(index as usize).is_some_and(|f| !names.contains(&f.name.as_str()));
         Outgoing {
-            built: map_from(
-                self.built
-                    .iter()
-                    .filter(|(name, _)| !names.contains(&name.as_str()))
-                    .map(|(name, value)| (name.clone(), value.clone())),
-            ),
+            built: self
+                .built
+                .iter()
+                .filter(|(name, _)| !names.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
             held: self.held.iter().filter(|(index, _)| kept(*index)).copied().collect(),
         }
     }

@@ -40,17 +40,6 @@ impl std::fmt::Display for CodecError {
     }
 }
 
-/// A map of these entries, inserted one by one. `collect()` into a map sorts the entries
-/// first, with a copy of the sort for every place that collects: a few kilobytes of module
-/// each, for maps of a handful of entries.
-pub fn map_from(entries: impl IntoIterator<Item = (String, Value)>) -> Map {
-    let mut map = Map::new();
-    for (key, value) in entries {
-        map.insert(key, value);
-    }
-    map
-}
-
 pub fn message(plan: &Plan, index: u32) -> Option<&MessageLayout> {
     plan.messages.get(index as usize)
 }

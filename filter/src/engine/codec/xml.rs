@@ -480,8 +480,7 @@ fn write_text(text: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::value::json;
-    use crate::engine::value::{Map, Value};
+    use crate::engine::value::{json, Map, Value};
     use semaphore_plan::{EnumValue, FieldLayout, Kind, MessageLayout, Plan};
 
     #[cfg(target_arch = "wasm32")]

@@ -10,8 +10,7 @@
 //! - Connect unary: the bare message in protobuf or JSON; a failure is its HTTP status and
 //!   `{"code", "message"}` in JSON.
 
-use crate::engine::value::json;
-use crate::engine::value::Map;
+use crate::engine::value::{json, Map};
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 

@@ -1,8 +1,7 @@
 //! HTTP endpoints: a method and a path template; the input from the path's params, the query
 //! string and the body in the endpoint's request codec; the answer in its response codec.
 
-use crate::engine::value::json;
-use crate::engine::value::Map;
+use crate::engine::value::{json, Map};
 use percent_encoding::percent_decode_str;
 use semaphore_plan::{Codec, Endpoint, Plan, Segment};
 

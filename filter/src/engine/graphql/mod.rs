@@ -13,8 +13,7 @@ mod respond;
 
 use std::rc::Rc;
 
-use crate::engine::value::json;
-use crate::engine::value::{Map, Value};
+use crate::engine::value::{json, Map, Value};
 use log::warn;
 
 use super::endpoint::{graphql as http, Match};

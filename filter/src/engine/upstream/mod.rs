@@ -46,9 +46,11 @@ pub(super) fn build_callout(
     let Some(service) = plan.services.get(call.service as usize) else {
         return Err(Failure::new(500, "the plan names a service it does not define"));
     };
-    let params = codec::map_from(call.params.iter().filter_map(|p| {
-        Some((p.name.clone(), Value::String(codec::to_text(&evaluate(p.value.as_ref()?)?))))
-    }));
+    let params: Map = call
+        .params
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), Value::String(codec::to_text(&evaluate(p.value.as_ref()?)?)))))
+        .collect();
     let headers = headers(call, incoming, &evaluate)?;
     let mut callout = match service.transport() {
         Transport::Http => http::callout(plan, service, call, request, &params, headers)?,

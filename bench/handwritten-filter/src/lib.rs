@@ -200,7 +200,16 @@ impl Request {
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        hostcalls::dispatch_http_call(cluster, headers, body, vec![], Duration::from_secs(5)).unwrap_or(0)
+        match hostcalls::dispatch_http_call(cluster, headers, body, vec![], Duration::from_secs(5)) {
+            Ok(token) => token,
+            // No answer would ever come for it: the client is answered now.
+            Err(_) => {
+                let body =
+                    serde_json::json!({ "message": "an upstream call could not be made", "status": 502 });
+                Request::answer(502, body.to_string().as_bytes());
+                0
+            }
+        }
     }
 
     fn get(cluster: &str, prefix: &str, id: &str) -> u32 {

@@ -212,6 +212,11 @@ impl Sagas {
         events
     }
 
+    /// Whether `token` is a compensation in flight.
+    pub fn awaits(&self, token: u32) -> bool {
+        self.sagas.iter().any(|s| s.token == Some(token))
+    }
+
     /// The answer of the compensation in flight under `token`; `status` is `None` when none
     /// arrived (refused, reset, timed out). Returns `None` when the token is not a compensation's.
     pub fn answered(&mut self, token: u32, status: Option<u16>, now_ms: u64) -> Option<Vec<SagaEvent>> {

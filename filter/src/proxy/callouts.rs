@@ -18,17 +18,29 @@ extern "C" {
 }
 pub(super) const DISPATCH_AS_ROOT: u32 = u32::MAX;
 
-/// Dispatches a call from an HTTP context as the root context's.
+/// Dispatches a call from an HTTP context as the root context's. The root context reads the
+/// callout where it is, not a copy: the outbox points to it only while the SDK runs the root
+/// context, inside this function.
 pub(super) fn dispatch_as_root(shared: &Shared, callout: &Callout) -> Result<u32, String> {
-    *shared.outbox.borrow_mut() = Some(callout.clone());
+    shared.outbox.set(callout);
     // SAFETY: the SDK's own exported entry point, called with its root context's id; it borrows
     // only the SDK's root contexts, which no HTTP context callback holds.
     unsafe { proxy_on_queue_ready(shared.root_id, DISPATCH_AS_ROOT) };
+    shared.outbox.set(std::ptr::null());
     shared
         .dispatched
         .borrow_mut()
         .take()
         .unwrap_or_else(|| Err("the root context did not dispatch the call".into()))
+}
+
+/// The callout `dispatch_as_root` is dispatching, read once.
+pub(super) fn take_outbox(shared: &Shared) -> Option<&Callout> {
+    let callout = shared.outbox.replace(std::ptr::null());
+    // SAFETY: the outbox is not null only inside `dispatch_as_root`, which holds the callout
+    // borrowed around the synchronous call that brings the root context here; the reference
+    // does not outlive that callback.
+    unsafe { callout.as_ref() }
 }
 
 pub(super) fn dispatch(callout: &Callout) -> Result<u32, String> {

@@ -9,7 +9,6 @@ mod host;
 mod metrics;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use rustc_hash::FxHashMap;
 
 use semaphore_plan::GRAPHQL_LISTENER_HEADER;
 
@@ -24,7 +24,8 @@ use crate::config::load_plan;
 use crate::engine::saga::{Limits, DRAIN_LIMIT};
 use crate::engine::{Callout, Engine, Host, Match, Request, Route, Run, Sagas, UpstreamResponse, Wire};
 use callouts::{
-    dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, ticking, DISPATCH_AS_ROOT,
+    dispatch, now_ms, read_grpc_response, read_http_response, set_tick_period, take_outbox, ticking,
+    DISPATCH_AS_ROOT,
 };
 use host::{remove_client_forward_cluster, EnvoyHost};
 use metrics::{increment, Metrics};
@@ -48,11 +49,12 @@ struct Shared {
     metrics: Metrics,
     sagas: RefCell<Sagas>,
     /// Each HTTP context's flow, by context id.
-    streams: RefCell<HashMap<u32, Stream>>,
+    streams: RefCell<FxHashMap<u32, Stream>>,
     /// Which HTTP context each call in flight belongs to, by token.
-    owners: RefCell<HashMap<u32, u32>>,
-    /// A call an HTTP context asks the root context to dispatch, and what came of it.
-    outbox: RefCell<Option<Callout>>,
+    owners: RefCell<FxHashMap<u32, u32>>,
+    /// A call an HTTP context asks the root context to dispatch (see `dispatch_as_root`), and
+    /// what came of it.
+    outbox: std::cell::Cell<*const Callout>,
     dispatched: RefCell<Option<Result<u32, String>>>,
     /// The log has said once that bodies do not reach the filter.
     told_no_body: std::cell::Cell<bool>,
@@ -80,11 +82,22 @@ impl Root {
         self.shared.iter().chain(self.retired.iter()).cloned().collect()
     }
 
+    /// The state a call in flight belongs to, its plan's or a retired one's: a flow's call, by
+    /// the stream it is for, or a compensation.
+    fn owner_of(&self, token: u32) -> Option<(Rc<Shared>, Option<u32>)> {
+        self.shared.iter().chain(&self.retired).find_map(|shared| {
+            if let Some(context_id) = shared.owners.borrow_mut().remove(&token) {
+                return Some((Rc::clone(shared), Some(context_id)));
+            }
+            shared.sagas.borrow().awaits(token).then(|| (Rc::clone(shared), None))
+        })
+    }
+
     /// Dispatches the compensations that are due, and keeps the timer for the next.
     fn pump(&mut self, now: u64, on_tick: bool) {
         let mut next: Option<u64> = None;
         let mut idle = true;
-        for shared in self.all_shared() {
+        for shared in self.shared.iter().chain(&self.retired) {
             let mut sagas = shared.sagas.borrow_mut();
             let events = sagas.pump(now, &mut |callout| {
                 increment(shared.metrics.rollbacks);
@@ -138,21 +151,20 @@ impl Root {
     /// An answer to a root-owned call: a flow's, or a compensation's.
     fn answered(&mut self, token: u32, response: UpstreamResponse) {
         let now = now_ms();
-        for shared in self.all_shared() {
-            let owner = shared.owners.borrow_mut().remove(&token);
-            if let Some(context_id) = owner {
-                flow_answered(&shared, context_id, token, response, now);
-                self.pump(now, false);
-                return;
+        match self.owner_of(token) {
+            Some((shared, Some(context_id))) => flow_answered(&shared, context_id, token, response, now),
+            Some((shared, None)) => {
+                let events = shared.sagas.borrow_mut().answered(token, response.status, now);
+                if let Some(events) = events {
+                    shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
+                }
             }
-            let events = shared.sagas.borrow_mut().answered(token, response.status, now);
-            if let Some(events) = events {
-                shared.metrics.record_sagas(&shared.engine, &shared.sagas.borrow(), &events);
-                self.pump(now, false);
+            None => {
+                debug!("answer to unknown call {token} ignored");
                 return;
             }
         }
-        debug!("answer to unknown call {token} ignored");
+        self.pump(now, false);
     }
 }
 
@@ -332,9 +344,9 @@ impl Root {
             engine,
             metrics,
             sagas: RefCell::new(Sagas::new(Limits::default(), now_ms())),
-            streams: RefCell::new(HashMap::new()),
-            owners: RefCell::new(HashMap::new()),
-            outbox: RefCell::new(None),
+            streams: RefCell::default(),
+            owners: RefCell::default(),
+            outbox: std::cell::Cell::new(std::ptr::null()),
             dispatched: RefCell::new(None),
             told_no_body: std::cell::Cell::new(false),
         });
@@ -384,8 +396,8 @@ impl Root {
     /// An HTTP context asks for a call to be the root's (see `DISPATCH_AS_ROOT`).
     fn dispatch_from_outbox(&self) {
         let Some(shared) = &self.shared else { return };
-        let Some(callout) = shared.outbox.borrow_mut().take() else { return };
-        *shared.dispatched.borrow_mut() = Some(dispatch(&callout));
+        let Some(callout) = take_outbox(shared) else { return };
+        *shared.dispatched.borrow_mut() = Some(dispatch(callout));
     }
 }
 

@@ -93,8 +93,13 @@ fn header_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     pairs
 }
 
+/// Checked as UTF-8 first, which header text nearly always is and which is cheaper than the
+/// lossy reading of whatever is not.
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]

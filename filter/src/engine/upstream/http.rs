@@ -59,12 +59,15 @@ pub(super) fn callout(
         }
         (None, None)
     };
-    let mut all: Vec<(HeaderText, HeaderText)> = vec![
+    // Room for the pseudo-headers, the content type, the call's own headers and the execution
+    // id the execution adds: the vector is allocated once.
+    let mut all: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(headers.len() + 6);
+    all.extend([
         (":method".into(), method),
         (":path".into(), path.into()),
         (":authority".into(), service.authority.clone().into()),
         ("accept".into(), service.response_codec().content_type().into()),
-    ];
+    ]);
     if let Some(content_type) = content_type {
         all.push(("content-type".into(), content_type.into()));
     }
